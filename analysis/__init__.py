@@ -1,0 +1,4 @@
+"""Metric analysis for progressive delivery, usable without the controller.
+
+``analysis.providers`` queries metric back ends; it depends on nothing in ``canary``.
+"""

@@ -1,0 +1,1 @@
+"""Metric providers: one module per back end, each answering a query with a ``QueryResult``."""

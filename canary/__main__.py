@@ -1,0 +1,5 @@
+"""``python -m canary`` is the ``canary`` command."""
+
+from canary.cli import main
+
+main()

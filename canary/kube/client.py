@@ -1,0 +1,168 @@
+"""Dict-in, dict-out access to any Kubernetes resource, on the official dynamic client.
+
+Callers name resources by apiVersion and kind, as manifests do. API errors become the
+application's error types (``canary.errors``) so that no caller needs to know the client.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar, cast
+
+from kubernetes import config as kube_config
+from kubernetes.client import ApiClient
+from kubernetes.dynamic import DynamicClient
+from kubernetes.dynamic.exceptions import DynamicApiError, NotFoundError, ResourceNotFoundError
+from urllib3.exceptions import HTTPError
+
+from canary.errors import Conflict, InvalidObject, PermanentError, TemporaryError
+
+T = TypeVar("T")
+Obj = dict[str, Any]
+
+
+def api_client(kubeconfig: Path | None = None) -> ApiClient:
+    """An ApiClient for ``kubeconfig``, or the in-cluster config, or the default kubeconfig."""
+    if kubeconfig is not None:
+        return cast(ApiClient, kube_config.new_client_from_config(config_file=str(kubeconfig)))
+    try:
+        kube_config.load_incluster_config()
+    except kube_config.ConfigException:
+        return cast(ApiClient, kube_config.new_client_from_config())
+    return ApiClient()
+
+
+class Kube:
+    """Generic reads and writes; one instance shares one connection pool across threads."""
+
+    def __init__(self, client: ApiClient) -> None:
+        self._client = client
+        self._dynamic = DynamicClient(client)
+
+    @classmethod
+    def from_kubeconfig(cls, kubeconfig: Path | None = None) -> Kube:
+        """Connect with ``kubeconfig`` (see ``api_client`` for the fallbacks)."""
+        return cls(api_client(kubeconfig))
+
+    def close(self) -> None:
+        """Release the connection pool."""
+        self._client.close()
+
+    def _resource(self, api_version: str, kind: str) -> Any:  # noqa: ANN401 - the client is untyped
+        try:
+            return self._dynamic.resources.get(api_version=api_version, kind=kind)
+        except ResourceNotFoundError:
+            # A CRD may have been established since discovery ran: look again once.
+            self._dynamic.resources.invalidate_cache()
+            try:
+                return self._dynamic.resources.get(api_version=api_version, kind=kind)
+            except ResourceNotFoundError as exc:
+                raise PermanentError(f"the API server serves no {kind} in {api_version}") from exc
+
+    def _call(self, what: str, fn: Callable[[], T]) -> T:
+        try:
+            return fn()
+        except DynamicApiError as exc:
+            raise _translate(what, exc) from exc
+        except HTTPError as exc:
+            raise TemporaryError(f"{what}: {exc}") from exc
+
+    def get(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> Obj | None:
+        """The object, or None when it does not exist."""
+        resource = self._resource(api_version, kind)
+        try:
+            found = self._call(f"get {kind} {_ref(namespace, name)}",
+                               lambda: self._dynamic.get(resource, name=name, namespace=namespace))
+        except _Missing:
+            return None
+        return cast(Obj, found.to_dict())
+
+    def list(
+        self, api_version: str, kind: str, *, namespace: str | None = None, label_selector: str | None = None
+    ) -> list[Obj]:
+        """Every object of a kind, in one namespace or in all."""
+        resource = self._resource(api_version, kind)
+        found = self._call(f"list {kind}", lambda: self._dynamic.get(
+            resource, namespace=namespace, label_selector=label_selector))
+        return [cast(Obj, item) for item in found.to_dict().get("items", [])]
+
+    def create(self, body: Obj) -> Obj:
+        """Create ``body``; a conflict with an existing object raises ``Conflict``."""
+        resource = self._resource(body["apiVersion"], body["kind"])
+        meta = body.get("metadata", {})
+        created = self._call(f"create {body['kind']} {_ref(meta.get('namespace'), meta.get('name'))}",
+                             lambda: self._dynamic.create(resource, body=body, namespace=meta.get("namespace")))
+        return cast(Obj, created.to_dict())
+
+    def apply(self, body: Obj, *, field_manager: str, subresource: str | None = None) -> Obj:
+        """Server-side apply ``body`` as ``field_manager``, taking over conflicting fields."""
+        resource = self._resource(body["apiVersion"], body["kind"])
+        if subresource is not None:
+            resource = resource.subresources[subresource]
+        meta = body["metadata"]
+        applied = self._call(
+            f"apply {body['kind']} {_ref(meta.get('namespace'), meta['name'])}",
+            lambda: self._dynamic.server_side_apply(
+                resource, body=body, name=meta["name"], namespace=meta.get("namespace"),
+                field_manager=field_manager, force_conflicts=True),
+        )
+        return cast(Obj, applied.to_dict())
+
+    def merge_patch(
+        self, api_version: str, kind: str, name: str, patch: Obj, *, namespace: str | None = None,
+        subresource: str | None = None,
+    ) -> Obj:
+        """JSON merge patch; include metadata.resourceVersion in ``patch`` for a conditional write."""
+        resource = self._resource(api_version, kind)
+        if subresource is not None:
+            resource = resource.subresources[subresource]
+        patched = self._call(
+            f"patch {kind} {_ref(namespace, name)}",
+            lambda: self._dynamic.patch(resource, body=patch, name=name, namespace=namespace,
+                                        content_type="application/merge-patch+json"),
+        )
+        return cast(Obj, patched.to_dict())
+
+    def delete(
+        self, api_version: str, kind: str, name: str, *, namespace: str | None = None,
+        propagation: str = "Background",
+    ) -> bool:
+        """Delete an object; False when it was already gone."""
+        resource = self._resource(api_version, kind)
+        body = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": propagation}
+        try:
+            self._call(f"delete {kind} {_ref(namespace, name)}",
+                       lambda: self._dynamic.delete(resource, name=name, namespace=namespace, body=body))
+        except _Missing:
+            return False
+        return True
+
+
+class _Missing(TemporaryError):
+    """A 404, which the public methods turn into None or False."""
+
+
+def _ref(namespace: str | None, name: str | None) -> str:
+    return f"{namespace}/{name}" if namespace else str(name)
+
+
+def _translate(what: str, exc: DynamicApiError) -> Exception:
+    status = getattr(exc, "status", None)
+    message = _server_message(exc)
+    if isinstance(exc, NotFoundError) or status == 404:
+        return _Missing(f"{what}: not found")
+    if status == 409:
+        return Conflict(f"{what}: {message}")
+    if status in (400, 422):
+        return InvalidObject(f"{what}: {message}")
+    if status in (401, 403):
+        return PermanentError(f"{what}: {message}")
+    return TemporaryError(f"{what}: HTTP {status}: {message}")
+
+
+def _server_message(exc: DynamicApiError) -> str:
+    summary = getattr(exc, "summary", None)
+    if callable(summary):
+        return str(summary())
+    return str(exc)

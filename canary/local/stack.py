@@ -1,0 +1,357 @@
+"""Bring a local stack up, take it down, and say what runs: the code behind ``canary local``.
+
+Up starts, in order, etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok
+(with fake nodes), plus Prometheus, all on free loopback ports, and returns once the API server
+is ready, every node is Ready and Prometheus answers. Everything a later ``down`` or ``status``
+needs (pids, ports, paths) is written to ``state.json`` in the state folder as it starts, so a
+failed or interrupted ``up`` can still be cleaned away. The pytest harness calls the same code.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import json
+import os
+import shutil
+import ssl
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+
+from canary.errors import LocalStackError
+from canary.kube.client import Kube
+from canary.local import binaries, kwok, pki, procs, prometheus
+from canary.local.ports import free_ports
+from canary.local.procs import ProcessRecord
+from canary.local.waiting import wait_until
+
+Progress = Callable[[str], None]
+T = TypeVar("T")
+STATE_FILE = "state.json"
+_START_TIMEOUT = 90.0
+
+
+@dataclass(frozen=True)
+class StackOptions:
+    """How to bring a stack up.
+
+    ``external_kubeconfig`` uses an existing cluster (kind, say) instead of starting a control
+    plane; Prometheus still runs locally.
+    """
+
+    state_dir: Path
+    nodes: int = 2
+    external_kubeconfig: Path | None = None
+
+
+class StackState(BaseModel):
+    """The contents of state.json: what runs, where, and which files belong to it."""
+
+    state_dir: str
+    kubeconfig: str
+    external_cluster: bool
+    prometheus_url: str
+    prometheus_targets: str
+    versions: dict[str, str]
+    started_at: dt.datetime
+    ready: bool = False
+    processes: list[ProcessRecord] = []
+
+    def process(self, name: str) -> ProcessRecord | None:
+        """The record of the process called ``name``, if it was started."""
+        return next((p for p in self.processes if p.name == name), None)
+
+    def add_target(self, *, job: str, address: str, labels: dict[str, str] | None = None) -> Path:
+        """Have this stack's Prometheus scrape ``address`` as job ``job``."""
+        return prometheus.add_target(Path(self.prometheus_targets), job=job, address=address, labels=labels)
+
+    def remove_target(self, *, job: str) -> None:
+        """Stop scraping what ``add_target`` registered as ``job``."""
+        prometheus.remove_target(Path(self.prometheus_targets), job=job)
+
+    def exports(self) -> str:
+        """Shell lines that point kubectl and the tools at this stack."""
+        return f"export KUBECONFIG={self.kubeconfig}\nexport PROMETHEUS_URL={self.prometheus_url}"
+
+
+def default_state_dir() -> Path:
+    """``.cache/local`` of the project (or of ``CANARY_CACHE_DIR``)."""
+    return binaries.cache_root() / "local"
+
+
+def load_state(state_dir: Path) -> StackState | None:
+    """The recorded state of the stack in ``state_dir``, or None when none was started there."""
+    path = state_dir / STATE_FILE
+    if not path.is_file():
+        return None
+    return StackState.model_validate_json(path.read_text())
+
+
+def _save(state: StackState) -> None:
+    path = Path(state.state_dir) / STATE_FILE
+    partial = path.with_suffix(".tmp")
+    partial.write_text(state.model_dump_json(indent=2))
+    partial.rename(path)
+
+
+@contextmanager
+def _locked(state_dir: Path) -> Iterator[None]:
+    """One up or down at a time per state folder."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    with (state_dir / ".lock").open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def up(options: StackOptions, *, progress: Progress = lambda _: None) -> StackState:
+    """Start a stack in ``options.state_dir``, or return the one already running there."""
+    state_dir = options.state_dir.resolve()
+    with _locked(state_dir):
+        existing = load_state(state_dir)
+        if existing is not None:
+            if existing.ready and all(procs.is_alive(p) for p in existing.processes):
+                progress(f"a stack already runs in {state_dir}")
+                return existing
+            progress(f"cleaning up an earlier stack in {state_dir} that is not complete")
+            _teardown(existing, progress=progress)
+        bin_dir = None if options.external_kubeconfig else binaries.ensure_built()
+        return _Starter(options, state_dir, bin_dir, progress).start()
+
+
+def down(state_dir: Path, *, progress: Progress = lambda _: None) -> StackState | None:
+    """Stop what the stack in ``state_dir`` started and remove its files (logs are kept)."""
+    state_dir = state_dir.resolve()
+    with _locked(state_dir):
+        state = load_state(state_dir)
+        if state is None:
+            progress(f"no stack in {state_dir}")
+            return None
+        _teardown(state, progress=progress)
+        return state
+
+
+def _teardown(state: StackState, *, progress: Progress) -> None:
+    for record in reversed(state.processes):
+        if procs.is_alive(record):
+            procs.stop(record)
+            progress(f"stopped {record.name} (pid {record.pid})")
+    state_dir = Path(state.state_dir)
+    for entry in state_dir.iterdir():
+        if entry.name in ("logs", ".lock"):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+
+
+class _Starter:
+    """The steps of one ``up``; state.json is rewritten after every process it starts."""
+
+    def __init__(self, options: StackOptions, state_dir: Path, bin_dir: Path | None, progress: Progress) -> None:
+        self.options = options
+        self.dir = state_dir
+        self.bin = bin_dir
+        self.progress = progress
+        self.logs = state_dir / "logs"
+        self.began = time.monotonic()
+        etcd_port, peer_port, api_port, prom_port = free_ports(4)
+        self.etcd_url = f"http://127.0.0.1:{etcd_port}"
+        self.peer_url = f"http://127.0.0.1:{peer_port}"
+        self.api_url = f"https://127.0.0.1:{api_port}"
+        self.prom_address = f"127.0.0.1:{prom_port}"
+        external = options.external_kubeconfig
+        self.state = StackState(
+            state_dir=str(state_dir),
+            kubeconfig=str(external.resolve() if external else state_dir / "kubeconfig"),
+            external_cluster=external is not None,
+            prometheus_url=f"http://{self.prom_address}",
+            prometheus_targets=str(state_dir / "prometheus" / "targets"),
+            versions={} if external else binaries.pins(),
+            started_at=dt.datetime.now(dt.UTC),
+        )
+
+    def _note(self, message: str) -> None:
+        self.progress(f"[{time.monotonic() - self.began:5.1f}s] {message}")
+
+    def _spawn(self, name: str, argv: list[str], *, address: str = "") -> ProcessRecord:
+        record = procs.spawn(name, argv, log=self.logs / f"{name}.log", address=address)
+        self.state.processes.append(record)
+        _save(self.state)
+        self._note(f"started {name} (pid {record.pid}) {address}".rstrip())
+        return record
+
+    def _bin(self, name: str) -> str:
+        assert self.bin is not None  # noqa: S101 - only the control-plane steps call this
+        return str(self.bin / name)
+
+    def start(self) -> StackState:
+        try:
+            return self._start()
+        except BaseException:
+            self.progress("start failed; stopping what was started")
+            _teardown(self.state, progress=self.progress)
+            raise
+
+    def _start(self) -> StackState:
+        prometheus_binary = prometheus.executable()
+        _save(self.state)
+        if not self.state.external_cluster:
+            self._control_plane()
+        prom = self._prometheus(prometheus_binary)
+        if not self.state.external_cluster:
+            self._wait_nodes_ready()
+        wait_until(lambda: self._alive_then(prom, lambda: _http_status(f"{self.state.prometheus_url}/-/ready")),
+                   lambda code: code == 200, what="Prometheus to be ready", timeout=_START_TIMEOUT)
+        self._note("Prometheus is ready")
+        self.state.ready = True
+        _save(self.state)
+        return self.state
+
+    def _control_plane(self) -> None:
+        certs = pki.generate(self.dir / "pki")
+        kubeconfig = Path(self.state.kubeconfig)
+        pki.write_kubeconfig(kubeconfig, pki=certs, server=self.api_url)
+
+        etcd = self._spawn("etcd", [
+            self._bin("etcd"), "--name=local", f"--data-dir={self.dir / 'etcd'}",
+            f"--listen-client-urls={self.etcd_url}", f"--advertise-client-urls={self.etcd_url}",
+            f"--listen-peer-urls={self.peer_url}", f"--initial-advertise-peer-urls={self.peer_url}",
+            f"--initial-cluster=local={self.peer_url}", "--unsafe-no-fsync=true", "--log-level=warn",
+        ], address=self.etcd_url)
+        wait_until(lambda: self._alive_then(etcd, lambda: _http_json(f"{self.etcd_url}/health")),
+                   lambda body: body.get("health") == "true", what="etcd to be healthy", timeout=_START_TIMEOUT)
+        self._note("etcd is healthy")
+
+        apiserver = self._spawn("kube-apiserver", [
+            self._bin("kube-apiserver"), f"--etcd-servers={self.etcd_url}",
+            f"--secure-port={self.api_url.rsplit(':', 1)[1]}", "--bind-address=127.0.0.1",
+            "--advertise-address=127.0.0.1", f"--tls-cert-file={certs.server_cert}",
+            f"--tls-private-key-file={certs.server_key}", f"--client-ca-file={certs.ca_cert}",
+            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+            f"--service-account-key-file={certs.sa_pub}",
+            f"--service-account-signing-key-file={certs.sa_key}",
+            "--service-cluster-ip-range=10.0.0.0/24", "--authorization-mode=Node,RBAC",
+            "--allow-privileged=true", "--profiling=false", f"--cert-dir={self.dir / 'pki'}",
+        ], address=self.api_url)
+        context = _tls_context(certs)
+        wait_until(lambda: self._alive_then(apiserver, lambda: _http_status(f"{self.api_url}/readyz", context)),
+                   lambda code: code == 200, what="kube-apiserver to be ready", timeout=_START_TIMEOUT)
+        self._note("kube-apiserver is ready")
+
+        self._spawn("kube-controller-manager", [
+            self._bin("kube-controller-manager"), f"--kubeconfig={kubeconfig}",
+            f"--root-ca-file={certs.ca_cert}", f"--service-account-private-key-file={certs.sa_key}",
+            "--leader-elect=false", "--secure-port=0", "--profiling=false",
+        ])
+        self._spawn("kube-scheduler", [
+            self._bin("kube-scheduler"), f"--kubeconfig={kubeconfig}", "--leader-elect=false",
+            "--secure-port=0", "--profiling=false",
+        ])
+        self._create_nodes()
+        config = self.dir / "kwok.yaml"
+        kwok.write_config(config)
+        self._spawn("kwok", kwok.argv(binary=self._bin("kwok"), kubeconfig=kubeconfig, config=config))
+
+    def _prometheus(self, binary: str) -> ProcessRecord:
+        folder = self.dir / "prometheus"
+        config = folder / "prometheus.yml"
+        folder.mkdir(parents=True, exist_ok=True)
+        prometheus.write_config(config, targets_dir=Path(self.state.prometheus_targets),
+                                self_address=self.prom_address)
+        return self._spawn("prometheus", prometheus.argv(binary=binary, config=config, data_dir=folder / "data",
+                                                         address=self.prom_address),
+                           address=self.state.prometheus_url)
+
+    def _kube(self) -> Kube:
+        return Kube.from_kubeconfig(Path(self.state.kubeconfig))
+
+    def _create_nodes(self) -> None:
+        kube = self._kube()
+        try:
+            for index in range(self.options.nodes):
+                kube.apply(kwok.node(f"kwok-node-{index}"), field_manager="canary-local")
+        finally:
+            kube.close()
+
+    def _wait_nodes_ready(self) -> None:
+        kube = self._kube()
+        watched = [p for p in self.state.processes if p.name != "prometheus"]
+        try:
+            def ready_nodes() -> list[str]:
+                self._check_alive(watched)
+                return [n["metadata"]["name"] for n in kube.list("v1", "Node") if _node_ready(n)]
+
+            wait_until(ready_nodes, lambda names: len(names) >= self.options.nodes,
+                       what=f"{self.options.nodes} nodes to be Ready", timeout=_START_TIMEOUT)
+            self._note(f"{self.options.nodes} kwok nodes are Ready")
+
+            def default_service_account() -> bool:
+                self._check_alive(watched)
+                return kube.get("v1", "ServiceAccount", "default", namespace="default") is not None
+
+            wait_until(default_service_account, bool, what="kube-controller-manager to create the default "
+                       "ServiceAccount", timeout=_START_TIMEOUT)
+            self._note("kube-controller-manager is working")
+        finally:
+            kube.close()
+
+    def _check_alive(self, records: list[ProcessRecord]) -> None:
+        for record in records:
+            if not procs.is_alive(record):
+                raise LocalStackError(f"{record.name} exited during start; the end of {record.log}:\n"
+                                      f"{procs.log_tail(record)}")
+
+    def _alive_then(self, record: ProcessRecord, probe: Callable[[], T]) -> T:
+        self._check_alive([record])
+        return probe()
+
+
+def _node_ready(node: dict[str, Any]) -> bool:
+    conditions = node.get("status", {}).get("conditions") or []
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+
+def _tls_context(certs: pki.Pki) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=str(certs.ca_cert))
+    context.load_cert_chain(str(certs.admin_cert), str(certs.admin_key))
+    return context
+
+
+def _http_status(url: str, context: ssl.SSLContext | None = None) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=2, context=context) as response:  # noqa: S310 - our own URLs
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def _http_json(url: str) -> dict[str, Any]:
+    with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - our own URL
+        body: dict[str, Any] = json.loads(response.read())
+        return body
+
+
+def is_running(state: StackState) -> dict[str, bool]:
+    """Whether each recorded process still runs, by name."""
+    return {record.name: procs.is_alive(record) for record in state.processes}
+
+
+def uptime(state: StackState) -> dt.timedelta:
+    """How long ago the stack was started."""
+    return dt.datetime.now(dt.UTC) - state.started_at
+
+
+def environ_with(state: StackState) -> dict[str, str]:
+    """The current environment plus KUBECONFIG and PROMETHEUS_URL of ``state``."""
+    return {**os.environ, "KUBECONFIG": state.kubeconfig, "PROMETHEUS_URL": state.prometheus_url}

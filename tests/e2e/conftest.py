@@ -1,0 +1,60 @@
+"""The end-to-end harness: one local stack per test session, one namespace per test.
+
+``CANARY_TEST_KUBECONFIG`` runs the tests against an existing cluster (kind, say) instead of
+starting a control plane; Prometheus still runs locally either way.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from canary.kube.client import Kube
+from canary.local import stack
+from canary.local.waiting import wait_until
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/e2e/" in str(item.path):
+            item.add_marker(pytest.mark.e2e)
+
+
+@pytest.fixture(scope="session")
+def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[stack.StackState]:
+    """A running stack for the whole session, taken down at its end."""
+    external = os.environ.get("CANARY_TEST_KUBECONFIG")
+    options = stack.StackOptions(
+        state_dir=tmp_path_factory.mktemp("stack"),
+        external_kubeconfig=Path(external) if external else None,
+    )
+    state = stack.up(options, progress=print)
+    try:
+        yield state
+    finally:
+        stack.down(options.state_dir, progress=print)
+
+
+@pytest.fixture(scope="session")
+def kube(local_stack: stack.StackState) -> Iterator[Kube]:
+    """A client of the session's cluster, as cluster-admin."""
+    client = Kube.from_kubeconfig(Path(local_stack.kubeconfig))
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def namespace(kube: Kube, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh namespace named after the test, deleted after it."""
+    slug = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower().removeprefix("test_"))[:40].strip("-")
+    name = f"t-{slug}-{os.urandom(3).hex()}"
+    kube.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+    # Pods are refused until kube-controller-manager has made the namespace's default ServiceAccount.
+    wait_until(lambda: kube.get("v1", "ServiceAccount", "default", namespace=name), lambda sa: sa is not None,
+               what=f"the default ServiceAccount of namespace {name}", timeout=30)
+    yield name
+    kube.delete("v1", "Namespace", name)
