@@ -24,9 +24,8 @@ def _canary(*args: str) -> subprocess.CompletedProcess[str]:
                           timeout=180)
 
 
-def _ports(state: dict[str, object]) -> list[int]:
-    urls = [p["address"] for p in state["processes"] if p["address"]]  # type: ignore[index, union-attr]
-    return [int(urlparse(url).port or 0) for url in urls]
+def _ports(records: list[ProcessRecord]) -> list[int]:
+    return [int(urlparse(r.address).port or 0) for r in records if r.address]
 
 
 def test_up_status_down_twice_leaves_no_process_or_port_behind(tmp_path: Path) -> None:
@@ -43,7 +42,7 @@ def test_up_status_down_twice_leaves_no_process_or_port_behind(tmp_path: Path) -
         assert [r.name for r in records] == ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler",
                                              "kwok", "prometheus"]
         assert all(procs.is_alive(r) for r in records)
-        ports = _ports(state)
+        ports = _ports(records)
         assert len(ports) == 3
         assert all(is_listening(port) for port in ports)
 
