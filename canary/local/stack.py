@@ -27,6 +27,7 @@ from pydantic import BaseModel
 
 from canary.errors import LocalStackError
 from canary.kube.client import Kube
+from canary.kube.conditions import is_true
 from canary.local import binaries, kwok, pki, procs, prometheus
 from canary.local.ports import free_ports
 from canary.local.procs import ProcessRecord
@@ -290,7 +291,7 @@ class _Starter:
         try:
             def ready_nodes() -> list[str]:
                 self._check_alive(watched)
-                return [n["metadata"]["name"] for n in kube.list("v1", "Node") if _node_ready(n)]
+                return [n["metadata"]["name"] for n in kube.list("v1", "Node") if is_true(n, "Ready")]
 
             wait_until(ready_nodes, lambda names: len(names) >= self.options.nodes,
                        what=f"{self.options.nodes} nodes to be Ready", timeout=_START_TIMEOUT)
@@ -315,11 +316,6 @@ class _Starter:
     def _alive_then(self, record: ProcessRecord, probe: Callable[[], T]) -> T:
         self._check_alive([record])
         return probe()
-
-
-def _node_ready(node: dict[str, Any]) -> bool:
-    conditions = node.get("status", {}).get("conditions") or []
-    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
 
 
 def _tls_context(certs: pki.Pki) -> ssl.SSLContext:

@@ -12,10 +12,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from canary.kube.client import Kube
+from canary.kube.conditions import is_true
 from canary.local import stack
 from canary.local.waiting import wait_until
+
+CRDS = Path(__file__).parents[2] / "manifests" / "crds"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -58,3 +62,20 @@ def namespace(kube: Kube, request: pytest.FixtureRequest) -> Iterator[str]:
                what=f"the default ServiceAccount of namespace {name}", timeout=30)
     yield name
     kube.delete("v1", "Namespace", name)
+
+
+@pytest.fixture(scope="session")
+def canary_crds(kube: Kube) -> list[str]:
+    """Our CRDs, applied from manifests/crds and Established."""
+    names = []
+    for path in sorted(CRDS.glob("*.yaml")):
+        crd = yaml.safe_load(path.read_text())
+        kube.apply(crd, field_manager="canary-tests")
+        names.append(crd["metadata"]["name"])
+    def established() -> list[str]:
+        return [n for n in names if is_true(kube.get("apiextensions.k8s.io/v1", "CustomResourceDefinition", n),
+                                            "Established")]
+
+    wait_until(established, lambda done: len(done) == len(names), what=f"CRDs {names} to be Established",
+               timeout=30)
+    return names

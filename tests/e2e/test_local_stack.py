@@ -15,6 +15,7 @@ from analysis.providers.base import Outcome, QueryResult
 from analysis.providers.prometheus import PrometheusProvider
 from canary.errors import InvalidObject
 from canary.kube.client import Kube
+from canary.kube.conditions import is_true
 from canary.local import stack
 from canary.local.waiting import wait_until
 from tests.builders import make_configmap, make_deployment
@@ -70,12 +71,8 @@ def test_crd_from_a_yaml_file_is_established_and_its_status_subresource_works(ku
     crd = yaml.safe_load((DATA / "widgets-crd.yaml").read_text())
     kube.apply(crd, field_manager="test")
 
-    def established() -> bool:
-        found = kube.get("apiextensions.k8s.io/v1", "CustomResourceDefinition", crd["metadata"]["name"]) or {}
-        return any(c["type"] == "Established" and c["status"] == "True"
-                   for c in found.get("status", {}).get("conditions", []))
-
-    wait_until(established, bool, what="the Widget CRD to be established", timeout=30)
+    wait_until(lambda: kube.get("apiextensions.k8s.io/v1", "CustomResourceDefinition", crd["metadata"]["name"]),
+               lambda found: is_true(found, "Established"), what="the Widget CRD to be established", timeout=30)
 
     widget = {"apiVersion": "test.canary.dev/v1", "kind": "Widget",
               "metadata": {"name": "w", "namespace": namespace}, "spec": {"size": 3}}

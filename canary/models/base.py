@@ -1,0 +1,46 @@
+"""What every model of a Kubernetes object shares: camelCase on the wire, and Go durations."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+GROUP = "canary.dev"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
+DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$"
+_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+class Model(BaseModel):
+    """A part of a resource: camelCase aliases, unknown fields refused, immutable."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True)
+
+
+class OpenModel(Model):
+    """A part whose schema we only partly type (mesh-specific blocks); unknown fields are kept."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+def parse_duration(text: str) -> timedelta:
+    """Parse a Go duration such as ``1m30s`` or ``500ms``."""
+    if not re.fullmatch(DURATION_PATTERN, text):
+        raise ValueError(f"{text!r} is not a duration such as 30s, 1m or 1m30s")
+    seconds = sum(float(number) * _UNIT_SECONDS[unit] for number, unit in _DURATION_PART.findall(text))
+    return timedelta(seconds=seconds)
+
+
+def _checked_duration(text: str) -> str:
+    parse_duration(text)
+    return text
+
+
+Duration = Annotated[str, Field(pattern=DURATION_PATTERN), AfterValidator(_checked_duration)]

@@ -1,0 +1,466 @@
+"""The Canary resource: Flagger's ``flagger.app/v1beta1`` Canary, field for field, in ``canary.dev``.
+
+Defaults are Flagger's and are applied when a spec is read (the CRD stores what the user
+wrote). The one deliberate difference in this module: an analysis interval may be as short as
+1s (Flagger raises anything under 10s to 10s); see docs/flagger.md.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import ConfigDict, Field, model_validator
+
+from canary.models.base import Duration, Model, OpenModel, parse_duration
+
+Weight = Annotated[int, Field(ge=0, le=100)]
+StepWeight = Annotated[int, Field(ge=1, le=100)]
+Percent = Annotated[int, Field(ge=0, le=100)]
+Port = Annotated[int, Field(ge=1, le=65535)]
+Name = Annotated[str, Field(min_length=1)]
+
+PROGRESS_DEADLINE_SECONDS = 600
+ANALYSIS_INTERVAL = "1m"
+METRIC_INTERVAL = "1m"
+READY_THRESHOLD = 100
+TOTAL_WEIGHT = 100
+
+Provider = Literal[
+    "apisix", "appmesh", "appmesh:v1beta2", "contour", "gatewayapi", "gatewayapi:v1", "gatewayapi:v1beta1",
+    "gloo", "istio", "knative", "kubernetes", "kuma", "linkerd", "nginx", "osm", "skipper", "smi",
+    "smi:v1alpha1", "smi:v1alpha2", "smi:v1alpha3", "traefik",
+]
+
+
+class Phase(StrEnum):
+    """Where a canary is in its life; Flagger's phases."""
+
+    INITIALIZING = "Initializing"
+    INITIALIZED = "Initialized"
+    WAITING = "Waiting"
+    PROGRESSING = "Progressing"
+    WAITING_PROMOTION = "WaitingPromotion"
+    PROMOTING = "Promoting"
+    FINALISING = "Finalising"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    TERMINATING = "Terminating"
+    TERMINATED = "Terminated"
+
+
+class Strategy(StrEnum):
+    """How traffic moves: in weighted steps, all at once after iterations, or by request match."""
+
+    CANARY = "canary"
+    BLUE_GREEN = "blue-green"
+    AB_TESTING = "ab-testing"
+
+
+class HookType(StrEnum):
+    """When a webhook is called, Flagger's names."""
+
+    CONFIRM_ROLLOUT = "confirm-rollout"
+    PRE_ROLLOUT = "pre-rollout"
+    ROLLOUT = "rollout"
+    CONFIRM_TRAFFIC_INCREASE = "confirm-traffic-increase"
+    CONFIRM_PROMOTION = "confirm-promotion"
+    POST_ROLLOUT = "post-rollout"
+    ROLLBACK = "rollback"
+    EVENT = "event"
+
+
+class LocalObjectReference(Model):
+    """A reference to an object in the Canary's namespace."""
+
+    api_version: str | None = None
+    kind: str | None = None
+    name: Name
+
+
+class TargetReference(Model):
+    """The workload under release."""
+
+    api_version: str = "apps/v1"
+    kind: Literal["Deployment", "DaemonSet", "Service"] = "Deployment"
+    name: Name
+
+
+class CrossNamespaceObjectReference(Model):
+    """A reference to an object, by default in the Canary's namespace."""
+
+    api_version: str | None = None
+    kind: str | None = None
+    name: Name
+    namespace: str | None = None
+
+
+class ScalerReplicas(Model):
+    """Replica bounds for the primary's autoscaler."""
+
+    min_replicas: Annotated[int, Field(ge=1)] | None = None
+    max_replicas: Annotated[int, Field(ge=1)] | None = None
+
+
+class AutoscalerReference(Model):
+    """The target's autoscaler, copied for the primary."""
+
+    api_version: str = "autoscaling/v2"
+    kind: Literal["HorizontalPodAutoscaler", "ScaledObject"] = "HorizontalPodAutoscaler"
+    name: Name
+    primary_scaler_queries: dict[str, str] | None = None
+    primary_scaler_replicas: ScalerReplicas | None = None
+
+
+class CustomMetadata(Model):
+    """Labels and annotations added to a generated object."""
+
+    labels: dict[str, str] | None = None
+    annotations: dict[str, str] | None = None
+
+
+class UnmanagedMetadata(Model):
+    """Label and annotation keys on generated objects that the controller leaves alone."""
+
+    annotations: list[str] | None = None
+    labels: list[str] | None = None
+
+
+class ParentReference(Model):
+    """A Gateway API parent (usually a Gateway) of the generated HTTPRoute."""
+
+    group: str | None = None
+    kind: str | None = None
+    namespace: str | None = None
+    name: Name
+    section_name: str | None = None
+    port: Port | None = None
+
+
+class StringMatch(Model):
+    """Match a string exactly, by prefix, or by regular expression (exactly one)."""
+
+    # oneOf with bare ``required`` costs the API server nothing, unlike a CEL rule per list item.
+    model_config = ConfigDict(json_schema_extra={"oneOf": [{"required": [k]} for k in ("exact", "prefix", "regex")]})
+
+    exact: str | None = None
+    prefix: str | None = None
+    regex: str | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> StringMatch:
+        if sum(v is not None for v in (self.exact, self.prefix, self.regex)) != 1:
+            raise ValueError("exactly one of exact, prefix, regex must be set")
+        return self
+
+
+class HTTPMatchRequest(OpenModel):
+    """A request match (Istio's HTTPMatchRequest), for A/B testing; unknown mesh fields are kept."""
+
+    name: str | None = None
+    uri: StringMatch | None = None
+    method: StringMatch | None = None
+    headers: dict[str, StringMatch] | None = None
+    query_params: dict[str, StringMatch] | None = None
+    source_labels: dict[str, str] | None = None
+    ignore_uri_case: bool | None = None
+
+
+class HTTPRewrite(Model):
+    """Rewrite of the request path and authority."""
+
+    uri: str | None = None
+    authority: str | None = None
+    type: Literal["ReplaceFullPath", "ReplacePrefixMatch"] | None = None
+
+
+class HTTPRetry(Model):
+    """Retry policy of the generated route."""
+
+    attempts: Annotated[int, Field(ge=0)] | None = None
+    per_try_timeout: str | None = None
+    retry_on: str | None = None
+
+
+class HeaderOperations(Model):
+    """Headers set, added or removed."""
+
+    set: dict[str, str] | None = None
+    add: dict[str, str] | None = None
+    remove: list[str] | None = None
+
+
+class Headers(Model):
+    """Header manipulation of requests and responses."""
+
+    request: HeaderOperations | None = None
+    response: HeaderOperations | None = None
+
+
+class CanaryService(Model):
+    """The Service(s) and route generated for the target."""
+
+    name: str | None = None
+    port: Port
+    port_name: str | None = None
+    target_port: int | str | None = None
+    app_protocol: str | None = None
+    traffic_distribution: str | None = None
+    port_discovery: bool = False
+    headless: bool = False
+    timeout: str | None = None
+    backend_timeout: str | None = None
+    gateways: list[str] | None = None
+    gateway_refs: list[ParentReference] | None = None
+    hosts: list[str] | None = None
+    delegation: bool = False
+    traffic_policy: OpenModel | None = None
+    match: list[HTTPMatchRequest] | None = None
+    rewrite: HTTPRewrite | None = None
+    retries: HTTPRetry | None = None
+    headers: Headers | None = None
+    mirror: list[OpenModel] | None = None
+    cors_policy: OpenModel | None = None
+    mesh_name: str | None = None
+    backends: list[str] | None = None
+    apex: CustomMetadata | None = None
+    primary: CustomMetadata | None = None
+    canary: CustomMetadata | None = None
+    unmanaged_metadata: UnmanagedMetadata | None = None
+
+
+class ThresholdRange(Model):
+    """Bounds a metric value must stay within (either may be open)."""
+
+    min: float | None = None
+    max: float | None = None
+
+
+class CanaryMetric(Model):
+    """A check run at every analysis step."""
+
+    name: Name
+    interval: Duration | None = None
+    threshold: float | None = None
+    threshold_range: ThresholdRange | None = None
+    query: str | None = None
+    template_ref: CrossNamespaceObjectReference | None = None
+    template_variables: dict[str, str] | None = None
+
+    @property
+    def effective_interval(self) -> str:
+        """The query window: the metric's own interval, else Flagger's 1m."""
+        return self.interval or METRIC_INTERVAL
+
+
+class CanaryAlert(Model):
+    """Where to send alerts about this canary, and from what severity."""
+
+    name: Name
+    severity: Literal["info", "warn", "error"] | None = None
+    provider_ref: CrossNamespaceObjectReference
+
+
+class CanaryWebhook(Model):
+    """An HTTP gate or notification at a point of the rollout."""
+
+    type: HookType = HookType.ROLLOUT
+    name: Name
+    url: Annotated[str, Field(pattern=r"^https?://")]
+    mute_alert: bool = False
+    timeout: Duration | None = None
+    metadata: dict[str, str] | None = None
+    retries: Annotated[int, Field(ge=0)] | None = None
+    disable_tls: bool = False
+
+
+class SessionAffinity(Model):
+    """Keep a user on the canary once routed there (cookie based)."""
+
+    cookie_name: str | None = None
+    domain: str | None = None
+    http_only: bool = False
+    max_age: Annotated[int, Field(ge=0)] | None = None
+    partitioned: bool = False
+    path: str | None = None
+    same_site: str | None = None
+    secure: bool = False
+    primary_cookie_name: str | None = None
+
+
+class CanaryAnalysis(Model):
+    """How the canary is judged and how traffic moves while it is."""
+
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [{
+        "rule": "[has(self.iterations), has(self.stepWeight), has(self.stepWeights)].filter(x, x).size() == 1",
+        "message": "exactly one of iterations, stepWeight, stepWeights must be set"}]})
+
+    interval: Annotated[Duration, Field(json_schema_extra={"x-kubernetes-validations": [
+        {"rule": "duration(self) >= duration('1s')", "message": "must be at least 1s"}]})] = ANALYSIS_INTERVAL
+    iterations: Annotated[int, Field(ge=1)] | None = None
+    mirror: bool = False
+    mirror_weight: Percent | None = None
+    max_weight: StepWeight | None = None
+    step_weight: StepWeight | None = None
+    step_weights: Annotated[list[StepWeight], Field(min_length=1)] | None = None
+    step_weight_promotion: StepWeight | None = None
+    threshold: Annotated[int, Field(ge=1)] = 1
+    primary_ready_threshold: Percent | None = None
+    canary_ready_threshold: Percent | None = None
+    alerts: list[CanaryAlert] | None = None
+    metrics: list[CanaryMetric] | None = None
+    webhooks: list[CanaryWebhook] | None = None
+    match: list[HTTPMatchRequest] | None = None
+    session_affinity: SessionAffinity | None = None
+
+    @model_validator(mode="after")
+    def _rules(self) -> CanaryAnalysis:
+        chosen = [n for n in ("iterations", "step_weight", "step_weights") if getattr(self, n) is not None]
+        if len(chosen) != 1:
+            raise ValueError("exactly one of iterations, stepWeight, stepWeights must be set")
+        if parse_duration(self.interval) < timedelta(seconds=1):
+            raise ValueError(f"interval must be at least 1s, got {self.interval}")
+        if self.step_weights is not None and list(self.step_weights) != sorted(set(self.step_weights)):
+            raise ValueError("stepWeights must be strictly increasing")
+        return self
+
+    @property
+    def interval_seconds(self) -> float:
+        """The tick period in seconds."""
+        return parse_duration(self.interval).total_seconds()
+
+    @property
+    def strategy(self) -> Strategy:
+        """Flagger's rule: iterations with a match is A/B, iterations alone blue/green."""
+        if self.iterations:
+            return Strategy.AB_TESTING if self.match else Strategy.BLUE_GREEN
+        return Strategy.CANARY
+
+    @property
+    def effective_max_weight(self) -> int:
+        """The canary weight at which promotion starts."""
+        if self.step_weights:
+            return min(TOTAL_WEIGHT, self.step_weights[-1])
+        return self.max_weight or TOTAL_WEIGHT
+
+    @property
+    def effective_primary_ready_threshold(self) -> int:
+        """Percent of updated primary replicas that must be available."""
+        return READY_THRESHOLD if self.primary_ready_threshold is None else self.primary_ready_threshold
+
+    @property
+    def effective_canary_ready_threshold(self) -> int:
+        """Percent of updated canary replicas that must be available."""
+        return READY_THRESHOLD if self.canary_ready_threshold is None else self.canary_ready_threshold
+
+    def hooks(self, kind: HookType) -> list[CanaryWebhook]:
+        """The webhooks of one type, in spec order."""
+        return [w for w in self.webhooks or [] if w.type == kind]
+
+
+class CanarySpec(Model):
+    """What to release and how."""
+
+    provider: Provider | None = None
+    metrics_server: str | None = None
+    target_ref: TargetReference
+    autoscaler_ref: AutoscalerReference | None = None
+    ingress_ref: LocalObjectReference | None = None
+    route_ref: LocalObjectReference | None = None
+    upstream_ref: CrossNamespaceObjectReference | None = None
+    service: CanaryService
+    analysis: CanaryAnalysis
+    progress_deadline_seconds: Annotated[int, Field(ge=1)] = PROGRESS_DEADLINE_SECONDS
+    skip_analysis: bool = False
+    revert_on_deletion: bool = False
+    suspend: bool = False
+
+    @property
+    def service_names(self) -> tuple[str, str, str]:
+        """Names of the apex, primary and canary Services."""
+        apex = self.service.name or self.target_ref.name
+        return apex, f"{apex}-primary", f"{apex}-canary"
+
+    @property
+    def primary_name(self) -> str:
+        """Name of the generated primary workload."""
+        return f"{self.target_ref.name}-primary"
+
+
+class ConditionStatus(StrEnum):
+    """Kubernetes condition states."""
+
+    TRUE = "True"
+    FALSE = "False"
+    UNKNOWN = "Unknown"
+
+
+class CanaryCondition(Model):
+    """Flagger's ``Promoted`` condition, so ``kubectl wait --for=condition=Promoted`` works."""
+
+    type: Literal["Promoted"] = "Promoted"
+    status: ConditionStatus
+    last_update_time: datetime | None = None
+    last_transition_time: datetime | None = None
+    reason: str | None = None
+    message: str | None = None
+
+
+class MetricResult(Model):
+    """One metric's verdict in one analysis step (our addition to Flagger's status)."""
+
+    name: str
+    value: float | None = None
+    min: float | None = None
+    max: float | None = None
+    verdict: Literal["pass", "fail", "no-data", "error"]
+    message: str | None = None
+    time: datetime
+
+
+class CanaryStatus(Model):
+    """Everything the controller needs to resume a canary lives here."""
+
+    phase: Phase | None = None
+    failed_checks: Annotated[int, Field(ge=0)] = 0
+    canary_weight: Weight = 0
+    iterations: Annotated[int, Field(ge=0)] = 0
+    previous_session_affinity_cookie: str | None = None
+    session_affinity_cookie: str | None = None
+    primary_session_affinity_cookie: str | None = None
+    tracked_configs: dict[str, str] | None = None
+    last_applied_spec: str | None = None
+    last_promoted_spec: str | None = None
+    last_transition_time: datetime | None = None
+    conditions: list[CanaryCondition] | None = None
+    revision: str | None = None
+    analysis: list[MetricResult] | None = None
+    observed_generation: int | None = None
+
+
+class ObjectMeta(OpenModel):
+    """The parts of metadata the controller reads; the rest is kept as it came."""
+
+    name: Name
+    namespace: str | None = None
+    uid: str | None = None
+    generation: int | None = None
+    resource_version: str | None = None
+    labels: dict[str, str] | None = None
+    annotations: dict[str, str] | None = None
+
+
+class Canary(Model):
+    """A Canary object as stored in the cluster."""
+
+    api_version: Literal["canary.dev/v1alpha1"] = "canary.dev/v1alpha1"
+    kind: Literal["Canary"] = "Canary"
+    metadata: ObjectMeta
+    spec: CanarySpec
+    status: CanaryStatus = CanaryStatus()
+
+    @classmethod
+    def from_object(cls, obj: dict[str, Any]) -> Canary:
+        """Parse an object read from the API server."""
+        return cls.model_validate(obj)

@@ -1,0 +1,68 @@
+"""MetricTemplate and AlertProvider: Flagger's resources of the same names, in ``canary.dev``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from canary.models.base import Model
+from canary.models.canary import ObjectMeta
+
+MetricProviderType = Literal[
+    "prometheus", "datadog", "cloudwatch", "newrelic", "graphite", "influxdb", "stackdriver", "dynatrace",
+    "keptn", "splunk", "web",
+]
+
+
+class SecretReference(Model):
+    """A Secret in the same namespace as the referring object."""
+
+    name: Annotated[str, Field(min_length=1)]
+
+
+class MetricTemplateProvider(Model):
+    """Which metric back end runs the template's query, and how to reach it."""
+
+    type: MetricProviderType = "prometheus"
+    address: str | None = None
+    headers: dict[str, list[str]] | None = None
+    secret_ref: SecretReference | None = None
+    region: str | None = None
+    insecure_skip_verify: bool = False
+
+
+class MetricTemplateSpec(Model):
+    """A query with ``{{ ... }}`` placeholders, run at every analysis step."""
+
+    provider: MetricTemplateProvider = MetricTemplateProvider()
+    query: Annotated[str, Field(min_length=1)]
+
+
+class MetricTemplate(Model):
+    """A MetricTemplate object as stored in the cluster."""
+
+    api_version: Literal["canary.dev/v1alpha1"] = "canary.dev/v1alpha1"
+    kind: Literal["MetricTemplate"] = "MetricTemplate"
+    metadata: ObjectMeta
+    spec: MetricTemplateSpec
+
+
+class AlertProviderSpec(Model):
+    """A chat or webhook destination for alerts."""
+
+    type: Literal["slack", "msteams", "discord", "rocket", "gchat", "generic"]
+    channel: str | None = None
+    username: str | None = None
+    address: str | None = None
+    proxy: str | None = None
+    secret_ref: SecretReference | None = None
+
+
+class AlertProvider(Model):
+    """An AlertProvider object as stored in the cluster."""
+
+    api_version: Literal["canary.dev/v1alpha1"] = "canary.dev/v1alpha1"
+    kind: Literal["AlertProvider"] = "AlertProvider"
+    metadata: ObjectMeta
+    spec: AlertProviderSpec

@@ -1,0 +1,58 @@
+"""The API server enforces our CRDs' schemas: bad Canaries are refused with the field named."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+
+from canary.errors import InvalidObject
+from canary.kube.client import Kube
+from canary.models.canary import Canary
+
+
+def _canary(namespace: str, **analysis: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "canary.dev/v1alpha1", "kind": "Canary",
+        "metadata": {"name": "podinfo", "namespace": namespace},
+        "spec": {"targetRef": {"name": "podinfo"}, "service": {"port": 9898},
+                 "analysis": {"interval": "1s", "threshold": 2, **analysis}},
+    }
+
+
+@pytest.mark.usefixtures("canary_crds")
+@pytest.mark.parametrize(
+    ("analysis", "field", "message"),
+    [
+        ({"stepWeight": 150}, "spec.analysis.stepWeight", "less than or equal to 100"),
+        ({"stepWeight": 10, "iterations": 3}, "spec.analysis", "exactly one of iterations, stepWeight, stepWeights"),
+        ({"stepWeights": [10, 200]}, "spec.analysis.stepWeights[1]", "less than or equal to 100"),
+        ({"stepWeight": 10, "interval": "500ms"}, "spec.analysis.interval", "must be at least 1s"),
+        ({"iterations": 2, "webhooks": [{"name": "x", "type": "sometimes", "url": "http://x"}]},
+         "spec.analysis.webhooks[0].type", "supported values"),
+    ],
+)
+def test_the_api_server_refuses_an_invalid_canary_naming_the_field(
+    kube: Kube, namespace: str, analysis: dict[str, Any], field: str, message: str
+) -> None:
+    with pytest.raises(InvalidObject) as caught:
+        kube.create(_canary(namespace, **analysis))
+    assert re.search(rf"{re.escape(field)}: .*{re.escape(message)}", str(caught.value)), str(caught.value)
+
+
+@pytest.mark.usefixtures("canary_crds")
+def test_a_valid_canary_is_stored_as_written_and_reads_back_into_the_model(kube: Kube, namespace: str) -> None:
+    kube.create(_canary(namespace, stepWeight=10, maxWeight=50))
+    stored = kube.get("canary.dev/v1alpha1", "Canary", "podinfo", namespace=namespace)
+    assert stored is not None
+    assert stored["spec"]["analysis"] == {"interval": "1s", "threshold": 2, "stepWeight": 10, "maxWeight": 50}
+    canary = Canary.from_object(stored)
+    assert canary.spec.analysis.effective_max_weight == 50
+    assert canary.spec.progress_deadline_seconds == 600
+
+    kube.merge_patch("canary.dev/v1alpha1", "Canary", "podinfo", {"status": {"phase": "Progressing",
+                     "canaryWeight": 10, "failedChecks": 0}}, namespace=namespace, subresource="status")
+    canary = Canary.from_object(kube.get("canary.dev/v1alpha1", "Canary", "podinfo", namespace=namespace) or {})
+    assert canary.status.phase == "Progressing"
+    assert canary.status.canary_weight == 10
