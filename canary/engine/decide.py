@@ -1,0 +1,444 @@
+"""The decision of one tick, as a pure function: (spec, status, observations) -> what to do.
+
+The order of checks is Flagger's (pkg/controller/scheduler.go, ``advanceCanary``): initialise,
+decide whether to advance, primary readiness, confirm-rollout and start, restart on a new
+revision, canary readiness and the progress deadline, skipAnalysis, rollback hooks, promotion
+traffic shift, finalise, the failed-checks threshold, pre-rollout hooks or analysis, then the
+strategy's step.
+
+Webhooks and metric checks are I/O and are only run when the decision reaches them, so
+``decide`` does not call them: it returns ``Need(check)`` and the reconciler calls it again
+with the result added, until it returns ``Act(effects)``. Each call is pure.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from canary.engine.effects import (
+    Alert,
+    Effect,
+    Event,
+    PostRolloutHooks,
+    Promote,
+    ScaleTarget,
+    SetRoutes,
+    SetStatus,
+    Severity,
+)
+from canary.models.canary import (
+    TOTAL_WEIGHT,
+    CanaryAnalysis,
+    CanarySpec,
+    CanaryStatus,
+    HookType,
+    MetricResult,
+    Phase,
+    Strategy,
+)
+
+RUNNING = (Phase.PROGRESSING, Phase.WAITING, Phase.WAITING_PROMOTION, Phase.PROMOTING, Phase.FINALISING)
+ANALYSING = (Phase.PROGRESSING, Phase.WAITING_PROMOTION)
+BLUE_GREEN_ITERATIONS_WITHOUT_WEIGHTS = 10
+
+
+class Check(StrEnum):
+    """The I/O a decision may need: webhook gates and the analysis."""
+
+    CONFIRM_ROLLOUT = "confirm-rollout"
+    ROLLBACK = "rollback"
+    PRE_ROLLOUT = "pre-rollout"
+    ANALYSIS = "analysis"
+    CONFIRM_TRAFFIC_INCREASE = "confirm-traffic-increase"
+    CONFIRM_PROMOTION = "confirm-promotion"
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """The answer to a check: a gate open (or a rollback requested), or checks passed."""
+
+    passed: bool
+    message: str = ""
+    metrics: tuple[MetricResult, ...] = ()
+
+
+@dataclass(frozen=True)
+class Readiness:
+    """Whether a workload is ready; ``stuck`` once it exceeded the progress deadline."""
+
+    ready: bool
+    message: str = ""
+    stuck: bool = False
+
+
+@dataclass(frozen=True)
+class Observed:
+    """What the reconciler saw this tick (from caches and the router)."""
+
+    revision: str
+    primary: Readiness
+    canary: Readiness
+    primary_weight: int
+    canary_weight: int
+    router_has_weights: bool = True
+    router_has_match: bool = True
+    checks: Mapping[Check, CheckResult] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Need:
+    """Run ``check`` and decide again with its result in ``Observed.checks``."""
+
+    check: Check
+
+
+@dataclass(frozen=True)
+class Act:
+    """Carry out ``effects`` in order; ``summary`` says why, for the log."""
+
+    effects: tuple[Effect, ...]
+    summary: str
+
+
+Decision = Need | Act
+
+
+def _act(summary: str, *effects: Effect) -> Act:
+    return Act(effects=effects, summary=summary)
+
+
+def decide(spec: CanarySpec, status: CanaryStatus, seen: Observed) -> Decision:
+    """The next step of the canary described by ``spec`` and ``status``."""
+    return _Tick(spec, status, seen).run()
+
+
+def next_step_weight(analysis: CanaryAnalysis, canary_weight: int) -> int:
+    """How much weight the next step adds (Flagger's ``nextStepWeight``)."""
+    if analysis.step_weight is not None or not analysis.step_weights:
+        return analysis.step_weight or 0
+    steps = analysis.step_weights
+    room = TOTAL_WEIGHT - canary_weight
+    if room == 0:
+        return 1
+    if canary_weight == 0:
+        return min(room, steps[0])
+    for current, following in itertools.pairwise(steps):
+        if current == canary_weight:
+            return min(room, following - canary_weight)
+    return room
+
+
+class _Tick:
+    """One decision; methods return a Decision, or None to go on to the next check."""
+
+    def __init__(self, spec: CanarySpec, status: CanaryStatus, seen: Observed) -> None:
+        self.spec = spec
+        self.analysis = spec.analysis
+        self.status = status
+        self.seen = seen
+        self.phase = status.phase
+        self.target = f"{spec.target_ref.kind} {spec.target_ref.name}"
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _has_hooks(self, kind: HookType) -> bool:
+        return bool(self.analysis.hooks(kind))
+
+    def _new_revision(self) -> bool:
+        """A revision neither applied nor promoted before (Flagger's hasSpecChanged)."""
+        revision = self.seen.revision
+        if self.status.last_applied_spec is None:
+            return True
+        return revision not in (self.status.last_applied_spec, self.status.last_promoted_spec)
+
+    def _rollback(self, reason: str, *, alert: str | None = None) -> Act:
+        effects: list[Effect] = []
+        if alert is not None:
+            effects.append(Alert(Severity.ERROR, alert))
+        effects += [
+            SetRoutes(primary=TOTAL_WEIGHT, canary=0),
+            ScaleTarget(up=False),
+            SetStatus(phase=Phase.FAILED, canary_weight=0, iterations=0, sync_revision=True),
+            Event("Failed", f"Canary failed! Scaling down {self.target}: {reason}", warning=True),
+            PostRolloutHooks(Phase.FAILED),
+        ]
+        return _act(f"rollback: {reason}", *effects)
+
+    def _strategy(self) -> tuple[Strategy, int]:
+        """The strategy and iterations the router allows (Flagger's kubernetes-provider rules)."""
+        strategy, iterations = self.analysis.strategy, self.analysis.iterations or 0
+        if not self.seen.router_has_weights and strategy is Strategy.CANARY:
+            return Strategy.BLUE_GREEN, BLUE_GREEN_ITERATIONS_WITHOUT_WEIGHTS
+        if not self.seen.router_has_match and strategy is Strategy.AB_TESTING:
+            return Strategy.BLUE_GREEN, iterations
+        return strategy, iterations
+
+    # -- the tick ------------------------------------------------------------------------------
+
+    def run(self) -> Decision:
+        steps = (self._initialise, self._idle, self._primary_ready, self._start, self._restart,
+                 self._canary_ready, self._skip_analysis, self._rollback_hooks, self._promotion_shift,
+                 self._finalise, self._threshold, self._checks, self._advance)
+        for step in steps:
+            decision = step()
+            if decision is not None:
+                return decision
+        return _act("nothing to do")
+
+    def _initialise(self) -> Decision | None:
+        if self.phase not in (None, Phase.INITIALIZING):
+            return None
+        if not self.seen.primary.ready:
+            if self.seen.primary.stuck:
+                return self._rollback(f"primary not ready: {self.seen.primary.message}",
+                                      alert=f"Progress deadline exceeded: {self.seen.primary.message}")
+            starting = () if self.phase is Phase.INITIALIZING else (SetStatus(phase=Phase.INITIALIZING),)
+            return _act(f"waiting for the primary: {self.seen.primary.message}", *starting)
+        return _act(
+            "initialised",
+            ScaleTarget(up=False),
+            SetStatus(phase=Phase.INITIALIZED, canary_weight=0, failed_checks=0, iterations=0,
+                      sync_revision=True, promoted=True),
+            Event("Synced", f"Initialization done! {self.spec.target_ref.name}"),
+            Alert(Severity.INFO, f"New {self.spec.target_ref.kind} detected, initialization completed."),
+        )
+
+    def _idle(self) -> Decision | None:
+        if self.phase in RUNNING or self._new_revision():
+            return None
+        return _act("idle")
+
+    def _primary_ready(self) -> Decision | None:
+        if self.spec.skip_analysis or self.seen.primary.ready:
+            return None
+        if self.seen.primary.stuck:
+            if self.phase in (Phase.PROMOTING, Phase.FINALISING):
+                message = f"Promotion failed, primary not ready: {self.seen.primary.message}"
+                return _act(
+                    "promotion failed",
+                    Alert(Severity.ERROR, message),
+                    SetRoutes(primary=0, canary=TOTAL_WEIGHT),
+                    SetStatus(phase=Phase.FAILED, canary_weight=TOTAL_WEIGHT),
+                    Event("Failed", message, warning=True),
+                    PostRolloutHooks(Phase.FAILED),
+                )
+            return self._rollback(f"primary not ready: {self.seen.primary.message}")
+        return _act(f"waiting for the primary: {self.seen.primary.message}")
+
+    def _start(self) -> Decision | None:
+        if self.phase in (Phase.PROGRESSING, Phase.WAITING_PROMOTION, Phase.PROMOTING, Phase.FINALISING):
+            return None
+        if self._has_hooks(HookType.CONFIRM_ROLLOUT):
+            gate = self.seen.checks.get(Check.CONFIRM_ROLLOUT)
+            if gate is None:
+                return Need(Check.CONFIRM_ROLLOUT)
+            if not gate.passed:
+                if self.phase is Phase.WAITING:
+                    return _act("waiting for rollout approval")
+                return _act(
+                    "waiting for rollout approval",
+                    SetStatus(phase=Phase.WAITING),
+                    Event("Waiting", f"Halt advancement waiting for approval: {gate.message}", warning=True),
+                    Alert(Severity.WARN, "Canary is waiting for approval."),
+                )
+        return _act(
+            "new revision: starting analysis",
+            Alert(Severity.INFO, "New revision detected, progressing canary analysis."),
+            ScaleTarget(up=True),
+            SetStatus(phase=Phase.PROGRESSING, canary_weight=0, failed_checks=0, iterations=0, sync_revision=True,
+                      analysis=()),
+            Event("Synced", f"New revision detected! Scaling up {self.target}"),
+        )
+
+    def _restart(self) -> Decision | None:
+        if self.phase not in ANALYSING or self.seen.revision == self.status.last_applied_spec:
+            return None
+        if not self._new_revision():
+            return None
+        return _act(
+            "revision changed during analysis: restarting",
+            SetRoutes(primary=TOTAL_WEIGHT, canary=0),
+            SetStatus(phase=Phase.PROGRESSING, canary_weight=0, failed_checks=0, iterations=0, sync_revision=True,
+                      analysis=()),
+            Event("Synced", f"New revision detected! Restarting analysis for {self.target}"),
+        )
+
+    def _canary_ready(self) -> Decision | None:
+        if self.seen.canary.ready or self.phase in (Phase.PROMOTING, Phase.FINALISING):
+            return None
+        if self.seen.canary.stuck:
+            message = f"Progress deadline exceeded: canary not ready: {self.seen.canary.message}"
+            return self._rollback(message, alert=message)
+        return _act(f"waiting for the canary: {self.seen.canary.message}")
+
+    def _skip_analysis(self) -> Decision | None:
+        if not self.spec.skip_analysis:
+            return None
+        return _act(
+            "analysis skipped: promoting",
+            SetRoutes(primary=TOTAL_WEIGHT, canary=0),
+            Promote(),
+            ScaleTarget(up=False),
+            SetStatus(phase=Phase.SUCCEEDED, canary_weight=0, iterations=0, promoted=True),
+            PostRolloutHooks(Phase.SUCCEEDED),
+            Event("Synced", f"Promotion completed! Canary analysis was skipped for {self.target}"),
+            Alert(Severity.INFO, "Canary analysis was skipped, promotion finished."),
+        )
+
+    def _rollback_hooks(self) -> Decision | None:
+        if self.phase not in (Phase.PROGRESSING, Phase.WAITING, Phase.WAITING_PROMOTION):
+            return None
+        if not self._has_hooks(HookType.ROLLBACK):
+            return None
+        requested = self.seen.checks.get(Check.ROLLBACK)
+        if requested is None:
+            return Need(Check.ROLLBACK)
+        if not requested.passed:
+            return None
+        return self._rollback("rollback webhook invoked", alert="Rolling back: manual webhook invoked")
+
+    def _promotion_shift(self) -> Decision | None:
+        if self.phase is not Phase.PROMOTING:
+            return None
+        step = self.analysis.step_weight_promotion
+        if not self.seen.router_has_weights:
+            return _act("promoted: finalising", SetStatus(phase=Phase.FINALISING))
+        if step is None:
+            return _act(
+                "promoted: routing all traffic to the primary",
+                SetRoutes(primary=TOTAL_WEIGHT, canary=0),
+                SetStatus(phase=Phase.FINALISING, canary_weight=0),
+                Event("Synced", "Routing all traffic to primary"),
+            )
+        canary = max(0, self.seen.canary_weight - step)
+        primary = min(TOTAL_WEIGHT, self.seen.primary_weight + step)
+        if primary == TOTAL_WEIGHT:
+            return _act("promoted: last traffic step", SetRoutes(primary=primary, canary=canary),
+                        SetStatus(phase=Phase.FINALISING, canary_weight=0))
+        return _act(f"promoting: primary weight {primary}", SetRoutes(primary=primary, canary=canary),
+                    SetStatus(canary_weight=canary))
+
+    def _finalise(self) -> Decision | None:
+        if self.phase is not Phase.FINALISING:
+            return None
+        return _act(
+            "promotion finished",
+            ScaleTarget(up=False),
+            SetStatus(phase=Phase.SUCCEEDED, canary_weight=0, iterations=0, promoted=True),
+            PostRolloutHooks(Phase.SUCCEEDED),
+            Event("Synced", f"Promotion completed! Scaling down {self.target}"),
+            Alert(Severity.INFO, "Canary analysis completed successfully, promotion finished."),
+        )
+
+    def _threshold(self) -> Decision | None:
+        if self.phase not in ANALYSING or self.status.failed_checks < self.analysis.threshold:
+            return None
+        history = self.status.analysis or []
+        latest = max((m.time for m in history), default=None)
+        failed = [m for m in history if m.time == latest and m.verdict != "pass"]
+        detail = "; ".join(f"{m.name}: {m.message}" for m in failed)
+        reason = f"failed checks threshold reached {self.status.failed_checks}" + (f" ({detail})" if detail else "")
+        return self._rollback(reason, alert=f"Failed checks threshold reached {self.status.failed_checks}"
+                              + (f": {detail}" if detail else ""))
+
+    def _checks(self) -> Decision | None:
+        first_step = self.seen.canary_weight == 0 and self.status.iterations == 0
+        check = Check.PRE_ROLLOUT if first_step else Check.ANALYSIS
+        if check is Check.PRE_ROLLOUT and not self._has_hooks(HookType.PRE_ROLLOUT):
+            return None
+        result = self.seen.checks.get(check)
+        if result is None:
+            return Need(check)
+        if result.passed:
+            return None
+        failures = self.status.failed_checks + 1
+        what = "pre-rollout check" if check is Check.PRE_ROLLOUT else "analysis"
+        return _act(
+            f"{what} failed ({failures} of {self.analysis.threshold})",
+            SetStatus(failed_checks=failures, analysis=result.metrics or None),
+            Event("Synced", f"Halt advancement: {what} failed: {result.message}", warning=True),
+        )
+
+    def _recorded(self) -> tuple[MetricResult, ...] | None:
+        result = self.seen.checks.get(Check.ANALYSIS)
+        return result.metrics if result is not None and result.metrics else None
+
+    def _advance(self) -> Decision | None:
+        strategy, iterations = self._strategy()
+        if strategy is Strategy.CANARY:
+            return self._weighted_step()
+        return self._iteration_step(strategy, iterations)
+
+    def _confirm_promotion(self, iterations: int) -> Decision | None:
+        if not self._has_hooks(HookType.CONFIRM_PROMOTION):
+            return None
+        gate = self.seen.checks.get(Check.CONFIRM_PROMOTION)
+        if gate is None:
+            return Need(Check.CONFIRM_PROMOTION)
+        if gate.passed:
+            return None
+        # While waiting the analysis goes on: the last iteration is repeated (Flagger's behaviour).
+        hold = max(iterations - 1, 0)
+        if self.phase is Phase.WAITING_PROMOTION:
+            return _act("waiting for promotion approval", SetStatus(iterations=hold, analysis=self._recorded()))
+        return _act(
+            "waiting for promotion approval",
+            SetStatus(phase=Phase.WAITING_PROMOTION, iterations=hold, analysis=self._recorded()),
+            Event("Waiting", f"Halt advancement waiting for promotion approval: {gate.message}", warning=True),
+            Alert(Severity.WARN, "Canary promotion is waiting for approval."),
+        )
+
+    def _promote(self) -> Act:
+        return _act(
+            "analysis passed: promoting",
+            Promote(),
+            SetStatus(phase=Phase.PROMOTING, analysis=self._recorded()),
+            Event("Synced", f"Copying {self.spec.target_ref.name} template spec to {self.spec.primary_name}"),
+        )
+
+    def _weighted_step(self) -> Decision | None:
+        weight = self.seen.canary_weight
+        step = next_step_weight(self.analysis, weight)
+        if step <= 0:
+            return None
+        max_weight = self.analysis.effective_max_weight
+        if weight < max_weight:
+            if self.phase is not Phase.WAITING_PROMOTION and self._has_hooks(HookType.CONFIRM_TRAFFIC_INCREASE):
+                gate = self.seen.checks.get(Check.CONFIRM_TRAFFIC_INCREASE)
+                if gate is None:
+                    return Need(Check.CONFIRM_TRAFFIC_INCREASE)
+                if not gate.passed:
+                    return _act("waiting for traffic increase approval", SetStatus(analysis=self._recorded()))
+            canary = min(TOTAL_WEIGHT, weight + step)
+            primary = max(0, self.seen.primary_weight - step)
+            return _act(
+                f"advance canary weight {canary}",
+                SetRoutes(primary=primary, canary=canary),
+                SetStatus(canary_weight=canary, analysis=self._recorded()),
+                Event("Synced", f"Advance {self.spec.target_ref.name} canary weight {canary}"),
+            )
+        return self._confirm_promotion(0) or self._promote()
+
+    def _iteration_step(self, strategy: Strategy, iterations: int) -> Decision | None:
+        done = self.status.iterations
+        if done < iterations:
+            effects: list[Effect] = []
+            if strategy is Strategy.AB_TESTING:
+                effects.append(SetRoutes(primary=0, canary=TOTAL_WEIGHT))
+            effects += [SetStatus(iterations=done + 1, analysis=self._recorded()),
+                        Event("Synced", f"Advance {self.spec.target_ref.name} iteration {done + 1}/{iterations}")]
+            return _act(f"iteration {done + 1} of {iterations}", *effects)
+        waiting = self._confirm_promotion(iterations)
+        if waiting is not None:
+            return waiting
+        if strategy is Strategy.BLUE_GREEN and done == iterations:
+            # One more iteration with all traffic on the canary before promoting.
+            effects = [SetStatus(iterations=done + 1, analysis=self._recorded())]
+            if self.seen.router_has_weights:
+                effects.insert(0, SetRoutes(primary=0, canary=TOTAL_WEIGHT))
+            return _act("blue/green: all traffic to the canary", *effects,
+                        Event("Synced", f"Routing all traffic to canary {self.spec.target_ref.name}"))
+        return self._promote()

@@ -1,0 +1,84 @@
+"""What a tick can do, as data: ``decide`` returns these and the reconciler carries them out.
+
+Effects are applied in order; a failing effect stops the rest, and the next tick decides anew
+from what it then observes (the controller is level-based).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from canary.models.canary import MetricResult, Phase
+
+
+@dataclass(frozen=True)
+class SetRoutes:
+    """Send ``primary`` percent of traffic to the primary and ``canary`` percent to the canary."""
+
+    primary: int
+    canary: int
+
+
+@dataclass(frozen=True)
+class ScaleTarget:
+    """Scale the target (the canary workload) up to its desired size, or down to zero."""
+
+    up: bool
+
+
+@dataclass(frozen=True)
+class Promote:
+    """Copy the target's pod template and tracked configs to the primary."""
+
+
+@dataclass(frozen=True)
+class SetStatus:
+    """Change status fields; ``None`` leaves a field as it is.
+
+    ``sync_revision`` records the revision now observed as the one applied (a run starts or a
+    failed revision is settled); ``promoted`` records the applied revision as promoted.
+    """
+
+    phase: Phase | None = None
+    canary_weight: int | None = None
+    failed_checks: int | None = None
+    iterations: int | None = None
+    sync_revision: bool = False
+    promoted: bool = False
+    analysis: tuple[MetricResult, ...] | None = None
+
+
+class Severity(StrEnum):
+    """Alert severities, Flagger's."""
+
+    INFO = "info"
+    WARN = "warn"
+    ERROR = "error"
+
+
+@dataclass(frozen=True)
+class Event:
+    """A Kubernetes Event on the Canary."""
+
+    reason: str
+    message: str
+    warning: bool = False
+
+
+@dataclass(frozen=True)
+class Alert:
+    """A message for the canary's alert providers."""
+
+    severity: Severity
+    message: str
+
+
+@dataclass(frozen=True)
+class PostRolloutHooks:
+    """Call the post-rollout webhooks with the final phase."""
+
+    phase: Phase
+
+
+Effect = SetRoutes | ScaleTarget | Promote | SetStatus | Event | Alert | PostRolloutHooks

@@ -1,0 +1,104 @@
+"""A pure stand-in for the cluster that carries out decide()'s effects, so whole releases can be
+played tick by tick without I/O. Only for unit tests of the decision logic."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from canary.engine.decide import Act, Check, CheckResult, Need, Observed, Readiness, decide
+from canary.engine.effects import Alert, Effect, Event, Promote, ScaleTarget, SetRoutes, SetStatus
+from canary.engine.status import apply_status
+from canary.models.canary import CanarySpec, CanaryStatus, Phase
+
+Checks = Callable[[Check, "World"], CheckResult]
+
+
+def all_pass(check: Check, world: World) -> CheckResult:
+    return CheckResult(passed=check is not Check.ROLLBACK)
+
+
+@dataclass
+class World:
+    spec: CanarySpec
+    revision: str = "rev-1"
+    status: CanaryStatus = field(default_factory=CanaryStatus)
+    primary_revision: str | None = None
+    primary: Readiness = field(default_factory=lambda: Readiness(ready=True))
+    canary: Readiness = field(default_factory=lambda: Readiness(ready=True))
+    weights: tuple[int, int] = (100, 0)
+    router_has_weights: bool = True
+    router_has_match: bool = True
+    target_up: bool = True
+    checks: Checks = all_pass
+    now: datetime = field(default_factory=lambda: datetime(2026, 1, 1, tzinfo=UTC))
+    routes: list[tuple[int, int]] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+    alerts: list[Alert] = field(default_factory=list)
+    asked: list[Check] = field(default_factory=list)
+    last: Act | None = None
+
+    def phase(self) -> Phase | None:
+        """The current phase (a call, so type checkers don't pin it across ticks)."""
+        return self.status.phase
+
+    def observe(self, results: dict[Check, CheckResult]) -> Observed:
+        return Observed(revision=self.revision, primary=self.primary, canary=self.canary,
+                        primary_weight=self.weights[0], canary_weight=self.weights[1],
+                        router_has_weights=self.router_has_weights, router_has_match=self.router_has_match,
+                        checks=dict(results))
+
+    def tick(self) -> Act:
+        results: dict[Check, CheckResult] = {}
+        while True:
+            decision = decide(self.spec, self.status, self.observe(results))
+            if isinstance(decision, Need):
+                assert decision.check not in results, f"asked twice for {decision.check}"
+                self.asked.append(decision.check)
+                results[decision.check] = self.checks(decision.check, self)
+                continue
+            break
+        for effect in decision.effects:
+            self.apply(effect)
+        self.now += timedelta(seconds=1)
+        self.last = decision
+        return decision
+
+    def apply(self, effect: Effect) -> None:
+        match effect:
+            case SetRoutes(primary=primary, canary=canary):
+                self.weights = (primary, canary)
+                self.routes.append(self.weights)
+            case ScaleTarget(up=up):
+                self.target_up = up
+            case Promote():
+                self.primary_revision = self.revision
+            case SetStatus():
+                self.status = apply_status(self.status, effect, revision=self.revision, tracked_configs=None,
+                                           target_kind=self.spec.target_ref.kind, now=self.now)
+            case Event():
+                self.events.append(effect)
+            case Alert():
+                self.alerts.append(effect)
+
+    def run_until(self, done: Callable[[World], bool], *, limit: int = 50) -> list[Phase | None]:
+        """Tick until ``done``; returns the phase after every tick."""
+        phases = []
+        for _ in range(limit):
+            self.tick()
+            phases.append(self.status.phase)
+            if done(self):
+                return phases
+        raise AssertionError(f"not done after {limit} ticks; phases {phases}, routes {self.routes}")
+
+    def initialise(self) -> None:
+        self.run_until(lambda w: w.status.phase is Phase.INITIALIZED)
+        self.primary_revision = self.revision
+        self.routes.clear()
+        self.events.clear()
+        self.alerts.clear()
+        self.asked.clear()
+
+    def release(self, revision: str) -> None:
+        self.revision = revision
