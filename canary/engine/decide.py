@@ -39,6 +39,7 @@ from canary.models.canary import (
     Phase,
     Strategy,
 )
+from canary.workloads.readiness import Readiness
 
 RUNNING = (Phase.PROGRESSING, Phase.WAITING, Phase.WAITING_PROMOTION, Phase.PROMOTING, Phase.FINALISING)
 ANALYSING = (Phase.PROGRESSING, Phase.WAITING_PROMOTION)
@@ -63,15 +64,6 @@ class CheckResult:
     passed: bool
     message: str = ""
     metrics: tuple[MetricResult, ...] = ()
-
-
-@dataclass(frozen=True)
-class Readiness:
-    """Whether a workload is ready; ``stuck`` once it exceeded the progress deadline."""
-
-    ready: bool
-    message: str = ""
-    stuck: bool = False
 
 
 @dataclass(frozen=True)

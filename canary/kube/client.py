@@ -6,12 +6,13 @@ application's error types (``canary.errors``) so that no caller needs to know th
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
 from kubernetes import config as kube_config
 from kubernetes.client import ApiClient
+from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import DynamicApiError, NotFoundError, ResourceNotFoundError
 from urllib3.exceptions import HTTPError
@@ -78,7 +79,7 @@ class Kube:
             return None
         return cast(Obj, found.to_dict())
 
-    def list(
+    def list_objects(
         self, api_version: str, kind: str, *, namespace: str | None = None, label_selector: str | None = None
     ) -> list[Obj]:
         """Every object of a kind, in one namespace or in all."""
@@ -86,6 +87,42 @@ class Kube:
         found = self._call(f"list {kind}", lambda: self._dynamic.get(
             resource, namespace=namespace, label_selector=label_selector))
         return [cast(Obj, item) for item in found.to_dict().get("items", [])]
+
+    def list_with_version(self, api_version: str, kind: str, *, namespace: str | None = None) -> tuple[list[Obj], str]:
+        """Every object of a kind and the list's resourceVersion, to start a watch from."""
+        resource = self._resource(api_version, kind)
+        found = self._call(f"list {kind}", lambda: self._dynamic.get(resource, namespace=namespace))
+        listed = found.to_dict()
+        return [cast(Obj, item) for item in listed.get("items", [])], str(listed["metadata"]["resourceVersion"])
+
+    def watch(
+        self, api_version: str, kind: str, *, resource_version: str, namespace: str | None = None,
+        timeout_seconds: int = 60,
+    ) -> Iterator[tuple[str, Obj]]:
+        """Changes since ``resource_version`` as (type, object), bookmarks skipped; ends after the timeout.
+
+        A resourceVersion too old to resume from raises ``Expired``: list again.
+        """
+        resource = self._resource(api_version, kind)
+        stream = self._dynamic.watch(resource, namespace=namespace, resource_version=resource_version,
+                                     timeout=timeout_seconds, allow_watch_bookmarks=True)
+        try:
+            for event in stream:
+                kind_of_event = str(event["type"])
+                raw = cast(Obj, event["raw_object"])
+                if kind_of_event == "BOOKMARK":
+                    continue
+                if kind_of_event == "ERROR":
+                    if raw.get("code") == 410:
+                        raise Expired(f"watch {kind}: {raw.get('message')}")
+                    raise TemporaryError(f"watch {kind}: {raw.get('message')}")
+                yield kind_of_event, raw
+        except ApiException as exc:
+            if exc.status == 410:
+                raise Expired(f"watch {kind}: resource version expired") from exc
+            raise TemporaryError(f"watch {kind}: HTTP {exc.status}") from exc
+        except HTTPError as exc:
+            raise TemporaryError(f"watch {kind}: {exc}") from exc
 
     def create(self, body: Obj) -> Obj:
         """Create ``body``; a conflict with an existing object raises ``Conflict``."""
@@ -137,6 +174,10 @@ class Kube:
         except _Missing:
             return False
         return True
+
+
+class Expired(TemporaryError):
+    """A watch cannot resume from its resourceVersion (HTTP 410): list again."""
 
 
 class _Missing(TemporaryError):

@@ -291,7 +291,7 @@ class _Starter:
         try:
             def ready_nodes() -> list[str]:
                 self._check_alive(watched)
-                return [n["metadata"]["name"] for n in kube.list("v1", "Node") if is_true(n, "Ready")]
+                return [n["metadata"]["name"] for n in kube.list_objects("v1", "Node") if is_true(n, "Ready")]
 
             wait_until(ready_nodes, lambda names: len(names) >= self.options.nodes,
                        what=f"{self.options.nodes} nodes to be Ready", timeout=_START_TIMEOUT)

@@ -40,11 +40,11 @@ def test_deployment_becomes_available_with_three_ready_pods(kube: Kube, namespac
     wait_until(lambda: _available(kube.get("apps/v1", "Deployment", "web", namespace=namespace)),
                lambda seen: _rollout_done(seen, 3), what="deployment web to be available", timeout=60)
 
-    pods = kube.list("v1", "Pod", namespace=namespace, label_selector="app=web")
+    pods = kube.list_objects("v1", "Pod", namespace=namespace, label_selector="app=web")
     assert len(pods) == 3
     assert all(p["spec"].get("nodeName", "").startswith("kwok-node-") for p in pods), "the scheduler bound them"
     assert all(p["status"]["phase"] == "Running" for p in pods)
-    replicasets = kube.list("apps/v1", "ReplicaSet", namespace=namespace, label_selector="app=web")
+    replicasets = kube.list_objects("apps/v1", "ReplicaSet", namespace=namespace, label_selector="app=web")
     assert [rs["metadata"]["ownerReferences"][0]["name"] for rs in replicasets] == ["web"]
 
 
@@ -56,14 +56,14 @@ def test_changing_the_pod_template_rolls_out_a_new_replicaset(kube: Kube, namesp
     kube.apply(make_deployment("web", namespace, replicas=2, image="registry.local/web:2"), field_manager="test")
 
     def replicasets() -> dict[str, int]:
-        found = kube.list("apps/v1", "ReplicaSet", namespace=namespace, label_selector="app=web")
+        found = kube.list_objects("apps/v1", "ReplicaSet", namespace=namespace, label_selector="app=web")
         return {rs["spec"]["template"]["spec"]["containers"][0]["image"]: rs["status"].get("readyReplicas", 0)
                 for rs in found if rs["spec"]["replicas"] > 0 or rs["status"].get("replicas", 0) > 0}
 
     seen = wait_until(replicasets, lambda rs: rs == {"registry.local/web:2": 2},
                       what="the new ReplicaSet to take over and the old one to scale to zero", timeout=60)
     assert seen == {"registry.local/web:2": 2}
-    all_sets = kube.list("apps/v1", "ReplicaSet", namespace=namespace, label_selector="app=web")
+    all_sets = kube.list_objects("apps/v1", "ReplicaSet", namespace=namespace, label_selector="app=web")
     assert sorted(rs["spec"]["replicas"] for rs in all_sets) == [0, 2]
 
 

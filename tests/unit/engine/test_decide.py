@@ -4,9 +4,10 @@ from typing import Any
 
 import pytest
 
-from canary.engine.decide import Check, CheckResult, Readiness, next_step_weight
+from canary.engine.decide import Check, CheckResult, next_step_weight
 from canary.engine.effects import PostRolloutHooks, Promote, ScaleTarget, Severity
 from canary.models.canary import CanaryAnalysis, CanarySpec, MetricResult, Phase
+from canary.workloads.readiness import Readiness
 from tests.unit.engine.world import World
 
 

@@ -7,10 +7,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from canary.engine.decide import Act, Check, CheckResult, Need, Observed, Readiness, decide
+from canary.engine.decide import Act, Check, CheckResult, Need, Observed, decide
 from canary.engine.effects import Alert, Effect, Event, Promote, ScaleTarget, SetRoutes, SetStatus
 from canary.engine.status import apply_status
 from canary.models.canary import CanarySpec, CanaryStatus, Phase
+from canary.workloads.readiness import Readiness
 
 Checks = Callable[[Check, "World"], CheckResult]
 

@@ -1,0 +1,143 @@
+"""Watch-backed caches of objects (informers), so that a tick reads without asking the API server.
+
+Each informer lists its kind once, then follows a watch, re-listing when the watch expires. A
+writer stores the object the API server returned (``store``), so the next read sees its own write
+even before the watch delivers it; an older version never replaces a newer one.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+
+from canary.errors import CanaryError
+from canary.kube.client import Expired, Kube
+
+Obj = dict[str, Any]
+Handler = Callable[[str, Obj], None]
+log = structlog.get_logger(__name__)
+
+
+def _key(obj: Obj) -> tuple[str, str]:
+    meta = obj["metadata"]
+    return meta.get("namespace") or "", meta["name"]
+
+
+def _version(obj: Obj) -> int:
+    try:
+        return int(obj["metadata"].get("resourceVersion") or 0)
+    except ValueError:
+        return 0
+
+
+class Informer:
+    """A cache of one kind (optionally one namespace), kept current by a watch in a thread."""
+
+    def __init__(self, kube: Kube, api_version: str, kind: str, *, namespace: str | None = None,
+                 on_change: Handler | None = None, retry_seconds: float = 2.0) -> None:
+        self.api_version, self.kind, self.namespace = api_version, kind, namespace
+        self._kube = kube
+        self._on_change = on_change
+        self._retry = retry_seconds
+        self._objects: dict[tuple[str, str], Obj] = {}
+        self._lock = threading.Lock()
+        self._synced = threading.Event()
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"informer-{kind}", daemon=True)
+
+    def start(self) -> Informer:
+        """Start following the API server."""
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop after the current watch call returns (at most its timeout)."""
+        self._stopped.set()
+
+    def wait_synced(self, timeout: float) -> bool:
+        """True once the first list has been loaded."""
+        return self._synced.wait(timeout)
+
+    @property
+    def synced(self) -> bool:
+        """Whether the first list has been loaded."""
+        return self._synced.is_set()
+
+    def get(self, namespace: str | None, name: str) -> Obj | None:
+        """A copy of the cached object, or None."""
+        with self._lock:
+            found = self._objects.get((namespace or "", name))
+            return copy.deepcopy(found) if found is not None else None
+
+    def list_objects(self, namespace: str | None = None) -> list[Obj]:
+        """Copies of the cached objects, in one namespace or all."""
+        with self._lock:
+            return [copy.deepcopy(o) for (ns, _), o in self._objects.items() if namespace is None or ns == namespace]
+
+    def store(self, obj: Obj) -> None:
+        """Record an object the API server returned from a write, unless a newer one is cached."""
+        self._upsert(obj)
+
+    def _upsert(self, obj: Obj) -> bool:
+        key = _key(obj)
+        with self._lock:
+            current = self._objects.get(key)
+            if current is not None and _version(current) > _version(obj):
+                return False
+            self._objects[key] = obj
+            return True
+
+    def _run(self) -> None:
+        while not self._stopped.is_set():
+            try:
+                version = self._relist()
+                while not self._stopped.is_set():
+                    version = self._follow(version)
+            except Expired:
+                continue
+            except CanaryError as exc:
+                log.warning("informer retrying", kind=self.kind, error=str(exc))
+                self._stopped.wait(self._retry)
+            except Exception:  # a crashed informer would freeze every canary: log, wait, retry
+                log.exception("informer failed", kind=self.kind)
+                self._stopped.wait(self._retry)
+
+    def _relist(self) -> str:
+        items, version = self._kube.list_with_version(self.api_version, self.kind, namespace=self.namespace)
+        fresh = {_key(o): o for o in items}
+        with self._lock:
+            gone = [o for k, o in self._objects.items() if k not in fresh]
+            changed = [o for k, o in fresh.items() if self._objects.get(k) != o]
+            self._objects = fresh
+        self._synced.set()
+        for obj in changed:
+            self._notify("MODIFIED", obj)
+        for obj in gone:
+            self._notify("DELETED", obj)
+        return version
+
+    def _follow(self, version: str) -> str:
+        for event, obj in self._kube.watch(self.api_version, self.kind, namespace=self.namespace,
+                                           resource_version=version, timeout_seconds=30):
+            version = obj["metadata"].get("resourceVersion") or version
+            if event == "DELETED":
+                with self._lock:
+                    self._objects.pop(_key(obj), None)
+                self._notify(event, obj)
+            elif self._upsert(obj):
+                self._notify(event, obj)
+            if self._stopped.is_set():
+                break
+        return version
+
+    def _notify(self, event: str, obj: Obj) -> None:
+        if self._on_change is None:
+            return
+        try:
+            self._on_change(event, obj)
+        except Exception:  # a handler's bug must not stop the cache
+            log.exception("informer handler failed", kind=self.kind)

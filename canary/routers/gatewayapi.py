@@ -1,0 +1,130 @@
+"""The Gateway API router: an HTTPRoute ``<svc>`` that splits traffic between ``<svc>-primary`` and
+``<svc>-canary`` by weight, and for A/B testing sends matching requests to the canary.
+
+The route's parents come from spec.service.gatewayRefs, its hostnames from spec.service.hosts.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from canary.errors import PermanentError
+from canary.kube.apply import apply_if_changed
+from canary.kube.cache import Informer
+from canary.kube.client import Kube
+from canary.models.canary import HTTPMatchRequest, Strategy, StringMatch
+from canary.routers import services
+from canary.routers.base import RouteTarget, Weights
+
+Obj = dict[str, Any]
+API_VERSION = "gateway.networking.k8s.io/v1"
+FIELD_MANAGER = "canary-controller"
+
+
+def _string_match(match: StringMatch) -> tuple[str, str]:
+    if match.exact is not None:
+        return "Exact", match.exact
+    if match.prefix is not None:
+        return "RegularExpression", f"^{_quote_meta(match.prefix)}.*"
+    return "RegularExpression", match.regex or ""
+
+
+def _quote_meta(text: str) -> str:
+    return "".join(f"\\{c}" if c in r"\.+*?()|[]{}^$" else c for c in text)
+
+
+def http_route_matches(matches: list[HTTPMatchRequest]) -> list[Obj]:
+    """Istio-style request matches (Flagger's spec) as Gateway API HTTPRouteMatches."""
+    converted = []
+    for match in matches:
+        out: Obj = {}
+        if match.uri is not None:
+            kind, value = _string_match(match.uri)
+            if match.uri.prefix is not None:
+                kind, value = "PathPrefix", match.uri.prefix
+            out["path"] = {"type": kind, "value": value}
+        if match.method is not None and match.method.exact is not None:
+            out["method"] = match.method.exact
+        if match.headers:
+            out["headers"] = [{"name": name, "type": _string_match(m)[0], "value": _string_match(m)[1]}
+                              for name, m in sorted(match.headers.items())]
+        if match.query_params:
+            out["queryParams"] = [{"name": name, "type": _string_match(m)[0], "value": _string_match(m)[1]}
+                                  for name, m in sorted(match.query_params.items())]
+        converted.append(out)
+    return converted
+
+
+def build(route: RouteTarget, weights: Weights) -> Obj:
+    """The HTTPRoute for ``route`` with ``weights`` on its canary rule."""
+    spec = route.canary.spec
+    apex, primary, canary = spec.service_names
+    port = spec.service.port
+
+    def backends(split: Weights) -> list[Obj]:
+        return [{"name": primary, "port": port, "weight": split.primary},
+                {"name": canary, "port": port, "weight": split.canary}]
+
+    rules: list[Obj] = []
+    if spec.analysis.strategy is Strategy.AB_TESTING and spec.analysis.match:
+        rules.append({"matches": http_route_matches(spec.analysis.match), "backendRefs": backends(weights)})
+        rules.append({"backendRefs": backends(Weights(primary=100, canary=0))})
+    else:
+        rule: Obj = {"backendRefs": backends(weights)}
+        if spec.service.match:
+            rule["matches"] = http_route_matches(spec.service.match)
+        rules.append(rule)
+    body: Obj = {
+        "apiVersion": API_VERSION,
+        "kind": "HTTPRoute",
+        "metadata": {"name": apex, "namespace": route.namespace, "ownerReferences": [route.owner]},
+        "spec": {"parentRefs": [ref.model_dump(by_alias=True, exclude_none=True)
+                                for ref in spec.service.gateway_refs or []],
+                 "rules": rules},
+    }
+    if spec.service.hosts:
+        body["spec"]["hostnames"] = list(spec.service.hosts)
+    return body
+
+
+def read_weights(http_route: Obj) -> Weights:
+    """The split of the route's first rule (the canary rule)."""
+    apex = http_route["metadata"]["name"]
+    refs = {ref["name"]: int(ref.get("weight", 1)) for ref in http_route["spec"]["rules"][0]["backendRefs"]}
+    try:
+        return Weights(primary=refs[f"{apex}-primary"], canary=refs[f"{apex}-canary"])
+    except KeyError as exc:
+        raise PermanentError(f"HTTPRoute {http_route['metadata'].get('namespace')}/{apex}: spec.rules[0] must route "
+                             f"to {apex}-primary and {apex}-canary") from exc
+
+
+class GatewayAPIRouter:
+    """Weighted routing through a Gateway API HTTPRoute."""
+
+    name = "gatewayapi"
+    has_weights = True
+    has_match = True
+
+    def __init__(self, kube: Kube, *, services_cache: Informer, routes_cache: Informer) -> None:
+        self._kube = kube
+        self._services = services_cache
+        self._routes = routes_cache
+
+    def _current(self, route: RouteTarget) -> Obj | None:
+        return self._routes.get(route.namespace, route.canary.spec.service_names[0])
+
+    def reconcile(self, route: RouteTarget) -> None:
+        """Create the Services and the HTTPRoute (all traffic to the primary), or correct them."""
+        services.reconcile(self._kube, self._services, route)
+        current = self._current(route)
+        weights = read_weights(current) if current is not None else Weights(primary=100, canary=0)
+        apply_if_changed(self._kube, self._routes, build(route, weights), field_manager=FIELD_MANAGER)
+
+    def weights(self, route: RouteTarget) -> Weights:
+        """The weights of the HTTPRoute's canary rule."""
+        current = self._current(route)
+        return read_weights(current) if current is not None else Weights(primary=100, canary=0)
+
+    def set_weights(self, route: RouteTarget, weights: Weights) -> None:
+        """Rewrite the HTTPRoute with the new split."""
+        apply_if_changed(self._kube, self._routes, build(route, weights), field_manager=FIELD_MANAGER)

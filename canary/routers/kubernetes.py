@@ -1,0 +1,31 @@
+"""The kubernetes router: Services only, so no weights; canaries run as blue/green iterations."""
+
+from __future__ import annotations
+
+from canary.kube.cache import Informer
+from canary.kube.client import Kube
+from canary.routers import services
+from canary.routers.base import RouteTarget, Weights
+
+
+class KubernetesRouter:
+    """Blue/green through the Services alone: the apex always points at the primary."""
+
+    name = "kubernetes"
+    has_weights = False
+    has_match = False
+
+    def __init__(self, kube: Kube, *, services_cache: Informer) -> None:
+        self._kube = kube
+        self._services = services_cache
+
+    def reconcile(self, route: RouteTarget) -> None:
+        """Create or correct the apex, primary and canary Services."""
+        services.reconcile(self._kube, self._services, route)
+
+    def weights(self, route: RouteTarget) -> Weights:
+        """Always all traffic to the primary."""
+        return Weights(primary=100, canary=0)
+
+    def set_weights(self, route: RouteTarget, weights: Weights) -> None:
+        """Nothing to set: the Services carry no weights."""

@@ -1,0 +1,95 @@
+"""The rollout webhooks: HTTP gates and notifications at points of a canary run (Flagger's).
+
+A hook passes when it answers 2xx. Gates (confirm-rollout, confirm-traffic-increase,
+confirm-promotion) are open only when every hook of the type passes; a rollback hook that passes
+requests a rollback; pre-rollout and rollout hooks count as failed checks when any fails.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+import structlog
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+from canary.models.base import parse_duration
+from canary.models.canary import CanaryWebhook, Phase
+
+log = structlog.get_logger(__name__)
+DEFAULT_TIMEOUT = "10s"
+Post = Callable[..., requests.Response]
+
+
+@dataclass(frozen=True)
+class HookOutcome:
+    """The answer of one hook."""
+
+    name: str
+    passed: bool
+    message: str
+
+
+def payload(*, name: str, namespace: str, phase: Phase | None, revision: str, hook: CanaryWebhook) -> dict[str, Any]:
+    """The JSON body Flagger sends (CanaryWebhookPayload), so existing receivers work unchanged."""
+    body: dict[str, Any] = {"name": name, "namespace": namespace, "phase": (phase or Phase.INITIALIZING).value,
+                            "checksum": revision, "type": hook.type.value}
+    if hook.metadata:
+        body["metadata"] = dict(hook.metadata)
+    return body
+
+
+class _Retryable(Exception):
+    """A transport failure or a 5xx: worth another try within the hook's retries."""
+
+
+class WebhookCaller:
+    """Calls webhooks over HTTP; never raises, always answers with outcomes."""
+
+    def __init__(self, post: Post = requests.post) -> None:
+        self._post = post
+
+    def call(self, hook: CanaryWebhook, body: dict[str, Any]) -> HookOutcome:
+        """POST ``body`` to the hook, with its timeout and retries."""
+        timeout = parse_duration(hook.timeout or DEFAULT_TIMEOUT).total_seconds()
+        attempts = (hook.retries or 0) + 1
+        try:
+            for attempt in Retrying(stop=stop_after_attempt(attempts), wait=wait_exponential(min=0.1, max=2),
+                                    retry=retry_if_exception_type(_Retryable), reraise=True):
+                with attempt:
+                    return self._once(hook, body, timeout)
+        except _Retryable as exc:
+            return HookOutcome(hook.name, False, f"webhook {hook.name} failed: {exc}")
+        raise AssertionError("unreachable: Retrying either returns or reraises")
+
+    def _once(self, hook: CanaryWebhook, body: dict[str, Any], timeout: float) -> HookOutcome:
+        try:
+            response = self._post(hook.url, json=body, timeout=timeout, verify=not hook.disable_tls)
+        except requests.RequestException as exc:
+            raise _Retryable(str(exc)) from exc
+        if response.status_code >= 500:
+            raise _Retryable(f"HTTP {response.status_code} {response.text[:200]}")
+        if 200 <= response.status_code < 300:
+            return HookOutcome(hook.name, True, f"webhook {hook.name} passed")
+        return HookOutcome(hook.name, False, f"webhook {hook.name} answered HTTP {response.status_code} "
+                           f"{response.text[:200]}".rstrip())
+
+    def all_pass(self, hooks: Sequence[CanaryWebhook], body_for: Callable[[CanaryWebhook], dict[str, Any]]
+                 ) -> tuple[bool, str]:
+        """Call hooks in order until one fails; (all passed, message of the failure or empty)."""
+        for hook in hooks:
+            outcome = self.call(hook, body_for(hook))
+            if not outcome.passed:
+                return False, outcome.message
+        return True, ""
+
+    def any_pass(self, hooks: Sequence[CanaryWebhook], body_for: Callable[[CanaryWebhook], dict[str, Any]]
+                 ) -> tuple[bool, str]:
+        """Call hooks until one passes; (one passed, its message)."""
+        for hook in hooks:
+            outcome = self.call(hook, body_for(hook))
+            if outcome.passed:
+                return True, outcome.message
+        return False, ""

@@ -1,0 +1,190 @@
+"""Deployment targets: the primary copy, tracked configs, scaling, promotion and readiness.
+
+The primary is ``<target>-primary``: the target's spec with the selector label's value suffixed
+``-primary`` and its config references pointed at the ``-primary`` copies. Reads come from the
+caches; writes go through server-side apply, and only when something differs.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from canary.errors import PermanentError
+from canary.kube.apply import apply_if_changed
+from canary.kube.cache import Informer
+from canary.kube.client import Kube
+from canary.models.canary import Canary
+from canary.workloads import configs
+from canary.workloads.configs import ConfigRef
+from canary.workloads.readiness import Readiness, deployment_readiness
+from canary.workloads.revision import revision
+
+Obj = dict[str, Any]
+FIELD_MANAGER = "canary-controller"
+DEFAULT_SELECTOR_LABELS = ("app", "name", "app.kubernetes.io/name")
+_OWN_ANNOTATIONS = ("canary.dev/", "kubectl.kubernetes.io/last-applied-configuration", "deployment.kubernetes.io/")
+
+
+def owner_reference(obj: Obj) -> Obj:
+    """An owner reference that makes ``obj`` (the Canary) own what we generate for it."""
+    meta = obj["metadata"]
+    return {"apiVersion": obj["apiVersion"], "kind": obj["kind"], "name": meta["name"], "uid": meta["uid"],
+            "controller": True, "blockOwnerDeletion": True}
+
+
+def selector_label(target: Obj, keys: tuple[str, ...]) -> tuple[str, str]:
+    """The first of ``keys`` that the target's selector uses, with its value."""
+    labels = ((target.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+    for key in keys:
+        if key in labels:
+            return key, labels[key]
+    name = target["metadata"]["name"]
+    raise PermanentError(f"Deployment {target['metadata'].get('namespace')}/{name}: spec.selector.matchLabels "
+                         f"must contain one of {', '.join(keys)}")
+
+
+def primary_deployment(target: Obj, *, name: str, selector: tuple[str, str], tracked: set[ConfigRef],
+                       owner: Obj, replicas: int) -> Obj:
+    """The primary Deployment built from the target's current spec."""
+    key, value = selector
+    spec = copy.deepcopy(target["spec"])
+    spec["replicas"] = replicas
+    spec["selector"] = {"matchLabels": {**spec["selector"].get("matchLabels", {}), key: f"{value}-primary"}}
+    template = spec["template"]
+    template_meta = template.setdefault("metadata", {})
+    template_meta["labels"] = {**(template_meta.get("labels") or {}), key: f"{value}-primary"}
+    template["spec"] = configs.for_primary(template["spec"], tracked)
+    meta = target["metadata"]
+    labels = {**(meta.get("labels") or {}), key: f"{value}-primary"}
+    annotations = {k: v for k, v in (meta.get("annotations") or {}).items() if not k.startswith(_OWN_ANNOTATIONS)}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": meta["namespace"], "labels": labels, "annotations": annotations,
+                     "ownerReferences": [owner]},
+        "spec": spec,
+    }
+
+
+@dataclass(frozen=True)
+class TargetState:
+    """What a tick knows about a Deployment target."""
+
+    target: Obj
+    primary: Obj | None
+    selector: tuple[str, str]
+    tracked: dict[ConfigRef, Obj]
+
+    @property
+    def revision(self) -> str:
+        """The revision of the target's template and tracked configs."""
+        return revision(self.target["spec"]["template"], self.tracked_checksums)
+
+    @property
+    def tracked_checksums(self) -> dict[str, str]:
+        """status.trackedConfigs: ``configmap/name`` -> checksum."""
+        return {ref.key: configs.checksum(obj) for ref, obj in sorted(self.tracked.items())}
+
+
+class Deployments:
+    """Reads and writes Deployment targets and everything generated for them."""
+
+    def __init__(self, kube: Kube, *, deployments: Informer, configmaps: Informer, secrets: Informer,
+                 autoscalers: Informer | None = None, selector_labels: tuple[str, ...] = DEFAULT_SELECTOR_LABELS,
+                 track_configs: bool = True) -> None:
+        self._kube = kube
+        self._deployments = deployments
+        self._configs = {"ConfigMap": configmaps, "Secret": secrets}
+        self._autoscalers = autoscalers
+        self._selector_labels = selector_labels
+        self._track_configs = track_configs
+
+    def observe(self, canary: Canary) -> TargetState | None:
+        """The target, its primary and its tracked configs from the caches; None without a target."""
+        namespace = canary.metadata.namespace
+        target = self._deployments.get(namespace, canary.spec.target_ref.name)
+        if target is None:
+            return None
+        tracked: dict[ConfigRef, Obj] = {}
+        if self._track_configs:
+            for ref in sorted(configs.referenced(target["spec"]["template"].get("spec") or {})):
+                found = self._configs[ref.kind].get(namespace, ref.name)
+                if found is not None and configs.is_tracked(found):
+                    tracked[ref] = found
+        return TargetState(target=target, primary=self._deployments.get(namespace, canary.spec.primary_name),
+                           selector=selector_label(target, self._selector_labels), tracked=tracked)
+
+    def readiness(self, canary: Canary, deployment: Obj | None, *, primary: bool, now: datetime) -> Readiness:
+        """Flagger's readiness rules with the Canary's deadline and thresholds."""
+        analysis = canary.spec.analysis
+        threshold = (analysis.effective_primary_ready_threshold if primary
+                     else analysis.effective_canary_ready_threshold)
+        found = deployment_readiness(deployment, deadline_seconds=canary.spec.progress_deadline_seconds,
+                                     threshold=threshold, now=now)
+        if primary and found.ready and deployment is not None and deployment["spec"].get("replicas") == 0:
+            return Readiness(False, f"{deployment['metadata']['name']} is scaled to zero", stuck=True)
+        return found
+
+    def ensure_primary(self, canary_obj: Obj, canary: Canary, state: TargetState) -> None:
+        """Create the primary (and config copies, and autoscaler copy) if it does not exist yet."""
+        if state.primary is not None:
+            return
+        self._copy_configs(canary_obj, state)
+        replicas = state.target["spec"].get("replicas", 1) or 1
+        self._apply(primary_deployment(state.target, name=canary.spec.primary_name, selector=state.selector,
+                                       tracked=set(state.tracked), owner=owner_reference(canary_obj),
+                                       replicas=replicas))
+        self._copy_autoscaler(canary_obj, canary)
+
+    def promote(self, canary_obj: Obj, canary: Canary, state: TargetState) -> None:
+        """Copy the target's template and tracked configs to the primary."""
+        self._copy_configs(canary_obj, state)
+        current = (state.primary or {}).get("spec", {}).get("replicas") or state.target["spec"].get("replicas", 1)
+        self._apply(primary_deployment(state.target, name=canary.spec.primary_name, selector=state.selector,
+                                       tracked=set(state.tracked), owner=owner_reference(canary_obj),
+                                       replicas=current or 1))
+
+    def scale_target(self, canary: Canary, state: TargetState, *, up: bool) -> None:
+        """Scale the target to zero, or up to the primary's size."""
+        want = 0
+        if up:
+            want = int(((state.primary or {}).get("spec") or {}).get("replicas") or 1)
+        if state.target["spec"].get("replicas") == want:
+            return
+        updated = self._kube.merge_patch("apps/v1", "Deployment", canary.spec.target_ref.name,
+                                         {"spec": {"replicas": want}}, namespace=canary.metadata.namespace)
+        self._deployments.store(updated)
+
+    def _apply(self, body: Obj) -> None:
+        apply_if_changed(self._kube, self._deployments, body, field_manager=FIELD_MANAGER)
+
+    def _copy_configs(self, canary_obj: Obj, state: TargetState) -> None:
+        owner = owner_reference(canary_obj)
+        for ref, obj in state.tracked.items():
+            apply_if_changed(self._kube, self._configs[ref.kind], configs.primary_copy(obj, owner=owner),
+                             field_manager=FIELD_MANAGER)
+
+    def _copy_autoscaler(self, canary_obj: Obj, canary: Canary) -> None:
+        ref = canary.spec.autoscaler_ref
+        if ref is None or self._autoscalers is None or ref.kind != "HorizontalPodAutoscaler":
+            return
+        hpa = self._autoscalers.get(canary.metadata.namespace, ref.name)
+        if hpa is None:
+            raise PermanentError(f"Canary {canary.metadata.namespace}/{canary.metadata.name}: "
+                                 f"spec.autoscalerRef: HorizontalPodAutoscaler {ref.name} not found")
+        spec = copy.deepcopy(hpa["spec"])
+        spec["scaleTargetRef"] = {**spec["scaleTargetRef"], "name": canary.spec.primary_name}
+        if canary.spec.autoscaler_ref and canary.spec.autoscaler_ref.primary_scaler_replicas:
+            bounds = canary.spec.autoscaler_ref.primary_scaler_replicas
+            if bounds.min_replicas is not None:
+                spec["minReplicas"] = bounds.min_replicas
+            if bounds.max_replicas is not None:
+                spec["maxReplicas"] = bounds.max_replicas
+        body = {"apiVersion": hpa["apiVersion"], "kind": "HorizontalPodAutoscaler",
+                "metadata": {"name": f"{ref.name}-primary", "namespace": canary.metadata.namespace,
+                             "ownerReferences": [owner_reference(canary_obj)]},
+                "spec": spec}
+        apply_if_changed(self._kube, self._autoscalers, body, field_manager=FIELD_MANAGER)
