@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+from typing import Any
+
+from canary.models.canary import Canary
+from canary.routers import gatewayapi, services
+from canary.routers.base import RouteTarget, Weights
+
+
+def _route(**analysis: Any) -> RouteTarget:
+    spec: dict[str, Any] = {"targetRef": {"name": "web"}, "analysis": {"interval": "1s", **analysis},
+                            "service": {"port": 80, "targetPort": "http",
+                                        "gatewayRefs": [{"name": "public", "namespace": "gw"}]}}
+    canary = Canary.model_validate({"metadata": {"name": "web", "namespace": "shop"}, "spec": spec})
+    return RouteTarget(canary=canary, owner={"name": "web"}, selector=("app", "web"))
+
+
+def test_three_services_select_primary_and_canary_pods() -> None:
+    built = {s["metadata"]["name"]: s for s in services.build(_route(stepWeight=10))}
+    assert set(built) == {"web", "web-primary", "web-canary"}
+    assert built["web"]["spec"]["selector"] == {"app": "web-primary"}
+    assert built["web-primary"]["spec"]["selector"] == {"app": "web-primary"}
+    assert built["web-canary"]["spec"]["selector"] == {"app": "web"}
+    assert built["web"]["spec"]["ports"] == [{"name": "http", "port": 80, "protocol": "TCP", "targetPort": "http"}]
+
+
+def test_the_http_route_splits_by_weight_and_reads_back() -> None:
+    route = gatewayapi.build(_route(stepWeight=10), Weights(primary=70, canary=30))
+    assert route["spec"]["parentRefs"] == [{"name": "public", "namespace": "gw"}]
+    assert route["spec"]["rules"] == [{"backendRefs": [{"name": "web-primary", "port": 80, "weight": 70},
+                                                       {"name": "web-canary", "port": 80, "weight": 30}]}]
+    assert gatewayapi.read_weights(route) == Weights(primary=70, canary=30)
+
+
+def test_ab_testing_sends_matching_requests_to_the_canary_and_the_rest_to_the_primary() -> None:
+    match = [{"headers": {"x-canary": {"exact": "insider"}, "user-agent": {"regex": ".*Firefox.*"}}},
+             {"uri": {"prefix": "/beta"}}]
+    route = gatewayapi.build(_route(iterations=5, match=match), Weights(primary=0, canary=100))
+    rules = route["spec"]["rules"]
+    assert rules[0]["matches"] == [
+        {"headers": [{"name": "user-agent", "type": "RegularExpression", "value": ".*Firefox.*"},
+                     {"name": "x-canary", "type": "Exact", "value": "insider"}]},
+        {"path": {"type": "PathPrefix", "value": "/beta"}},
+    ]
+    assert rules[0]["backendRefs"][1] == {"name": "web-canary", "port": 80, "weight": 100}
+    assert rules[1] == {"backendRefs": [{"name": "web-primary", "port": 80, "weight": 100},
+                                        {"name": "web-canary", "port": 80, "weight": 0}]}
+    assert gatewayapi.read_weights(route) == Weights(primary=0, canary=100)
