@@ -1,4 +1,6 @@
 """Metric analysis for progressive delivery, usable without the controller.
 
-``analysis.providers`` queries metric back ends; it depends on nothing in ``canary``.
+``providers`` query metric back ends; ``templates`` renders MetricTemplate queries with escaped
+values; ``builtin`` holds Flagger's built-in queries as data; ``gates`` judges a value against
+its range. Nothing here imports ``canary``.
 """

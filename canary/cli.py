@@ -7,6 +7,8 @@ so ``eval "$(canary local up)"`` works.
 
 from __future__ import annotations
 
+import signal
+import threading
 from pathlib import Path
 from typing import Annotated
 
@@ -14,8 +16,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from canary import controller as controller_app
+from canary import logging
 from canary.errors import CanaryError
 from canary.local import binaries, stack
+from canary.settings import ControllerSettings
 
 app = typer.Typer(help="Progressive delivery for Kubernetes.", no_args_is_help=True)
 local_app = typer.Typer(help="Run a local Kubernetes control plane (with kwok nodes) and Prometheus.",
@@ -92,6 +97,53 @@ def local_status(state_dir: StateDir = None) -> None:
     typer.echo(state.exports())
     if not state.ready or not all(running.values()):
         raise typer.Exit(1)
+
+
+def _csv(value: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+@app.command("controller")
+def controller(
+    kubeconfig: Annotated[Path | None, typer.Option(envvar="KUBECONFIG", help="Kubeconfig; in-cluster config when "
+                                                    "unset inside a pod.")] = None,
+    metrics_server: Annotated[str, typer.Option(envvar="CANARY_METRICS_SERVER",
+                                                help="Prometheus URL for built-in metrics.")] = "http://prometheus:9090",
+    mesh_provider: Annotated[str, typer.Option(envvar="CANARY_MESH_PROVIDER",
+                                               help="Default router when a Canary sets no spec.provider.")
+                             ] = "kubernetes",
+    namespace: Annotated[str | None, typer.Option(envvar="CANARY_NAMESPACE",
+                                                  help="Watch one namespace (all by default).")] = None,
+    selector_labels: Annotated[str, typer.Option(envvar="CANARY_SELECTOR_LABELS",
+                                                 help="Selector label keys of targets, comma-separated.")
+                               ] = "app,name,app.kubernetes.io/name",
+    include_label_prefix: Annotated[str, typer.Option(envvar="CANARY_INCLUDE_LABEL_PREFIX",
+                                                      help="Label prefixes copied to generated objects.")] = "",
+    enable_config_tracking: Annotated[bool, typer.Option(envvar="CANARY_ENABLE_CONFIG_TRACKING",
+                                                         help="Track ConfigMaps and Secrets of targets.")] = True,
+    enable_leader_election: Annotated[bool, typer.Option(envvar="CANARY_ENABLE_LEADER_ELECTION",
+                                                         help="Act only while holding a Lease.")] = False,
+    leader_election_namespace: Annotated[str, typer.Option(envvar="CANARY_LEADER_ELECTION_NAMESPACE",
+                                                           help="Namespace of the leader Lease.")] = "canary-system",
+    cluster_name: Annotated[str, typer.Option(envvar="CANARY_CLUSTER_NAME", help="Cluster name in alerts.")] = "",
+    slack_url: Annotated[str | None, typer.Option(envvar="CANARY_SLACK_URL", help="Slack webhook for alerts "
+                                                  "(prefer an AlertProvider with a Secret).")] = None,
+    port: Annotated[int, typer.Option(envvar="CANARY_PORT", help="Port of /metrics, /healthz and /readyz.")] = 8080,
+    log_level: Annotated[str, typer.Option(envvar="CANARY_LOG_LEVEL", help="debug, info, warning or error.")
+                         ] = "info",
+) -> None:
+    """Run the controller against the current kubeconfig (or in-cluster), until SIGINT or SIGTERM."""
+    settings = ControllerSettings(
+        kubeconfig=kubeconfig, metrics_server=metrics_server, mesh_provider=mesh_provider, namespace=namespace,
+        selector_labels=_csv(selector_labels), include_label_prefix=_csv(include_label_prefix),
+        enable_config_tracking=enable_config_tracking, enable_leader_election=enable_leader_election,
+        leader_election_namespace=leader_election_namespace, cluster_name=cluster_name, slack_url=slack_url,
+        port=port, log_level=log_level)
+    logging.configure(settings.log_level)
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    controller_app.run(settings, stop)
 
 
 def main() -> None:

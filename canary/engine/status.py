@@ -67,5 +67,6 @@ def _conditions(status: CanaryStatus, phase: Phase, target_kind: str, now: datet
     if current is not None and current.status == state and current.reason == phase.value:
         return list(status.conditions or [])
     since = current.last_transition_time if current is not None and current.status == state else now
+    others = [c for c in status.conditions or [] if c.type != "Promoted"]
     return [CanaryCondition(status=state, reason=phase.value, message=message, last_update_time=now,
-                            last_transition_time=since)]
+                            last_transition_time=since), *others]

@@ -49,6 +49,10 @@ class Informer:
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"informer-{kind}", daemon=True)
 
+    def subscribe(self, handler: Handler) -> None:
+        """Call ``handler(event, object)`` on every change; set it before ``start``."""
+        self._on_change = handler
+
     def start(self) -> Informer:
         """Start following the API server."""
         self._thread.start()
@@ -92,19 +96,23 @@ class Informer:
             return True
 
     def _run(self) -> None:
+        delay, last_error = self._retry, ""
         while not self._stopped.is_set():
             try:
                 version = self._relist()
+                delay, last_error = self._retry, ""
                 while not self._stopped.is_set():
                     version = self._follow(version)
             except Expired:
                 continue
             except CanaryError as exc:
-                log.warning("informer retrying", kind=self.kind, error=str(exc))
-                self._stopped.wait(self._retry)
+                if str(exc) != last_error:  # say it once, not every retry
+                    log.warning("informer retrying", kind=self.kind, error=str(exc))
+                last_error = str(exc)
             except Exception:  # a crashed informer would freeze every canary: log, wait, retry
                 log.exception("informer failed", kind=self.kind)
-                self._stopped.wait(self._retry)
+            self._stopped.wait(delay)
+            delay = min(delay * 2, 30.0)
 
     def _relist(self) -> str:
         items, version = self._kube.list_with_version(self.api_version, self.kind, namespace=self.namespace)

@@ -6,6 +6,7 @@ application's error types (``canary.errors``) so that no caller needs to know th
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -40,6 +41,8 @@ class Kube:
     def __init__(self, client: ApiClient) -> None:
         self._client = client
         self._dynamic = DynamicClient(client)
+        self._discovery_lock = threading.Lock()
+        self._resources: dict[tuple[str, str], Any] = {}
 
     @classmethod
     def from_kubeconfig(cls, kubeconfig: Path | None = None) -> Kube:
@@ -51,6 +54,14 @@ class Kube:
         self._client.close()
 
     def _resource(self, api_version: str, kind: str) -> Any:  # noqa: ANN401 - the client is untyped
+        # The dynamic client's discovery is not thread-safe: one lookup at a time, results kept.
+        with self._discovery_lock:
+            key = (api_version, kind)
+            if key not in self._resources:
+                self._resources[key] = self._discover(api_version, kind)
+            return self._resources[key]
+
+    def _discover(self, api_version: str, kind: str) -> Any:  # noqa: ANN401 - the client is untyped
         try:
             return self._dynamic.resources.get(api_version=api_version, kind=kind)
         except ResourceNotFoundError:

@@ -397,9 +397,10 @@ class ConditionStatus(StrEnum):
 
 
 class CanaryCondition(Model):
-    """Flagger's ``Promoted`` condition, so ``kubectl wait --for=condition=Promoted`` works."""
+    """Flagger's ``Promoted`` condition (``kubectl wait --for=condition=Promoted``), and our ``Ready``,
+    which is False with a reason while the Canary cannot be acted on (invalid spec, missing target)."""
 
-    type: Literal["Promoted"] = "Promoted"
+    type: Literal["Promoted", "Ready"] = "Promoted"
     status: ConditionStatus
     last_update_time: datetime | None = None
     last_transition_time: datetime | None = None

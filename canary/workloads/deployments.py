@@ -47,8 +47,11 @@ def selector_label(target: Obj, keys: tuple[str, ...]) -> tuple[str, str]:
 
 
 def primary_deployment(target: Obj, *, name: str, selector: tuple[str, str], tracked: set[ConfigRef],
-                       owner: Obj, replicas: int) -> Obj:
-    """The primary Deployment built from the target's current spec."""
+                       owner: Obj, replicas: int, label_prefixes: tuple[str, ...] = ()) -> Obj:
+    """The primary Deployment built from the target's current spec.
+
+    The target's labels are copied, all of them or those starting with one of ``label_prefixes``.
+    """
     key, value = selector
     spec = copy.deepcopy(target["spec"])
     spec["replicas"] = replicas
@@ -58,7 +61,9 @@ def primary_deployment(target: Obj, *, name: str, selector: tuple[str, str], tra
     template_meta["labels"] = {**(template_meta.get("labels") or {}), key: f"{value}-primary"}
     template["spec"] = configs.for_primary(template["spec"], tracked)
     meta = target["metadata"]
-    labels = {**(meta.get("labels") or {}), key: f"{value}-primary"}
+    copied = {k: v for k, v in (meta.get("labels") or {}).items()
+              if not label_prefixes or k.startswith(label_prefixes) or "*" in label_prefixes}
+    labels = {**copied, key: f"{value}-primary"}
     annotations = {k: v for k, v in (meta.get("annotations") or {}).items() if not k.startswith(_OWN_ANNOTATIONS)}
     return {
         "apiVersion": "apps/v1",
@@ -94,13 +99,14 @@ class Deployments:
 
     def __init__(self, kube: Kube, *, deployments: Informer, configmaps: Informer, secrets: Informer,
                  autoscalers: Informer | None = None, selector_labels: tuple[str, ...] = DEFAULT_SELECTOR_LABELS,
-                 track_configs: bool = True) -> None:
+                 track_configs: bool = True, label_prefixes: tuple[str, ...] = ()) -> None:
         self._kube = kube
         self._deployments = deployments
         self._configs = {"ConfigMap": configmaps, "Secret": secrets}
         self._autoscalers = autoscalers
         self._selector_labels = selector_labels
         self._track_configs = track_configs
+        self._label_prefixes = label_prefixes
 
     def observe(self, canary: Canary) -> TargetState | None:
         """The target, its primary and its tracked configs from the caches; None without a target."""
@@ -136,7 +142,7 @@ class Deployments:
         replicas = state.target["spec"].get("replicas", 1) or 1
         self._apply(primary_deployment(state.target, name=canary.spec.primary_name, selector=state.selector,
                                        tracked=set(state.tracked), owner=owner_reference(canary_obj),
-                                       replicas=replicas))
+                                       replicas=replicas, label_prefixes=self._label_prefixes))
         self._copy_autoscaler(canary_obj, canary)
 
     def promote(self, canary_obj: Obj, canary: Canary, state: TargetState) -> None:
@@ -145,7 +151,7 @@ class Deployments:
         current = (state.primary or {}).get("spec", {}).get("replicas") or state.target["spec"].get("replicas", 1)
         self._apply(primary_deployment(state.target, name=canary.spec.primary_name, selector=state.selector,
                                        tracked=set(state.tracked), owner=owner_reference(canary_obj),
-                                       replicas=current or 1))
+                                       replicas=current or 1, label_prefixes=self._label_prefixes))
 
     def scale_target(self, canary: Canary, state: TargetState, *, up: bool) -> None:
         """Scale the target to zero, or up to the primary's size."""

@@ -1,0 +1,96 @@
+"""Flagger's built-in metrics as data: PromQL templates per mesh or ingress provider.
+
+The controller's metric check calls ``builtin_query`` for a canary metric named
+``request-success-rate`` or ``request-duration`` that has no query or templateRef, renders it with
+``analysis.templates.render_promql``, and judges the value with bounds from ``default_bounds``
+when the metric has the legacy ``threshold`` instead of ``thresholdRange``.
+
+The queries are Flagger's (pkg/metrics/observers), with two deliberate differences: every
+duration query returns milliseconds in PromQL itself, where Flagger scales some in Go; and an
+unknown provider is an error, where Flagger falls back to Istio's queries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from analysis.errors import UnknownMetric
+
+SUCCESS_RATE = "request-success-rate"
+DURATION = "request-duration"
+BUILTIN_METRICS = frozenset({SUCCESS_RATE, DURATION})
+
+
+def _rate(metric: str, labels: str) -> str:
+    return f"rate({metric}{{{labels}}}[{{{{ interval }}}}])"
+
+
+def _success_rate(counter: str, labels: str, success: str) -> str:
+    """Percent of requests that succeeded."""
+    return f"sum({_rate(counter, f'{labels}, {success}')}) / sum({_rate(counter, labels)}) * 100"
+
+
+def _p99(bucket: str, labels: str, *, scale: str = "") -> str:
+    """The 99th percentile of a histogram, times ``scale`` to make it milliseconds."""
+    return f"histogram_quantile(0.99, sum({_rate(bucket, labels)}) by (le)){scale}"
+
+
+_ISTIO_LABELS = ('reporter="destination", destination_workload_namespace="{{ namespace }}", '
+                 'destination_workload=~"{{ target }}"')
+_ISTIO = {
+    SUCCESS_RATE: _success_rate("istio_requests_total", _ISTIO_LABELS, 'response_code!~"5.*"'),
+    DURATION: _p99("istio_request_duration_milliseconds_bucket", _ISTIO_LABELS),
+}
+
+_LINKERD_LABELS = 'namespace="{{ namespace }}", deployment=~"{{ target }}", direction="inbound"'
+
+_NGINX_LABELS = 'namespace="{{ namespace }}", ingress="{{ ingress }}", canary!=""'
+
+_CONTOUR_LABELS = 'envoy_cluster_name=~"{{ namespace }}_{{ service }}-canary_[0-9a-zA-Z-]+"'
+
+# Flagger's "kubernetes" and "gatewayapi" providers read the app's own HTTP histogram from its pods.
+_POD_LABELS = 'kubernetes_namespace="{{ namespace }}", kubernetes_pod_name=~"{{ target }}-[0-9a-zA-Z]+(-[0-9a-zA-Z]+)"'
+
+_POD_HISTOGRAM = {
+    SUCCESS_RATE: _success_rate("http_request_duration_seconds_count", _POD_LABELS, 'status!~"5.*"'),
+    DURATION: _p99("http_request_duration_seconds_bucket", _POD_LABELS, scale=" * 1000"),
+}
+
+_QUERIES: Mapping[str, Mapping[str, str]] = {
+    "istio": _ISTIO,
+    "linkerd": {
+        SUCCESS_RATE: _success_rate("response_total", _LINKERD_LABELS, 'classification!="failure"'),
+        DURATION: _p99("response_latency_ms_bucket", _LINKERD_LABELS),
+    },
+    "nginx": {
+        SUCCESS_RATE: _success_rate("nginx_ingress_controller_requests", _NGINX_LABELS, 'status!~"5.*"'),
+        # Flagger's nginx duration is the mean response time, not a percentile.
+        DURATION: f"sum({_rate('nginx_ingress_controller_response_duration_seconds_sum', _NGINX_LABELS)}) / "
+                  f"sum({_rate('nginx_ingress_controller_response_duration_seconds_count', _NGINX_LABELS)}) * 1000",
+    },
+    "contour": {
+        SUCCESS_RATE: _success_rate("envoy_cluster_upstream_rq", _CONTOUR_LABELS, 'envoy_response_code!~"5.*"'),
+        DURATION: _p99("envoy_cluster_upstream_rq_time_bucket", _CONTOUR_LABELS),
+    },
+    "gatewayapi": _POD_HISTOGRAM,
+    "kubernetes": _POD_HISTOGRAM,
+}
+
+
+def builtin_query(provider: str, metric: str) -> str:
+    """The query template of built-in ``metric`` for ``provider`` (``gatewayapi:v1`` is ``gatewayapi``)."""
+    queries = _QUERIES.get(provider.partition(":")[0])
+    if queries is None:
+        raise UnknownMetric(f'no built-in metrics for provider "{provider}"; '
+                            f'providers with built-in metrics: {", ".join(sorted(_QUERIES))}')
+    if metric not in queries:
+        raise UnknownMetric(f'no built-in metric "{metric}" for provider "{provider}"; '
+                            f'built-in metrics: {", ".join(sorted(queries))}')
+    return queries[metric]
+
+
+def default_bounds(metric: str, threshold: float) -> tuple[float | None, float | None]:
+    """(min, max) from Flagger's legacy ``threshold``: a minimum success rate, else a maximum."""
+    if metric == SUCCESS_RATE:
+        return threshold, None
+    return None, threshold

@@ -1,0 +1,152 @@
+"""Wiring of the controller: informers, workloads, routers, checks, reconciler, scheduler, HTTP, leases.
+
+``run`` blocks until ``stop`` is set. With leader election, every replica keeps its caches warm
+but only the holder of the Lease runs ticks, so a takeover is immediate.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import socket
+import threading
+from dataclasses import dataclass
+
+import structlog
+
+from canary.engine.checks import CheckRunner
+from canary.engine.reconciler import Reconciler
+from canary.engine.scheduler import CanaryScheduler
+from canary.kube.cache import Informer
+from canary.kube.client import Kube
+from canary.kube.events import EventRecorder
+from canary.kube.lease import LeaseElector
+from canary.models.base import API_VERSION
+from canary.notify.base import LogNotifier
+from canary.routers.gatewayapi import API_VERSION as GATEWAY_API_VERSION
+from canary.routers.gatewayapi import GatewayAPIRouter
+from canary.routers.kubernetes import KubernetesRouter
+from canary.routers.registry import RouterRegistry
+from canary.settings import ControllerSettings
+from canary.telemetry import metrics
+from canary.telemetry.server import HttpServer, app
+from canary.webhooks import WebhookCaller
+from canary.workloads.deployments import Deployments
+
+log = structlog.get_logger(__name__)
+_SYNC_TIMEOUT = 60.0
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclass
+class Controller:
+    """The running parts, for ``run`` and for tests that drive a controller in-process."""
+
+    kube: Kube
+    informers: dict[str, Informer]
+    scheduler: CanaryScheduler
+    server: HttpServer | None
+    elector: LeaseElector | None
+
+    def ready(self) -> bool:
+        """Caches are loaded (the HTTPRoute cache may wait for its CRD)."""
+        return all(i.synced for name, i in self.informers.items() if name != "httproutes")
+
+    def stop(self) -> None:
+        """Stop acting, give up the lease, and stop serving."""
+        if self.elector is not None:
+            self.elector.stop()
+        self.scheduler.shutdown()
+        for informer in self.informers.values():
+            informer.stop()
+        if self.server is not None:
+            self.server.stop()
+        self.kube.close()
+
+
+def build(settings: ControllerSettings) -> Controller:
+    """Create every part; nothing runs until ``start``."""
+    kube = Kube.from_kubeconfig(settings.kubeconfig)
+    namespace = settings.namespace
+
+    def informer(api_version: str, kind: str) -> Informer:
+        return Informer(kube, api_version, kind, namespace=namespace)
+
+    informers = {
+        "canaries": informer(API_VERSION, "Canary"),
+        "deployments": informer("apps/v1", "Deployment"),
+        "configmaps": informer("v1", "ConfigMap"),
+        "secrets": informer("v1", "Secret"),
+        "services": informer("v1", "Service"),
+        "hpas": informer("autoscaling/v2", "HorizontalPodAutoscaler"),
+        "metrictemplates": Informer(kube, API_VERSION, "MetricTemplate"),
+        "httproutes": informer(GATEWAY_API_VERSION, "HTTPRoute"),
+    }
+    deployments = Deployments(kube, deployments=informers["deployments"], configmaps=informers["configmaps"],
+                              secrets=informers["secrets"], autoscalers=informers["hpas"],
+                              selector_labels=settings.selector_labels,
+                              track_configs=settings.enable_config_tracking,
+                              label_prefixes=settings.include_label_prefix)
+    routers = RouterRegistry({
+        "kubernetes": lambda: KubernetesRouter(kube, services_cache=informers["services"]),
+        "gatewayapi": lambda: GatewayAPIRouter(kube, services_cache=informers["services"],
+                                               routes_cache=informers["httproutes"]),
+    }, default=settings.mesh_provider)
+    webhooks = WebhookCaller()
+    reconciler = Reconciler(
+        kube=kube, canaries=informers["canaries"], deployments=deployments, routers=routers,
+        checks=CheckRunner(webhooks=webhooks, templates=informers["metrictemplates"],
+                           metrics_server=settings.metrics_server, clock=_now),
+        webhooks=webhooks, events=EventRecorder(kube), notifier=LogNotifier(), clock=_now)
+    scheduler = CanaryScheduler(reconciler.tick, workers=settings.workers,
+                                list_canaries=informers["canaries"].list_objects)
+    informers["canaries"].subscribe(scheduler.on_canary)
+    informers["deployments"].subscribe(scheduler.on_target)
+    informers["configmaps"].subscribe(scheduler.on_config("ConfigMap", informers["deployments"].list_objects))
+    informers["secrets"].subscribe(scheduler.on_config("Secret", informers["deployments"].list_objects))
+    elector = None
+    if settings.enable_leader_election:
+        identity = f"{socket.gethostname()}-{os.getpid()}"
+        elector = LeaseElector(kube, namespace=settings.leader_election_namespace, name=settings.leader_election_id,
+                               identity=identity, on_started=lambda: _lead(scheduler, True),
+                               on_stopped=lambda: _lead(scheduler, False))
+    return Controller(kube=kube, informers=informers, scheduler=scheduler, server=None, elector=elector)
+
+
+def _lead(scheduler: CanaryScheduler, leading: bool) -> None:
+    metrics.LEADER.set(1 if leading else 0)
+    if leading:
+        scheduler.resume()
+    else:
+        scheduler.pause()
+
+
+def start(controller: Controller, settings: ControllerSettings) -> None:
+    """Start caches, the HTTP port, and (once leading, or at once without election) the ticks."""
+    for informer in controller.informers.values():
+        informer.start()
+    controller.server = HttpServer(settings.port, app(ready=controller.ready)).start()
+    for name, informer in controller.informers.items():
+        if name != "httproutes" and not informer.wait_synced(_SYNC_TIMEOUT):
+            log.warning("cache not synced yet", kind=informer.kind)
+    if controller.elector is None:
+        metrics.LEADER.set(1)
+        controller.scheduler.start()
+    else:
+        controller.scheduler.start(paused=True)
+        controller.elector.start()
+    log.info("controller started", port=controller.server.port, namespace=settings.namespace or "all",
+             leader_election=settings.enable_leader_election, mesh_provider=settings.mesh_provider)
+
+
+def run(settings: ControllerSettings, stop: threading.Event) -> None:
+    """Run the controller until ``stop`` is set."""
+    controller = build(settings)
+    start(controller, settings)
+    try:
+        stop.wait()
+    finally:
+        controller.stop()

@@ -1,0 +1,241 @@
+"""One tick of one canary: observe, decide, act, record.
+
+Reads come from the informers; writes go to the API server and back into the informers. The
+Canary's status is written conditionally on its resourceVersion: when someone else changed the
+status in between, the tick stops (the next one decides afresh); when only metadata or spec
+changed, the same change is applied to the fresh object.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import structlog
+from pydantic import ValidationError
+
+from canary.engine.checks import CheckRunner
+from canary.engine.decide import Act, Need, Observed, decide
+from canary.engine.effects import Alert, Effect, Event, PostRolloutHooks, Promote, ScaleTarget, SetRoutes, SetStatus
+from canary.engine.status import apply_status
+from canary.errors import Conflict, PermanentError
+from canary.kube.cache import Informer
+from canary.kube.client import Kube
+from canary.kube.events import EventRecorder
+from canary.models.base import API_VERSION
+from canary.models.canary import Canary, CanaryStatus, HookType, Phase
+from canary.notify.base import Notice, Notifier
+from canary.routers.base import Router, RouteTarget, Weights
+from canary.routers.registry import RouterRegistry
+from canary.webhooks import WebhookCaller, payload
+from canary.workloads.deployments import Deployments, TargetState, owner_reference
+
+log = structlog.get_logger(__name__)
+Obj = dict[str, Any]
+READY = "Ready"
+_MAX_CHECKS = 8
+
+
+@dataclass(frozen=True)
+class TickContext:
+    """What the effects of one tick act upon."""
+
+    obj: Obj
+    canary: Canary
+    state: TargetState
+    router: Router
+    route: RouteTarget
+
+
+class Reconciler:
+    """Runs ticks; one instance serves every canary of the controller."""
+
+    def __init__(self, *, kube: Kube, canaries: Informer, deployments: Deployments, routers: RouterRegistry,
+                 checks: CheckRunner, webhooks: WebhookCaller, events: EventRecorder, notifier: Notifier,
+                 clock: Callable[[], datetime]) -> None:
+        self._kube = kube
+        self._canaries = canaries
+        self._deployments = deployments
+        self._routers = routers
+        self._checks = checks
+        self._webhooks = webhooks
+        self._events = events
+        self._notifier = notifier
+        self._clock = clock
+
+    def tick(self, namespace: str, name: str) -> str:
+        """Advance the canary ``namespace/name`` by one step; returns what was done, for the log."""
+        obj = self._canaries.get(namespace, name)
+        if obj is None:
+            return "gone"
+        where = f"Canary {namespace}/{name}"
+        try:
+            canary = Canary.from_object(obj)
+        except ValidationError as exc:
+            return self._problem(obj, "InvalidSpec", f"{where}: {_validation_message(exc)}")
+        if canary.spec.suspend:
+            return "suspended"
+        try:
+            context = self._observe(obj, canary, where)
+        except PermanentError as exc:
+            return self._problem(obj, "InvalidSpec", str(exc))
+        if isinstance(context, str):
+            return context
+        self._clear_problem(obj)
+        return self._decide_and_act(context)
+
+    def _observe(self, obj: Obj, canary: Canary, where: str) -> TickContext | str:
+        router = self._routers.for_provider(canary.spec.provider, where=where)
+        rival = self._rival(canary)
+        if rival is not None:
+            return self._problem(obj, "TargetConflict", f"{where}: spec.targetRef {canary.spec.target_ref.name} is "
+                                 f"already the target of Canary {rival}", warning=True)
+        state = self._deployments.observe(canary)
+        if state is None:
+            return self._problem(obj, "TargetNotFound", f"{where}: spec.targetRef: Deployment "
+                                 f"{canary.spec.target_ref.name} not found", warning=True)
+        route = RouteTarget(canary=canary, owner=owner_reference(obj), selector=state.selector)
+        self._deployments.ensure_primary(obj, canary, state)
+        router.reconcile(route)
+        if state.primary is None:
+            state = self._deployments.observe(canary) or state
+        return TickContext(obj=obj, canary=canary, state=state, router=router, route=route)
+
+    def _rival(self, canary: Canary) -> str | None:
+        """An older Canary in the namespace with the same target, which keeps it."""
+        mine = (canary.metadata.model_extra or {}).get("creationTimestamp", ""), canary.metadata.name
+        for other in self._canaries.list_objects(canary.metadata.namespace):
+            spec = other.get("spec") or {}
+            if other["metadata"]["name"] == canary.metadata.name or \
+                    (spec.get("targetRef") or {}).get("name") != canary.spec.target_ref.name:
+                continue
+            theirs = other["metadata"].get("creationTimestamp", ""), other["metadata"]["name"]
+            if theirs < mine:
+                return str(other["metadata"]["name"])
+        return None
+
+    def _decide_and_act(self, tick: TickContext) -> str:
+        now = self._clock()
+        canary, state = tick.canary, tick.state
+        weights = tick.router.weights(tick.route)
+        seen = Observed(
+            revision=state.revision,
+            primary=self._deployments.readiness(canary, state.primary, primary=True, now=now),
+            canary=self._deployments.readiness(canary, state.target, primary=False, now=now),
+            primary_weight=weights.primary, canary_weight=weights.canary,
+            router_has_weights=tick.router.has_weights, router_has_match=tick.router.has_match)
+        for _ in range(_MAX_CHECKS):
+            decision = decide(canary.spec, canary.status, seen)
+            if isinstance(decision, Act):
+                break
+            assert isinstance(decision, Need)  # noqa: S101 - Decision is Need | Act
+            result = self._checks.run(decision.check, canary, revision=state.revision, provider=tick.router.name)
+            seen = Observed(**{**seen.__dict__, "checks": {**seen.checks, decision.check: result}})
+        else:
+            raise AssertionError(f"decide asked for more than {_MAX_CHECKS} checks")
+        for effect in decision.effects:
+            self._apply(tick, effect)
+        if decision.effects:
+            log.info("tick", canary=canary.metadata.name, namespace=canary.metadata.namespace,
+                     phase=canary.status.phase, revision=state.revision, action=decision.summary)
+        return decision.summary
+
+    def _apply(self, tick: TickContext, effect: Effect) -> None:
+        canary = tick.canary
+        match effect:
+            case SetRoutes(primary=primary, canary=canary_weight):
+                tick.router.set_weights(tick.route, Weights(primary=primary, canary=canary_weight))
+            case ScaleTarget(up=up):
+                self._deployments.scale_target(canary, tick.state, up=up)
+            case Promote():
+                self._deployments.promote(tick.obj, canary, tick.state)
+            case SetStatus():
+                self._write_status(tick, effect)
+            case Event(reason=reason, message=message, warning=warning):
+                self._events.record(tick.obj, reason=reason, message=message, warning=warning)
+            case Alert(severity=severity, message=message):
+                self._notifier.notify(Notice(canary=canary.metadata.name, namespace=canary.metadata.namespace or "",
+                                             severity=severity.value, message=message,
+                                             phase=str(canary.status.phase), revision=tick.state.revision))
+            case PostRolloutHooks(phase=phase):
+                self._post_rollout(tick, phase)
+
+    def _post_rollout(self, tick: TickContext, phase: Phase) -> None:
+        canary = tick.canary
+        for hook in canary.spec.analysis.hooks(HookType.POST_ROLLOUT):
+            outcome = self._webhooks.call(hook, payload(name=canary.metadata.name,
+                                                        namespace=canary.metadata.namespace or "", phase=phase,
+                                                        revision=tick.state.revision, hook=hook))
+            if not outcome.passed:
+                self._events.record(tick.obj, reason="Synced", message=f"Post-rollout hook failed: {outcome.message}",
+                                    warning=True)
+
+    def _write_status(self, tick: TickContext, change: SetStatus) -> None:
+        obj = tick.obj
+        for _ in range(3):
+            status = apply_status(CanaryStatus.model_validate(obj.get("status") or {}), change,
+                                  revision=tick.state.revision, tracked_configs=tick.state.tracked_checksums or None,
+                                  target_kind=tick.canary.spec.target_ref.kind, now=self._clock())
+            try:
+                written = self._patch_status(obj, status.model_dump(by_alias=True, exclude_none=True, mode="json"))
+            except Conflict:
+                fresh = self._kube.get(API_VERSION, "Canary", obj["metadata"]["name"],
+                                       namespace=obj["metadata"]["namespace"])
+                if fresh is None or (fresh.get("status") or {}) != (obj.get("status") or {}):
+                    raise  # the status moved on: this tick decided on old facts
+                obj = fresh
+                continue
+            self._canaries.store(written)
+            return
+        raise Conflict(f"Canary {obj['metadata']['namespace']}/{obj['metadata']['name']}: status kept conflicting")
+
+    def _patch_status(self, obj: Obj, status: Obj) -> Obj:
+        meta = obj["metadata"]
+        return self._kube.merge_patch(API_VERSION, "Canary", meta["name"],
+                                      {"metadata": {"resourceVersion": meta["resourceVersion"]}, "status": status},
+                                      namespace=meta["namespace"], subresource="status")
+
+    def _problem(self, obj: Obj, reason: str, message: str, *, warning: bool = True) -> str:
+        """Report a problem as the Ready condition and an Event, once per change."""
+        current = _ready_condition(obj)
+        if current is not None and current.get("reason") == reason and current.get("message") == message:
+            return message
+        condition = {"type": READY, "status": "False", "reason": reason, "message": message,
+                     "lastTransitionTime": self._clock().strftime("%Y-%m-%dT%H:%M:%SZ")}
+        self._set_ready(obj, condition)
+        self._events.record(obj, reason=reason, message=message, warning=warning)
+        log.warning("canary problem", canary=obj["metadata"]["name"], namespace=obj["metadata"]["namespace"],
+                    reason=reason, message=message)
+        return message
+
+    def _clear_problem(self, obj: Obj) -> None:
+        current = _ready_condition(obj)
+        if current is None or current.get("status") == "True":
+            return
+        self._set_ready(obj, {"type": READY, "status": "True", "reason": "Reconciled", "message": "",
+                              "lastTransitionTime": self._clock().strftime("%Y-%m-%dT%H:%M:%SZ")})
+
+    def _set_ready(self, obj: Obj, condition: Obj) -> None:
+        status = dict(obj.get("status") or {})
+        others = [c for c in status.get("conditions") or [] if c.get("type") != READY]
+        status["conditions"] = [*others, condition]
+        try:
+            self._canaries.store(self._patch_status(obj, status))
+        except Conflict:
+            log.info("status changed meanwhile; reporting on the next tick", canary=obj["metadata"]["name"])
+
+
+def _ready_condition(obj: Obj) -> Obj | None:
+    conditions = (obj.get("status") or {}).get("conditions") or []
+    return next((c for c in conditions if c.get("type") == READY), None)
+
+
+def _validation_message(exc: ValidationError) -> str:
+    parts = []
+    for error in exc.errors()[:5]:
+        location = ".".join(str(p) for p in error["loc"] if not str(p).startswith("function-"))
+        parts.append(f"{location}: {error['msg']}")
+    return "; ".join(parts)
+

@@ -1,0 +1,152 @@
+"""One APScheduler job per Canary, at its analysis interval, plus immediate runs on changes.
+
+A job runs at most once at a time (max_instances=1); runs that pile up while one is busy are
+coalesced. Watch events run a job at once only when something a user changed (a generation, a
+config's content), never on status updates, so that the interval keeps its meaning.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.jobstores.base import JobLookupError
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from canary.errors import TemporaryError
+from canary.models.base import parse_duration
+from canary.models.canary import ANALYSIS_INTERVAL
+from canary.telemetry import metrics
+from canary.workloads import configs
+
+log = structlog.get_logger(__name__)
+Obj = dict[str, Any]
+Tick = Callable[[str, str], str]
+
+
+def _job_id(namespace: str, name: str) -> str:
+    return f"{namespace}/{name}"
+
+
+def interval_seconds(canary: Obj) -> float:
+    """The canary's analysis interval; Flagger's default when it is missing or unreadable."""
+    text = ((canary.get("spec") or {}).get("analysis") or {}).get("interval") or ANALYSIS_INTERVAL
+    try:
+        return max(1.0, parse_duration(text).total_seconds())
+    except ValueError:
+        return parse_duration(ANALYSIS_INTERVAL).total_seconds()
+
+
+class CanaryScheduler:
+    """Keeps one job per Canary and runs ``tick(namespace, name)`` from it."""
+
+    def __init__(self, tick: Tick, *, workers: int = 10, list_canaries: Callable[[], list[Obj]]) -> None:
+        self._tick = tick
+        self._list = list_canaries
+        self._scheduler = BackgroundScheduler(
+            executors={"default": ThreadPoolExecutor(workers)},
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+            timezone=dt.UTC,
+        )
+        self._generations: dict[str, int] = {}
+
+    def start(self, *, paused: bool = False) -> None:
+        """Start the scheduler (paused: jobs are kept but do not run until ``resume``)."""
+        self._scheduler.start(paused=paused)
+
+    def pause(self) -> None:
+        """Stop running jobs (leadership lost)."""
+        self._scheduler.pause()
+
+    def resume(self) -> None:
+        """Run jobs again, each of them at once."""
+        self._scheduler.resume()
+        for canary in self._list():
+            self.trigger(canary["metadata"]["namespace"], canary["metadata"]["name"])
+
+    def shutdown(self) -> None:
+        """Stop, waiting for running ticks to end."""
+        self._scheduler.shutdown(wait=True)
+
+    @property
+    def running(self) -> bool:
+        """Whether jobs are being run."""
+        return bool(self._scheduler.running) and self._scheduler.state == 1
+
+    def job_ids(self) -> list[str]:
+        """The ``namespace/name`` of every scheduled canary."""
+        return sorted(job.id for job in self._scheduler.get_jobs())
+
+    def trigger(self, namespace: str, name: str) -> None:
+        """Run the canary's job now (it runs at its interval afterwards)."""
+        try:
+            self._scheduler.modify_job(_job_id(namespace, name), next_run_time=dt.datetime.now(dt.UTC))
+        except JobLookupError:
+            return
+
+    def on_canary(self, event: str, canary: Obj) -> None:
+        """Informer handler for Canaries: keep the jobs in step with the objects."""
+        namespace, name = canary["metadata"]["namespace"], canary["metadata"]["name"]
+        job_id = _job_id(namespace, name)
+        if event == "DELETED":
+            self._generations.pop(job_id, None)
+            try:
+                self._scheduler.remove_job(job_id)
+            except JobLookupError:
+                return
+            return
+        seconds = interval_seconds(canary)
+        generation = int(canary["metadata"].get("generation") or 0)
+        job = self._scheduler.get_job(job_id)
+        if job is None:
+            self._scheduler.add_job(self._run, "interval", seconds=seconds, id=job_id, args=(namespace, name),
+                                    next_run_time=dt.datetime.now(dt.UTC), replace_existing=True)
+        elif job.trigger.interval.total_seconds() != seconds:
+            self._scheduler.reschedule_job(job_id, trigger="interval", seconds=seconds)
+            self.trigger(namespace, name)
+        elif self._generations.get(job_id) != generation:
+            self.trigger(namespace, name)
+        self._generations[job_id] = generation
+
+    def on_target(self, event: str, deployment: Obj) -> None:
+        """Informer handler for Deployments: run the canaries of a target whose spec changed."""
+        if event == "MODIFIED" and deployment.get("metadata", {}).get("generation") == \
+                (deployment.get("status") or {}).get("observedGeneration"):
+            return
+        namespace, name = deployment["metadata"]["namespace"], deployment["metadata"]["name"]
+        for canary in self._list():
+            if canary["metadata"]["namespace"] == namespace and \
+                    ((canary.get("spec") or {}).get("targetRef") or {}).get("name") == name:
+                self.trigger(namespace, canary["metadata"]["name"])
+
+    def on_config(self, kind: str, targets: Callable[[str], list[Obj]]) -> Callable[[str, Obj], None]:
+        """An informer handler for ConfigMaps or Secrets: run the canaries whose target uses the config."""
+        def handle(event: str, config: Obj) -> None:
+            namespace, name = config["metadata"]["namespace"], config["metadata"]["name"]
+            ref = configs.ConfigRef(kind, name)
+            for target in targets(namespace):
+                pod_spec = ((target.get("spec") or {}).get("template") or {}).get("spec") or {}
+                if ref in configs.referenced(pod_spec):
+                    self.on_target("ADDED", target)
+        return handle
+
+    def _run(self, namespace: str, name: str) -> None:
+        structlog.contextvars.clear_contextvars()
+        with structlog.contextvars.bound_contextvars(canary=name, namespace=namespace):
+            started = dt.datetime.now(dt.UTC)
+            try:
+                summary = self._tick(namespace, name)
+            except TemporaryError as exc:
+                metrics.TICKS.labels(result="retry").inc()
+                log.warning("tick will be retried", error=str(exc))
+                return
+            except Exception:  # one canary's bug must not stop the others
+                metrics.TICKS.labels(result="error").inc()
+                log.exception("tick failed")
+                return
+            metrics.TICKS.labels(result="ok").inc()
+            metrics.TICK_SECONDS.observe((dt.datetime.now(dt.UTC) - started).total_seconds())
+            log.debug("tick done", action=summary)

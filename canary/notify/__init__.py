@@ -1,0 +1,1 @@
+"""Alerts about canaries, for people: the Notifier protocol and its implementations."""

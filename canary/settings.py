@@ -1,0 +1,31 @@
+"""The controller's settings: one model per concern, filled from flags and CANARY_* variables by the CLI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from canary.workloads.deployments import DEFAULT_SELECTOR_LABELS
+
+
+class ControllerSettings(BaseModel):
+    """What ``canary controller`` runs with (Flagger's flags where they apply)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kubeconfig: Path | None = None
+    metrics_server: str = "http://prometheus:9090"
+    mesh_provider: str = "kubernetes"
+    namespace: str | None = None
+    selector_labels: tuple[str, ...] = DEFAULT_SELECTOR_LABELS
+    include_label_prefix: tuple[str, ...] = ()
+    enable_config_tracking: bool = True
+    enable_leader_election: bool = False
+    leader_election_namespace: str = "canary-system"
+    leader_election_id: str = "canary-controller"
+    cluster_name: str = ""
+    slack_url: str | None = Field(default=None, repr=False)
+    port: int = Field(default=8080, ge=0, le=65535)
+    log_level: str = "info"
+    workers: int = Field(default=10, ge=1)

@@ -1,0 +1,1 @@
+"""What the controller exports about itself: Prometheus metrics and health endpoints."""

@@ -1,0 +1,67 @@
+"""The controller's HTTP port: /metrics, /healthz (the process serves) and /readyz (caches synced).
+
+One WSGI app routes the paths, because prometheus_client's own server answers every path with
+metrics, which would make health checks meaningless.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+from prometheus_client import make_wsgi_app
+from prometheus_client.exposition import ThreadingWSGIServer
+
+StartResponse = Callable[..., Any]
+Extra = Callable[[dict[str, Any], StartResponse], Iterable[bytes] | None]
+
+
+class _Quiet(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: ANN401 - stdlib signature
+        """Requests are not logged: probes would flood the log."""
+
+
+def app(*, ready: Callable[[], bool], extra: Extra | None = None) -> Callable[..., Iterable[bytes]]:
+    """The WSGI app; ``extra`` may answer other paths (the Git webhook receiver, for instance)."""
+    metrics_app = make_wsgi_app()
+
+    def route(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path == "/metrics":
+            return metrics_app(environ, start_response)  # type: ignore[no-any-return]
+        if path == "/healthz":
+            start_response("200 OK", [("Content-Type", "text/plain")])
+            return [b"ok\n"]
+        if path == "/readyz":
+            ok = ready()
+            start_response("200 OK" if ok else "503 Service Unavailable", [("Content-Type", "text/plain")])
+            return [b"ok\n" if ok else b"not ready\n"]
+        if extra is not None:
+            answer = extra(environ, start_response)
+            if answer is not None:
+                return answer
+        start_response("404 Not Found", [("Content-Type", "text/plain")])
+        return [b"not found\n"]
+
+    return route
+
+
+class HttpServer:
+    """Serves ``app`` on a port in a thread."""
+
+    def __init__(self, port: int, wsgi: Callable[..., Iterable[bytes]], *, host: str = "0.0.0.0") -> None:  # noqa: S104
+        self._server = make_server(host, port, wsgi, ThreadingWSGIServer, handler_class=_Quiet)
+        self.port = int(self._server.server_port)
+        self._thread = threading.Thread(target=self._server.serve_forever, name="http", daemon=True)
+
+    def start(self) -> HttpServer:
+        """Start serving."""
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and close the socket."""
+        self._server.shutdown()
+        self._server.server_close()
