@@ -42,3 +42,20 @@ def make_configmap(name: str, namespace: str, *, data: dict[str, str] | None = N
             "uid": owner["metadata"]["uid"],
         }]
     return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata, "data": data or {}}
+
+
+def make_canary(name: str, namespace: str, *, provider: str = "gatewayapi", analysis: Obj | None = None,
+                **spec: Any) -> Obj:
+    """A Canary for the Deployment ``name``, short intervals for tests; ``analysis`` replaces the default."""
+    return {
+        "apiVersion": "canary.dev/v1alpha1",
+        "kind": "Canary",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "provider": provider,
+            "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
+            "service": {"port": 9898},
+            "analysis": analysis or {"interval": "1s", "threshold": 2, "stepWeight": 10, "maxWeight": 50},
+            **spec,
+        },
+    }

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
@@ -18,8 +18,19 @@ from canary.kube.client import Kube
 from canary.kube.conditions import is_true
 from canary.local import stack
 from canary.local.waiting import wait_until
+from tests.e2e.controllers import ControllerProcess
 
 CRDS = Path(__file__).parents[2] / "manifests" / "crds"
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Keep each phase's report on the item, so fixtures can tell whether the test failed."""
+    report: pytest.TestReport = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -79,3 +90,32 @@ def canary_crds(kube: Kube) -> list[str]:
     wait_until(established, lambda done: len(done) == len(names), what=f"CRDs {names} to be Established",
                timeout=30)
     return names
+
+
+GATEWAY_API_CRDS = Path(__file__).parents[2] / "manifests" / "vendor" / "gateway-api"
+
+
+@pytest.fixture(scope="session")
+def gateway_api_crds(kube: Kube) -> None:
+    """The upstream Gateway API CRDs (vendored), Established."""
+    names = []
+    for path in sorted(GATEWAY_API_CRDS.glob("*.yaml")):
+        crd = yaml.safe_load(path.read_text())
+        kube.apply(crd, field_manager="canary-tests")
+        names.append(crd["metadata"]["name"])
+    wait_until(lambda: [n for n in names if is_true(
+                   kube.get("apiextensions.k8s.io/v1", "CustomResourceDefinition", n), "Established")],
+               lambda done: len(done) == len(names), what="Gateway API CRDs to be Established", timeout=30)
+
+
+@pytest.fixture
+def controller(local_stack: stack.StackState, namespace: str, canary_crds: list[str], tmp_path: Path,
+               request: pytest.FixtureRequest) -> Iterator[ControllerProcess]:
+    """A ``canary controller`` process watching the test's namespace, stopped after the test."""
+    process = ControllerProcess(local_stack, namespace, tmp_path / "controller")
+    process.start()
+    yield process
+    process.stop()
+    failed = getattr(request.node, "rep_call", None)
+    if failed is not None and failed.failed:
+        print(process.log_tail())

@@ -1,0 +1,49 @@
+"""Reading canaries and their routes in end-to-end tests, with waits that say what they saw."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from canary.kube.client import Kube
+from canary.local.waiting import wait_until
+
+Obj = dict[str, Any]
+
+
+def canary_status(kube: Kube, namespace: str, name: str) -> Obj:
+    """The Canary's status (empty when it has none yet)."""
+    found = kube.get("canary.dev/v1alpha1", "Canary", name, namespace=namespace) or {}
+    return dict(found.get("status") or {})
+
+
+def wait_phase(kube: Kube, namespace: str, name: str, phase: str, *, timeout: float = 60) -> Obj:
+    """Wait for the Canary to reach ``phase``; returns its status."""
+    return wait_until(lambda: canary_status(kube, namespace, name), lambda s: s.get("phase") == phase,
+                      what=f"Canary {namespace}/{name} to reach phase {phase}", timeout=timeout, interval=0.1)
+
+
+def route_weights(kube: Kube, namespace: str, name: str) -> tuple[int, int] | None:
+    """(primary, canary) weights of the HTTPRoute's first rule, or None without a route."""
+    route = kube.get("gateway.networking.k8s.io/v1", "HTTPRoute", name, namespace=namespace)
+    if route is None:
+        return None
+    refs = {r["name"]: r.get("weight", 1) for r in route["spec"]["rules"][0]["backendRefs"]}
+    return refs[f"{name}-primary"], refs[f"{name}-canary"]
+
+
+def deployment(kube: Kube, namespace: str, name: str) -> Obj:
+    """A Deployment that must exist."""
+    found = kube.get("apps/v1", "Deployment", name, namespace=namespace)
+    assert found is not None, f"Deployment {namespace}/{name} not found"
+    return found
+
+
+def image_of(obj: Obj) -> str:
+    """The first container's image of a Deployment."""
+    return str(obj["spec"]["template"]["spec"]["containers"][0]["image"])
+
+
+def events(kube: Kube, namespace: str, name: str) -> list[Obj]:
+    """Events about the Canary ``name``."""
+    return [e for e in kube.list_objects("v1", "Event", namespace=namespace)
+            if e["involvedObject"]["kind"] == "Canary" and e["involvedObject"]["name"] == name]

@@ -1,0 +1,151 @@
+"""The canary engine on the real control plane: bootstrap, releases, routers, configs, bad input."""
+
+from __future__ import annotations
+
+import pytest
+
+from canary.kube.client import Kube
+from canary.local.waiting import wait_until
+from tests.builders import make_canary, make_configmap, make_deployment
+from tests.e2e.canaries import canary_status, deployment, events, image_of, route_weights, wait_phase
+from tests.e2e.controllers import ControllerProcess
+
+pytestmark = pytest.mark.usefixtures("gateway_api_crds")
+
+
+def _release(kube: Kube, namespace: str, name: str, image: str) -> None:
+    kube.merge_patch("apps/v1", "Deployment", name, {"spec": {"template": {"spec": {"containers": [
+        {"name": "app", "image": image}]}}}}, namespace=namespace)
+
+
+def test_initialization_creates_primary_services_and_configs_and_scales_the_target_down(
+    kube: Kube, namespace: str, controller: ControllerProcess
+) -> None:
+    kube.create(make_configmap("web-settings", namespace, data={"color": "blue"}))
+    target = make_deployment("web", namespace, replicas=2, image="web:1")
+    target["spec"]["template"]["spec"]["volumes"] = [{"name": "settings", "configMap": {"name": "web-settings"}}]
+    kube.create(target)
+    kube.create(make_canary("web", namespace))
+
+    status = wait_phase(kube, namespace, "web", "Initialized")
+
+    primary = deployment(kube, namespace, "web-primary")
+    assert primary["spec"]["replicas"] == 2
+    assert primary["spec"]["selector"]["matchLabels"] == {"app": "web-primary"}
+    assert primary["spec"]["template"]["spec"]["volumes"][0]["configMap"]["name"] == "web-settings-primary"
+    copy = kube.get("v1", "ConfigMap", "web-settings-primary", namespace=namespace)
+    assert copy is not None
+    assert copy["data"] == {"color": "blue"}
+    assert deployment(kube, namespace, "web")["spec"]["replicas"] == 0
+    services = {s["metadata"]["name"]: s["spec"]["selector"] for s in kube.list_objects("v1", "Service",
+                                                                                       namespace=namespace)}
+    assert services == {"web": {"app": "web-primary"}, "web-primary": {"app": "web-primary"},
+                        "web-canary": {"app": "web"}}
+    assert route_weights(kube, namespace, "web") == (100, 0)
+    assert status["conditions"][0]["type"] == "Promoted"
+    assert status["conditions"][0]["status"] == "True"
+    assert any(e["message"] == "Initialization done! web" for e in events(kube, namespace, "web"))
+
+
+def test_a_good_release_through_gateway_api_steps_the_weights_and_is_promoted(
+    kube: Kube, namespace: str, controller: ControllerProcess
+) -> None:
+    kube.create(make_deployment("web", namespace, replicas=2, image="web:1"))
+    kube.create(make_canary("web", namespace, analysis={"interval": "1s", "threshold": 2, "stepWeight": 10,
+                                                         "maxWeight": 50}))
+    wait_phase(kube, namespace, "web", "Initialized")
+
+    _release(kube, namespace, "web", "web:2")
+    seen: list[tuple[int, int]] = []
+    phases: list[str] = []
+
+    def observe() -> str:
+        weights = route_weights(kube, namespace, "web")
+        if weights is not None and (not seen or seen[-1] != weights):
+            seen.append(weights)
+        phase = str(canary_status(kube, namespace, "web").get("phase", ""))
+        if not phases or phases[-1] != phase:
+            phases.append(phase)
+        return phase
+
+    wait_until(observe, lambda phase: phase == "Succeeded", what="the release to succeed", timeout=90,
+               interval=0.05)
+
+    assert seen == [(100, 0), (90, 10), (80, 20), (70, 30), (60, 40), (50, 50), (100, 0)]
+    assert phases[-3:] == ["Promoting", "Finalising", "Succeeded"]
+    assert image_of(deployment(kube, namespace, "web-primary")) == "web:2"
+    assert deployment(kube, namespace, "web")["spec"]["replicas"] == 0
+
+
+def test_blue_green_with_the_kubernetes_router_runs_its_iterations_and_promotes(
+    kube: Kube, namespace: str, controller: ControllerProcess
+) -> None:
+    kube.create(make_deployment("web", namespace, replicas=2, image="web:1"))
+    kube.create(make_canary("web", namespace, provider="kubernetes",
+                            analysis={"interval": "1s", "threshold": 2, "iterations": 3}))
+    wait_phase(kube, namespace, "web", "Initialized")
+
+    _release(kube, namespace, "web", "web:2")
+    iterations = set()
+
+    def observe() -> str:
+        status = canary_status(kube, namespace, "web")
+        iterations.add(status.get("iterations", 0))
+        return str(status.get("phase", ""))
+
+    wait_until(observe, lambda phase: phase == "Succeeded", what="blue/green to succeed", timeout=60, interval=0.05)
+
+    assert {1, 2, 3} <= iterations
+    assert image_of(deployment(kube, namespace, "web-primary")) == "web:2"
+    assert kube.get("gateway.networking.k8s.io/v1", "HTTPRoute", "web", namespace=namespace) is None
+
+
+def test_a_configmap_change_alone_starts_a_run_and_the_primary_gets_the_primary_copy(
+    kube: Kube, namespace: str, controller: ControllerProcess
+) -> None:
+    kube.create(make_configmap("web-settings", namespace, data={"color": "blue"}))
+    target = make_deployment("web", namespace, replicas=1, image="web:1")
+    target["spec"]["template"]["spec"]["containers"][0]["envFrom"] = [{"configMapRef": {"name": "web-settings"}}]
+    kube.create(target)
+    kube.create(make_canary("web", namespace, analysis={"interval": "1s", "threshold": 2, "stepWeight": 50}))
+    first = wait_phase(kube, namespace, "web", "Initialized")
+
+    kube.merge_patch("v1", "ConfigMap", "web-settings", {"data": {"color": "green"}}, namespace=namespace)
+
+    wait_phase(kube, namespace, "web", "Progressing")
+    done = wait_phase(kube, namespace, "web", "Succeeded", timeout=60)
+    assert done["lastPromotedSpec"] != first["lastPromotedSpec"]
+    copy = kube.get("v1", "ConfigMap", "web-settings-primary", namespace=namespace)
+    assert copy is not None
+    assert copy["data"] == {"color": "green"}
+    primary = deployment(kube, namespace, "web-primary")
+    assert primary["spec"]["template"]["spec"]["containers"][0]["envFrom"] == [
+        {"configMapRef": {"name": "web-settings-primary"}}]
+
+
+def test_a_canary_without_its_target_gets_a_condition_and_two_canaries_on_one_target_get_an_event(
+    kube: Kube, namespace: str, controller: ControllerProcess
+) -> None:
+    kube.create(make_canary("ghost", namespace))
+    status = wait_until(lambda: canary_status(kube, namespace, "ghost"),
+                        lambda s: any(c.get("reason") == "TargetNotFound" for c in s.get("conditions", [])),
+                        what="a TargetNotFound condition", timeout=30)
+    ready = next(c for c in status["conditions"] if c["type"] == "Ready")
+    assert ready["status"] == "False"
+    assert "spec.targetRef: Deployment ghost not found" in ready["message"]
+
+    kube.create(make_deployment("web", namespace, replicas=1))
+    kube.create(make_canary("web", namespace))
+    wait_phase(kube, namespace, "web", "Initialized")
+    second = make_canary("web-again", namespace)
+    second["spec"]["targetRef"]["name"] = "web"
+    kube.create(second)
+    wait_until(lambda: events(kube, namespace, "web-again"),
+               lambda found: any(e["reason"] == "TargetConflict" for e in found),
+               what="a TargetConflict event on the second Canary", timeout=30)
+    assert canary_status(kube, namespace, "web").get("phase") == "Initialized"
+
+    kube.create(make_deployment("ghost", namespace, replicas=1))
+    wait_phase(kube, namespace, "ghost", "Initialized")
+    healed = next(c for c in canary_status(kube, namespace, "ghost")["conditions"] if c["type"] == "Ready")
+    assert healed["status"] == "True"
