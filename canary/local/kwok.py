@@ -30,10 +30,66 @@ def node(name: str) -> dict[str, Any]:
     }
 
 
+UNREADY_ANNOTATION = "sim.canary.dev/unready"
+_NOT_DELETED = {"key": ".metadata.deletionTimestamp", "operator": "DoesNotExist"}
+_NOT_STARTED = {"key": ".status.podIP", "operator": "DoesNotExist"}
+_UNREADY = f'.metadata.annotations["{UNREADY_ANNOTATION}"]'
+
+# Pod status templates (kwok renders them with Go templates). A pod is "started" once it has an IP.
+_STARTED_POD = """
+{{ $now := Now }}
+conditions:
+- {type: Initialized, status: "True", lastTransitionTime: {{ $now | Quote }}}
+- {type: Ready, status: "%(ready)s", lastTransitionTime: {{ $now | Quote }}}
+- {type: ContainersReady, status: "%(ready)s", lastTransitionTime: {{ $now | Quote }}}
+containerStatuses:
+{{ range .spec.containers }}
+- name: {{ .name | Quote }}
+  image: {{ .image | Quote }}
+  ready: %(ready_bool)s
+  restartCount: 0
+  state: {running: {startedAt: {{ $now | Quote }}}}
+{{ end }}
+hostIP: {{ NodeIPWith .spec.nodeName | Quote }}
+%(pod_ip)s
+phase: Running
+startTime: {{ $now | Quote }}
+"""
+
+
+_POD_IP = ('podIP: {{ PodIPWith .spec.nodeName ( or .spec.hostNetwork false ) ( or .metadata.uid "" ) '
+           '( or .metadata.name "" ) ( or .metadata.namespace "" ) | Quote }}')
+
+
+def _pod_stage(name: str, selector: list[dict[str, str]], next_step: dict[str, Any]) -> dict[str, Any]:
+    return {"apiVersion": "kwok.x-k8s.io/v1alpha1", "kind": "Stage", "metadata": {"name": name},
+            "spec": {"resourceRef": {"apiGroup": "v1", "kind": "Pod"}, "selector": {"matchExpressions": selector},
+                     "next": next_step}}
+
+
+def pod_stages() -> list[dict[str, Any]]:
+    """How kwok moves pods along: ready, never ready (annotated), deleted.
+
+    Giving any pod stage replaces all of kwok's own, so the three are disjoint and complete for
+    what runs here (no Jobs). Pods annotated ``sim.canary.dev/unready`` run but never become
+    ready, which is how tests make a release miss its progress deadline.
+    """
+    ready = {"ready": "True", "ready_bool": "true", "pod_ip": _POD_IP}
+    unready = {"ready": "False", "ready_bool": "false", "pod_ip": _POD_IP}
+    return [
+        _pod_stage("pod-ready", [_NOT_DELETED, _NOT_STARTED, {"key": _UNREADY, "operator": "DoesNotExist"}],
+                   {"statusTemplate": _STARTED_POD % ready}),
+        _pod_stage("pod-unready", [_NOT_DELETED, _NOT_STARTED, {"key": _UNREADY, "operator": "Exists"}],
+                   {"statusTemplate": _STARTED_POD % unready}),
+        _pod_stage("pod-delete", [{"key": ".metadata.deletionTimestamp", "operator": "Exists"}],
+                   {"finalizers": {"empty": True}, "delete": True}),
+    ]
+
+
 def write_config(path: Path) -> None:
-    """Write kwok's configuration file (so it never reads the user's ~/.kwok/kwok.yaml)."""
+    """Write kwok's configuration and pod stages (so it never reads the user's ~/.kwok/kwok.yaml)."""
     config = {"apiVersion": "config.kwok.x-k8s.io/v1alpha1", "kind": "KwokConfiguration", "options": {}}
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    path.write_text(yaml.safe_dump_all([config, *pod_stages()], sort_keys=False))
 
 
 def argv(*, binary: str, kubeconfig: Path, config: Path) -> list[str]:

@@ -48,6 +48,22 @@ def test_deployment_becomes_available_with_three_ready_pods(kube: Kube, namespac
     assert [rs["metadata"]["ownerReferences"][0]["name"] for rs in replicasets] == ["web"]
 
 
+def test_pods_annotated_unready_run_but_never_become_ready(kube: Kube, namespace: str) -> None:
+    kube.create(make_deployment("stuck", namespace, replicas=2, annotations={"sim.canary.dev/unready": "true"}))
+    kube.create(make_deployment("fine", namespace, replicas=1))
+
+    def phases() -> dict[str, list[tuple[str, str]]]:
+        pods = kube.list_objects("v1", "Pod", namespace=namespace)
+        return {app: [(p["status"].get("phase", ""), next((c["status"] for c in p["status"].get("conditions", [])
+                                                            if c["type"] == "Ready"), ""))
+                      for p in pods if p["metadata"]["labels"]["app"] == app] for app in ("stuck", "fine")}
+
+    seen = wait_until(phases, lambda s: s == {"stuck": [("Running", "False")] * 2, "fine": [("Running", "True")]},
+                      what="stuck pods running unready and the other ready", timeout=60)
+    assert seen["stuck"] == [("Running", "False"), ("Running", "False")]
+    assert _available(kube.get("apps/v1", "Deployment", "stuck", namespace=namespace))["ready"] == 0
+
+
 def test_changing_the_pod_template_rolls_out_a_new_replicaset(kube: Kube, namespace: str) -> None:
     kube.create(make_deployment("web", namespace, replicas=2, image="registry.local/web:1"))
     wait_until(lambda: _available(kube.get("apps/v1", "Deployment", "web", namespace=namespace)),
