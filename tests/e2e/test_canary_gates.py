@@ -1,0 +1,122 @@
+"""Webhook gates and the progress deadline, against a real HTTP receiver and kwok's unready pods."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from canary.kube.client import Kube
+from canary.local.waiting import wait_until
+from tests.builders import make_canary, make_deployment
+from tests.e2e.canaries import canary_status, deployment, image_of, route_weights, wait_phase
+from tests.e2e.controllers import ControllerProcess
+from tests.e2e.receivers import receiver
+
+pytestmark = pytest.mark.usefixtures("gateway_api_crds")
+
+
+def _release(kube: Kube, namespace: str, image: str, annotations: dict[str, str] | None = None) -> None:
+    template: dict[str, Any] = {"spec": {"containers": [{"name": "app", "image": image}]}}
+    if annotations:
+        template["metadata"] = {"annotations": annotations}
+    kube.merge_patch("apps/v1", "Deployment", "web", {"spec": {"template": template}}, namespace=namespace)
+
+
+def _hooks(url: Any, *types: str) -> list[dict[str, str]]:  # noqa: ANN401 - a bound method
+    return [{"name": t, "type": t, "url": url(f"/{t}")} for t in types]
+
+
+def test_gates_hold_the_release_until_opened_and_every_hook_type_is_called(
+    kube: Kube, namespace: str, controller: ControllerProcess
+) -> None:
+    with receiver() as hooks:
+        hooks.answer("/confirm-rollout", 403)
+        hooks.answer("/confirm-promotion", 403)
+        hooks.answer("/rollback", 404)
+        kube.create(make_deployment("web", namespace, replicas=1, image="web:1"))
+        kube.create(make_canary("web", namespace, analysis={
+            "interval": "1s", "threshold": 3, "stepWeight": 50, "maxWeight": 50,
+            "webhooks": _hooks(hooks.url, "confirm-rollout", "pre-rollout", "rollout", "confirm-traffic-increase",
+                               "confirm-promotion", "post-rollout", "rollback")}))
+        wait_phase(kube, namespace, "web", "Initialized")
+        _release(kube, namespace, "web:2")
+
+        wait_phase(kube, namespace, "web", "Waiting")
+        wait_until(hooks.paths, lambda p: p.count("/confirm-rollout") >= 3, what="confirm-rollout polled", timeout=30)
+        assert canary_status(kube, namespace, "web")["failedChecks"] == 0, "a closed gate is not a failure"
+        assert deployment(kube, namespace, "web")["spec"]["replicas"] == 0, "nothing starts before approval"
+
+        hooks.answer("/confirm-rollout", 200)
+        wait_phase(kube, namespace, "web", "WaitingPromotion", timeout=60)
+        assert route_weights(kube, namespace, "web") == (50, 50)
+        assert image_of(deployment(kube, namespace, "web-primary")) == "web:1"
+
+        hooks.answer("/confirm-promotion", 200)
+        wait_phase(kube, namespace, "web", "Succeeded", timeout=60)
+        wait_until(hooks.paths, lambda p: "/post-rollout" in p, what="the post-rollout hook", timeout=10)
+
+    called = set(hooks.paths())
+    assert called == {"/confirm-rollout", "/pre-rollout", "/rollout", "/confirm-traffic-increase",
+                      "/confirm-promotion", "/post-rollout", "/rollback"}
+    payload = next(body for path, body in hooks.calls if path == "/rollout")
+    assert payload["name"] == "web"
+    assert payload["namespace"] == namespace
+    assert payload["phase"] == "Progressing"
+    assert payload["type"] == "rollout"
+    assert image_of(deployment(kube, namespace, "web-primary")) == "web:2"
+
+
+def test_failing_rollout_hooks_count_and_roll_back_at_the_threshold(
+    kube: Kube, namespace: str, controller: ControllerProcess
+) -> None:
+    with receiver() as hooks:
+        hooks.answer("/rollout", 500)
+        kube.create(make_deployment("web", namespace, replicas=1, image="web:1"))
+        kube.create(make_canary("web", namespace, analysis={
+            "interval": "1s", "threshold": 2, "stepWeight": 20, "webhooks": _hooks(hooks.url, "rollout")}))
+        wait_phase(kube, namespace, "web", "Initialized")
+        _release(kube, namespace, "web:2")
+
+        failed = wait_phase(kube, namespace, "web", "Failed", timeout=60)
+
+    assert failed["failedChecks"] == 2
+    assert route_weights(kube, namespace, "web") == (100, 0)
+    assert image_of(deployment(kube, namespace, "web-primary")) == "web:1"
+    assert deployment(kube, namespace, "web")["spec"]["replicas"] == 0
+
+
+def test_a_passing_rollback_hook_rolls_back_at_once(kube: Kube, namespace: str, controller: ControllerProcess) -> None:
+    with receiver() as hooks:
+        hooks.answer("/rollback", 404)
+        kube.create(make_deployment("web", namespace, replicas=1, image="web:1"))
+        kube.create(make_canary("web", namespace, analysis={
+            "interval": "1s", "threshold": 5, "stepWeight": 10, "maxWeight": 50,
+            "webhooks": _hooks(hooks.url, "rollback")}))
+        wait_phase(kube, namespace, "web", "Initialized")
+        _release(kube, namespace, "web:2")
+        wait_until(lambda: route_weights(kube, namespace, "web"), lambda w: w is not None and w[1] >= 10,
+                   what="the canary to get traffic", timeout=30)
+
+        hooks.answer("/rollback", 200)
+        failed = wait_phase(kube, namespace, "web", "Failed", timeout=30)
+
+    assert failed["failedChecks"] == 0
+    assert route_weights(kube, namespace, "web") == (100, 0)
+
+
+def test_a_canary_whose_pods_never_become_ready_fails_at_the_progress_deadline(
+    kube: Kube, namespace: str, controller: ControllerProcess
+) -> None:
+    kube.create(make_deployment("web", namespace, replicas=2, image="web:1"))
+    kube.create(make_canary("web", namespace, progressDeadlineSeconds=4))
+    wait_phase(kube, namespace, "web", "Initialized")
+
+    _release(kube, namespace, "web:2", annotations={"sim.canary.dev/unready": "true"})
+    wait_phase(kube, namespace, "web", "Progressing")
+    failed = wait_phase(kube, namespace, "web", "Failed", timeout=60)
+
+    assert failed["canaryWeight"] == 0
+    assert route_weights(kube, namespace, "web") == (100, 0)
+    assert image_of(deployment(kube, namespace, "web-primary")) == "web:1"
+    assert deployment(kube, namespace, "web")["spec"]["replicas"] == 0
