@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -23,7 +24,7 @@ def _release(kube: Kube, namespace: str, image: str, annotations: dict[str, str]
     kube.merge_patch("apps/v1", "Deployment", "web", {"spec": {"template": template}}, namespace=namespace)
 
 
-def _hooks(url: Any, *types: str) -> list[dict[str, str]]:  # noqa: ANN401 - a bound method
+def _hooks(url: Callable[[str], str], *types: str) -> list[dict[str, str]]:
     return [{"name": t, "type": t, "url": url(f"/{t}")} for t in types]
 
 
