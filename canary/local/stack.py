@@ -1,10 +1,12 @@
 """Bring a local stack up, take it down, and say what runs: the code behind ``canary local``.
 
 Up starts, in order, etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok
-(with fake nodes), plus Prometheus, all on free loopback ports, and returns once the API server
-is ready, every node is Ready and Prometheus answers. Everything a later ``down`` or ``status``
-needs (pids, ports, paths) is written to ``state.json`` in the state folder as it starts, so a
-failed or interrupted ``up`` can still be cleaned away. The pytest harness calls the same code.
+(with fake nodes), plus Prometheus and the traffic simulator (``canary.local.simulator``, which
+Prometheus scrapes as job ``simulator``), all on free loopback ports, and returns once the API
+server is ready, every node is Ready, Prometheus answers and the simulator serves. Everything a
+later ``down`` or ``status`` needs (pids, ports, paths) is written to ``state.json`` in the state
+folder as it starts, so a failed or interrupted ``up`` can still be cleaned away. The pytest
+harness calls the same code.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import json
 import os
 import shutil
 import ssl
+import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -166,11 +169,12 @@ class _Starter:
         self.progress = progress
         self.logs = state_dir / "logs"
         self.began = time.monotonic()
-        etcd_port, peer_port, api_port, prom_port = free_ports(4)
+        etcd_port, peer_port, api_port, prom_port, simulator_port = free_ports(5)
         self.etcd_url = f"http://127.0.0.1:{etcd_port}"
         self.peer_url = f"http://127.0.0.1:{peer_port}"
         self.api_url = f"https://127.0.0.1:{api_port}"
         self.prom_address = f"127.0.0.1:{prom_port}"
+        self.simulator_address = f"127.0.0.1:{simulator_port}"
         external = options.external_kubeconfig
         self.state = StackState(
             state_dir=str(state_dir),
@@ -210,11 +214,16 @@ class _Starter:
         if not self.state.external_cluster:
             self._control_plane()
         prom = self._prometheus(prometheus_binary)
+        simulator = self._simulator()
         if not self.state.external_cluster:
             self._wait_nodes_ready()
         wait_until(lambda: self._alive_then(prom, lambda: _http_status(f"{self.state.prometheus_url}/-/ready")),
                    lambda code: code == 200, what="Prometheus to be ready", timeout=_START_TIMEOUT)
         self._note("Prometheus is ready")
+        wait_until(lambda: self._alive_then(simulator, lambda: _http_status(f"{simulator.address}/healthz")),
+                   lambda code: code == 200, what="the traffic simulator to serve", timeout=_START_TIMEOUT)
+        self.state.add_target(job="simulator", address=self.simulator_address)
+        self._note("the traffic simulator serves; Prometheus scrapes it")
         self.state.ready = True
         _save(self.state)
         return self.state
@@ -273,6 +282,12 @@ class _Starter:
         return self._spawn("prometheus", prometheus.argv(binary=binary, config=config, data_dir=folder / "data",
                                                          address=self.prom_address),
                            address=self.state.prometheus_url)
+
+    def _simulator(self) -> ProcessRecord:
+        return self._spawn("simulator", [
+            sys.executable, "-m", "canary.local.simulator", "--kubeconfig", self.state.kubeconfig,
+            "--port", self.simulator_address.rsplit(":", 1)[1],
+        ], address=f"http://{self.simulator_address}")
 
     def _kube(self) -> Kube:
         return Kube.from_kubeconfig(Path(self.state.kubeconfig))

@@ -40,10 +40,10 @@ def test_up_status_down_twice_leaves_no_process_or_port_behind(tmp_path: Path) -
         state = json.loads((state_dir / "state.json").read_text())
         records = [ProcessRecord.model_validate(p) for p in state["processes"]]
         assert [r.name for r in records] == ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler",
-                                             "kwok", "prometheus"]
+                                             "kwok", "prometheus", "simulator"]
         assert all(procs.is_alive(r) for r in records)
         ports = _ports(records)
-        assert len(ports) == 3
+        assert len(ports) == 4
         assert all(is_listening(port) for port in ports)
 
         status = _canary("local", "status", "--state-dir", str(state_dir))

@@ -1,0 +1,417 @@
+"""The local stack's traffic simulator: request metrics in a real mesh's shape, for the demo and the tests.
+
+``canary.local.stack`` starts it as ``python -m canary.local.simulator --kubeconfig PATH --port PORT``
+and has Prometheus scrape it as job ``simulator``. Kwok's pods run no process, so nothing would
+ever answer a request; instead, every period this process reads each Canary, its target and
+primary Deployments, their pods and the HTTPRoute the router wrote, and counts the requests
+those workloads would have served at a steady total rate:
+
+- with an HTTPRoute, the rate is split by its weights (primary ``rate * w/100``, canary likewise);
+- without one (the kubernetes router), the primary gets the whole rate and the target, while it
+  has ready pods, a test load of ``rate / 2``, as Flagger's load tester would send;
+- a workload without ready pods gets nothing.
+
+How a workload answers comes from its pod template annotations: ``sim.canary.dev/error-rate``
+(percent of requests answered 500, default 0) and ``sim.canary.dev/latency-ms`` (default 20).
+Counts are deterministic: fractions of requests and of errors carry over between periods, so
+exactly error-rate percent fail over time. The metrics, on ``/metrics`` (and ``/healthz``):
+
+- ``istio_requests_total`` and ``istio_request_duration_milliseconds`` labelled
+  ``reporter="destination"``, ``destination_workload``, ``destination_workload_namespace``,
+  ``response_code`` (what Flagger's istio queries read);
+- ``http_request_duration_seconds`` labelled ``kubernetes_namespace``, ``kubernetes_pod_name``,
+  ``status``, spread over the ready pods (what its kubernetes and gatewayapi queries read).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import structlog
+from prometheus_client import CollectorRegistry, Counter, Histogram, make_wsgi_app
+from pydantic import ValidationError
+
+from canary import logging
+from canary.errors import PermanentError
+from canary.kube.client import Kube
+from canary.kube.conditions import is_true
+from canary.models.base import API_VERSION as CANARY_API_VERSION
+from canary.models.canary import Canary
+from canary.routers.base import Weights
+from canary.routers.gatewayapi import API_VERSION as ROUTE_API_VERSION
+from canary.routers.gatewayapi import read_weights
+from canary.telemetry.server import HttpServer
+
+Obj = dict[str, Any]
+StartResponse = Callable[..., Any]
+WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+
+ERROR_RATE = "sim.canary.dev/error-rate"
+LATENCY_MS = "sim.canary.dev/latency-ms"
+DEFAULT_LATENCY_MS = 20.0
+TEST_LOAD_SHARE = 0.5
+# Each request's latency is the declared one times the next of these, so histograms have a spread
+# (a P99 between buckets) while every run produces the same numbers.
+LATENCY_FACTORS = (1.0, 1.05, 1.1, 1.05, 1.0, 0.95, 0.9, 0.95)
+ISTIO_BUCKETS_MS = (1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
+POD_BUCKETS_SECONDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+# Sums of float shares (0.2 + 0.2 + ... ) land a hair below the whole number they mean.
+_EPSILON = 1e-9
+
+log = structlog.get_logger("canary.local.simulator")
+
+
+@dataclass(frozen=True)
+class Behaviour:
+    """How a workload answers, from its pod template annotations."""
+
+    error_rate: float = 0.0
+    latency_ms: float = DEFAULT_LATENCY_MS
+
+
+def behaviour_of(annotations: Mapping[str, str] | None, *, where: str) -> Behaviour:
+    """The behaviour the ``sim.canary.dev/`` annotations declare; ``where`` names the object for errors."""
+    found = annotations or {}
+    error_rate = _number(found, ERROR_RATE, default=0.0, where=where)
+    latency_ms = _number(found, LATENCY_MS, default=DEFAULT_LATENCY_MS, where=where)
+    if not 0 <= error_rate <= 100:
+        raise PermanentError(f"{where}: annotation {ERROR_RATE} must be between 0 and 100, got {found[ERROR_RATE]!r}")
+    if latency_ms < 0:
+        raise PermanentError(f"{where}: annotation {LATENCY_MS} must not be negative, got {found[LATENCY_MS]!r}")
+    return Behaviour(error_rate=error_rate, latency_ms=latency_ms)
+
+
+def _number(annotations: Mapping[str, str], key: str, *, default: float, where: str) -> float:
+    if key not in annotations:
+        return default
+    try:
+        value = float(annotations[key])
+    except ValueError:
+        raise PermanentError(f"{where}: annotation {key} must be a number, got {annotations[key]!r}") from None
+    if not math.isfinite(value):
+        raise PermanentError(f"{where}: annotation {key} must be a finite number, got {annotations[key]!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class Load:
+    """Requests per second sent to the primary and to the canary (target) workload."""
+
+    primary: float
+    canary: float
+
+
+def split_load(rate: float, *, weights: Weights | None, canary_ready: bool) -> Load:
+    """Split ``rate`` by the router's weights; without weights, add the load tester's canary traffic."""
+    if weights is not None:
+        return Load(primary=rate * weights.primary / 100, canary=rate * weights.canary / 100)
+    return Load(primary=rate, canary=rate * TEST_LOAD_SHARE if canary_ready else 0.0)
+
+
+def ready_pods(pods: Iterable[Obj], deployment: str) -> tuple[str, ...]:
+    """Names of the Ready pods of Deployment ``deployment``, sorted.
+
+    A pod belongs to it when its controlling ReplicaSet is ``<deployment>-<pod-template-hash>``,
+    which tells ``web``'s pods from ``web-primary``'s whatever their labels.
+    """
+    names = []
+    for pod in pods:
+        meta = pod.get("metadata") or {}
+        template_hash = (meta.get("labels") or {}).get("pod-template-hash")
+        owner = f"{deployment}-{template_hash}"
+        owned = template_hash is not None and any(
+            ref.get("kind") == "ReplicaSet" and ref.get("controller") and ref.get("name") == owner
+            for ref in meta.get("ownerReferences") or [])
+        if owned and not meta.get("deletionTimestamp") and is_true(pod, "Ready"):
+            names.append(str(meta["name"]))
+    return tuple(sorted(names))
+
+
+@dataclass(frozen=True)
+class Workload:
+    """One Deployment to simulate in a period: where it runs, how it answers, what it receives."""
+
+    namespace: str
+    name: str
+    pods: tuple[str, ...]
+    behaviour: Behaviour
+    rps: float
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """(namespace, name), which identifies the workload across periods."""
+        return self.namespace, self.name
+
+
+def plan(canary: Canary, *, target: Obj | None, primary: Obj | None, pods: Sequence[Obj], route: Obj | None,
+         rate: float) -> list[Workload]:
+    """The workloads of one canary and the load each receives; a Deployment that is missing is left out.
+
+    Raises ``PermanentError`` for an annotation or a route that cannot be read.
+    """
+    namespace = canary.metadata.namespace or "default"
+    where = f"Canary {namespace}/{canary.metadata.name}"
+    target_pods = ready_pods(pods, canary.spec.target_ref.name) if target is not None else ()
+    weights = read_weights(route) if route is not None else None
+    load = split_load(rate, weights=weights, canary_ready=bool(target_pods))
+    workloads = []
+    for deployment, rps in ((primary, load.primary), (target, load.canary)):
+        if deployment is None:
+            continue
+        name = str(deployment["metadata"]["name"])
+        template = deployment.get("spec", {}).get("template", {}).get("metadata") or {}
+        behaviour = behaviour_of(template.get("annotations"), where=f"{where}: Deployment {name}")
+        workloads.append(Workload(namespace=namespace, name=name, pods=ready_pods(pods, name), behaviour=behaviour,
+                                  rps=rps))
+    return workloads
+
+
+@dataclass(frozen=True)
+class Request:
+    """One simulated request: the pod that answered, its status code and its latency."""
+
+    pod: str
+    code: int
+    latency_ms: float
+
+
+class WorkloadTraffic:
+    """The requests of one workload, period after period, with every fraction carried over.
+
+    Requests go round-robin over the ready pods. Each pod fails whenever its accumulated share of
+    errors reaches a whole request, so errors are spread evenly over time and over the pods, and
+    every pod fails exactly error-rate percent of its requests in the long run.
+    """
+
+    def __init__(self) -> None:
+        self._requests = 0.0
+        self._errors: dict[str, float] = {}
+        self._sent = 0
+
+    def step(self, *, rps: float, seconds: float, behaviour: Behaviour, pods: Sequence[str]) -> list[Request]:
+        """The requests of the next ``seconds`` at ``rps``; none when no pod is ready."""
+        if not pods:
+            return []
+        self._requests += rps * seconds
+        count = math.floor(self._requests + _EPSILON)
+        self._requests -= count
+        self._errors = {pod: self._errors.get(pod, 0.0) for pod in pods}
+        requests = []
+        for _ in range(count):
+            pod = pods[self._sent % len(pods)]
+            self._errors[pod] += behaviour.error_rate / 100
+            failed = self._errors[pod] >= 1 - _EPSILON
+            if failed:
+                self._errors[pod] -= 1
+            factor = LATENCY_FACTORS[self._sent % len(LATENCY_FACTORS)]
+            requests.append(Request(pod=pod, code=500 if failed else 200, latency_ms=behaviour.latency_ms * factor))
+            self._sent += 1
+        return requests
+
+
+class Exporter:
+    """The simulator's metrics in ``registry``; series of workloads and pods that went away are removed."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        istio_labels = ["reporter", "destination_workload", "destination_workload_namespace", "response_code"]
+        self._istio_total = Counter("istio_requests", "Requests, as Istio's destination proxy counts them.",
+                                    istio_labels, registry=registry)
+        self._istio_duration = Histogram("istio_request_duration_milliseconds", "Request duration, Istio's histogram.",
+                                         istio_labels, buckets=ISTIO_BUCKETS_MS, registry=registry)
+        self._pod_duration = Histogram("http_request_duration_seconds", "Request duration, as each pod measures it.",
+                                       ["kubernetes_namespace", "kubernetes_pod_name", "status"],
+                                       buckets=POD_BUCKETS_SECONDS, registry=registry)
+        self._workload_series: dict[tuple[str, str], set[str]] = {}
+        self._pod_series: dict[tuple[str, str], set[str]] = {}
+
+    def record(self, workload: Workload, requests: Iterable[Request]) -> None:
+        """Count ``requests`` as answered by ``workload``'s pods."""
+        for request in requests:
+            code = str(request.code)
+            istio = ("destination", workload.name, workload.namespace, code)
+            self._istio_total.labels(*istio).inc()
+            self._istio_duration.labels(*istio).observe(request.latency_ms)
+            self._pod_duration.labels(workload.namespace, request.pod, code).observe(request.latency_ms / 1000)
+            self._workload_series.setdefault(workload.key, set()).add(code)
+            self._pod_series.setdefault((workload.namespace, request.pod), set()).add(code)
+
+    def keep_only(self, workloads: Iterable[Workload]) -> None:
+        """Remove the series of every workload and pod not in ``workloads`` (deleted, or no longer ready)."""
+        current = list(workloads)
+        keys = {w.key for w in current}
+        pods = {(w.namespace, pod) for w in current for pod in w.pods}
+        for (namespace, name) in [k for k in self._workload_series if k not in keys]:
+            for code in self._workload_series.pop((namespace, name)):
+                self._istio_total.remove("destination", name, namespace, code)
+                self._istio_duration.remove("destination", name, namespace, code)
+        for (namespace, pod) in [k for k in self._pod_series if k not in pods]:
+            for code in self._pod_series.pop((namespace, pod)):
+                self._pod_duration.remove(namespace, pod, code)
+
+
+class Simulator:
+    """Turns each period's workloads into counted requests; knows nothing of the cluster."""
+
+    def __init__(self, exporter: Exporter) -> None:
+        self._exporter = exporter
+        self._traffic: dict[tuple[str, str], WorkloadTraffic] = {}
+
+    def tick(self, workloads: Sequence[Workload], *, seconds: float) -> None:
+        """Count ``seconds`` of traffic for ``workloads``, and forget every workload not among them."""
+        self._traffic = {w.key: self._traffic.get(w.key) or WorkloadTraffic() for w in workloads}
+        for workload in workloads:
+            requests = self._traffic[workload.key].step(rps=workload.rps, seconds=seconds,
+                                                        behaviour=workload.behaviour, pods=workload.pods)
+            self._exporter.record(workload, requests)
+        self._exporter.keep_only(workloads)
+
+
+class Cluster(Protocol):
+    """The reads the simulator makes (``canary.kube.client.Kube`` has them)."""
+
+    def get(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> Obj | None:
+        """The object, or None when it does not exist."""
+        ...
+
+    def list_objects(
+        self, api_version: str, kind: str, *, namespace: str | None = None, label_selector: str | None = None
+    ) -> list[Obj]:
+        """Every object of a kind, in one namespace or in all."""
+        ...
+
+
+class LogOnce:
+    """Logs each distinct problem once, so a broken object does not flood the log every second."""
+
+    def __init__(self) -> None:
+        self._seen: set[str] = set()
+
+    def warn(self, message: str) -> None:
+        """Log ``message`` as a warning unless it was logged before."""
+        if message not in self._seen:
+            self._seen.add(message)
+            log.warning(message)
+
+
+def observe(kube: Cluster, *, rate: float, problems: LogOnce) -> list[Workload]:
+    """Read every Canary and what it routes to; a canary that cannot be simulated is logged and skipped."""
+    try:
+        canaries = kube.list_objects(CANARY_API_VERSION, "Canary")
+    except PermanentError as exc:
+        # Before `canary_crds` or `kubectl apply -f manifests/crds` there is no Canary kind: nothing to do.
+        problems.warn(f"no canaries to simulate: {exc}")
+        return []
+    workloads: list[Workload] = []
+    for obj in canaries:
+        meta = obj.get("metadata") or {}
+        where = f"Canary {meta.get('namespace')}/{meta.get('name')}"
+        try:
+            canary = Canary.from_object(obj)
+        except ValidationError as exc:
+            problems.warn(f"{where} is not simulated: {exc}")
+            continue
+        if canary.spec.target_ref.kind != "Deployment":
+            problems.warn(f"{where} is not simulated: spec.targetRef.kind is {canary.spec.target_ref.kind}; "
+                          "only Deployments are")
+            continue
+        try:
+            workloads.extend(_observe_canary(kube, canary, rate=rate, problems=problems))
+        except PermanentError as exc:
+            problems.warn(f"{where} is not simulated: {exc}")
+    return workloads
+
+
+def _observe_canary(kube: Cluster, canary: Canary, *, rate: float, problems: LogOnce) -> list[Workload]:
+    namespace = canary.metadata.namespace or "default"
+    spec = canary.spec
+    target = kube.get("apps/v1", "Deployment", spec.target_ref.name, namespace=namespace)
+    primary = kube.get("apps/v1", "Deployment", spec.primary_name, namespace=namespace)
+    if target is None and primary is None:
+        return []
+    pods = kube.list_objects("v1", "Pod", namespace=namespace)
+    route = None
+    # The kubernetes router writes no route; every other provider may have a gatewayapi HTTPRoute.
+    if (spec.provider or "").partition(":")[0] != "kubernetes":
+        try:
+            route = kube.get(ROUTE_API_VERSION, "HTTPRoute", spec.service_names[0], namespace=namespace)
+        except PermanentError as exc:
+            problems.warn(f"no HTTPRoute is read (the Gateway API CRDs are not installed?): {exc}")
+    return plan(canary, target=target, primary=primary, pods=pods, route=route, rate=rate)
+
+
+def wsgi_app(registry: CollectorRegistry) -> WSGIApp:
+    """/metrics from ``registry``, /healthz, and 404 for anything else."""
+    metrics = make_wsgi_app(registry)
+
+    def route(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path == "/metrics":
+            return metrics(environ, start_response)  # type: ignore[no-any-return]
+        if path == "/healthz":
+            start_response("200 OK", [("Content-Type", "text/plain")])
+            return [b"ok\n"]
+        start_response("404 Not Found", [("Content-Type", "text/plain")])
+        return [b"not found\n"]
+
+    return route
+
+
+def run(kube: Cluster, simulator: Simulator, *, rate: float, period: float, stop: threading.Event) -> None:
+    """Read the cluster and count traffic every ``period`` seconds until ``stop`` is set."""
+    problems = LogOnce()
+    last = time.monotonic()
+    while not stop.wait(period):
+        now = time.monotonic()
+        # The time that really passed, not ``period``: a slow read must not lower the rate Prometheus sees.
+        seconds, last = now - last, now
+        try:
+            workloads = observe(kube, rate=rate, problems=problems)
+        except Exception as exc:  # the API server may be away for a while (a restart): try again next period
+            problems.warn(f"cannot read the cluster: {type(exc).__name__}: {exc}")
+            continue
+        simulator.tick(workloads, seconds=seconds)
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """The command line: serve the metrics and simulate until SIGTERM or SIGINT."""
+    parser = argparse.ArgumentParser(prog="python -m canary.local.simulator", description=__doc__.splitlines()[0])
+    parser.add_argument("--kubeconfig", type=Path, required=True, help="the cluster to read")
+    parser.add_argument("--port", type=int, required=True, help="serve /metrics and /healthz on 127.0.0.1:PORT")
+    parser.add_argument("--rate", type=_positive, default=20.0, help="requests per second per canary (default 20)")
+    parser.add_argument("--period", type=_positive, default=1.0, help="seconds between reads (default 1)")
+    args = parser.parse_args(argv)
+
+    logging.configure()
+    registry = CollectorRegistry()
+    simulator = Simulator(Exporter(registry))
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    server = HttpServer(args.port, wsgi_app(registry), host="127.0.0.1").start()
+    kube = Kube.from_kubeconfig(args.kubeconfig)
+    log.info("simulating traffic", port=server.port, rate=args.rate, period=args.period)
+    try:
+        run(kube, simulator, rate=args.rate, period=args.period, stop=stop)
+    finally:
+        server.stop()
+        kube.close()
+    log.info("stopped")
+
+
+if __name__ == "__main__":
+    main()
