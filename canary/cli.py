@@ -17,12 +17,15 @@ from rich.console import Console
 from rich.table import Table
 
 from canary import controller as controller_app
-from canary import logging
+from canary import controls, logging, status_view
+from canary.engine.decide import Request
 from canary.errors import CanaryError
+from canary.kube.client import Kube
 from canary.local import binaries, stack
 from canary.settings import ControllerSettings
 
-app = typer.Typer(help="Progressive delivery for Kubernetes.", no_args_is_help=True)
+app = typer.Typer(help="Progressive delivery for Kubernetes.", no_args_is_help=True,
+                  pretty_exceptions_show_locals=False)
 local_app = typer.Typer(help="Run a local Kubernetes control plane (with kwok nodes) and Prometheus.",
                         no_args_is_help=True)
 app.add_typer(local_app, name="local")
@@ -125,6 +128,9 @@ def controller(
                                                          help="Act only while holding a Lease.")] = False,
     leader_election_namespace: Annotated[str, typer.Option(envvar="CANARY_LEADER_ELECTION_NAMESPACE",
                                                            help="Namespace of the leader Lease.")] = "canary-system",
+    leader_election_lease_seconds: Annotated[int, typer.Option(envvar="CANARY_LEADER_ELECTION_LEASE_SECONDS",
+                                                               help="Seconds without renewal before another "
+                                                               "replica takes over.")] = 15,
     cluster_name: Annotated[str, typer.Option(envvar="CANARY_CLUSTER_NAME", help="Cluster name in alerts.")] = "",
     slack_url: Annotated[str | None, typer.Option(envvar="CANARY_SLACK_URL", help="Slack webhook for alerts "
                                                   "(prefer an AlertProvider with a Secret).")] = None,
@@ -137,13 +143,87 @@ def controller(
         kubeconfig=kubeconfig, metrics_server=metrics_server, mesh_provider=mesh_provider, namespace=namespace,
         selector_labels=_csv(selector_labels), include_label_prefix=_csv(include_label_prefix),
         enable_config_tracking=enable_config_tracking, enable_leader_election=enable_leader_election,
-        leader_election_namespace=leader_election_namespace, cluster_name=cluster_name, slack_url=slack_url,
+        leader_election_namespace=leader_election_namespace,
+        leader_election_lease_seconds=leader_election_lease_seconds, cluster_name=cluster_name, slack_url=slack_url,
         port=port, log_level=log_level)
     logging.configure(settings.log_level)
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     controller_app.run(settings, stop)
+
+
+Namespace = Annotated[str, typer.Option("--namespace", "-n", help="The Canary's namespace.")]
+Name = Annotated[str, typer.Argument(help="The Canary's name.")]
+Kubeconfig = Annotated[Path | None, typer.Option(envvar="KUBECONFIG", help="Kubeconfig of the cluster.")]
+Wait = Annotated[float, typer.Option(help="Seconds to wait for the controller to act (0: don't wait).")]
+
+
+def _kube(kubeconfig: Path | None) -> Kube:
+    return Kube.from_kubeconfig(kubeconfig)
+
+
+@app.command("status")
+def status(
+    name: Annotated[str | None, typer.Argument(help="One Canary (with its analysis).")] = None,
+    namespace: Annotated[str | None, typer.Option("--namespace", "-n", help="One namespace.")] = None,
+    all_namespaces: Annotated[bool, typer.Option("--all-namespaces", "-A", help="Every namespace.")] = False,
+    kubeconfig: Kubeconfig = None,
+) -> None:
+    """Canaries with their phase, weight and progress."""
+    kube = _kube(kubeconfig)
+    # Piped output is for grep and scripts: never cut a line to a terminal width there.
+    console = out if out.is_terminal else Console(width=250)
+    if name is not None:
+        console.print(status_view.detail(controls.get_canary(kube, namespace or "default", name)))
+        return
+    found = controls.list_canaries(kube, None if all_namespaces else (namespace or "default"))
+    if not found:
+        err.print("no canaries found")
+        return
+    console.print(status_view.table(found))
+
+
+def _request(action: Request, name: str, namespace: str, kubeconfig: Path | None, wait: float) -> None:
+    kube = _kube(kubeconfig)
+    value = controls.request(kube, namespace, name, action)
+    if wait <= 0:
+        err.print(f"requested {action.value} of Canary {namespace}/{name}")
+        return
+    handled = controls.wait_handled(kube, namespace, name, value, timeout=wait)
+    err.print(f"{action.value} of Canary {namespace}/{name} handled; phase now {handled.get('phase')}")
+
+
+@app.command("promote")
+def promote(name: Name, namespace: Namespace = "default", kubeconfig: Kubeconfig = None, wait: Wait = 30) -> None:
+    """Promote the canary now, skipping the rest of its analysis."""
+    _request(Request.PROMOTE, name, namespace, kubeconfig, wait)
+
+
+@app.command("abort")
+def abort(name: Name, namespace: Namespace = "default", kubeconfig: Kubeconfig = None, wait: Wait = 30) -> None:
+    """Roll the canary back now."""
+    _request(Request.ABORT, name, namespace, kubeconfig, wait)
+
+
+@app.command("retry")
+def retry(name: Name, namespace: Namespace = "default", kubeconfig: Kubeconfig = None, wait: Wait = 30) -> None:
+    """Run a failed revision's analysis again, without editing the Deployment."""
+    _request(Request.RETRY, name, namespace, kubeconfig, wait)
+
+
+@app.command("pause")
+def pause(name: Name, namespace: Namespace = "default", kubeconfig: Kubeconfig = None) -> None:
+    """Suspend the canary (spec.suspend): it keeps its state and weights and does nothing."""
+    controls.set_suspended(_kube(kubeconfig), namespace, name, suspended=True)
+    err.print(f"Canary {namespace}/{name} paused")
+
+
+@app.command("resume")
+def resume(name: Name, namespace: Namespace = "default", kubeconfig: Kubeconfig = None) -> None:
+    """Resume a paused canary."""
+    controls.set_suspended(_kube(kubeconfig), namespace, name, suspended=False)
+    err.print(f"Canary {namespace}/{name} resumed")
 
 
 def main() -> None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import structlog
 
 from canary.engine.checks import CheckRunner
+from canary.engine.generated import GeneratedCanaries
 from canary.engine.reconciler import Reconciler
 from canary.engine.scheduler import CanaryScheduler
 from canary.kube.cache import Informer
@@ -23,6 +24,7 @@ from canary.kube.events import EventRecorder
 from canary.kube.lease import LeaseElector
 from canary.models.base import API_VERSION
 from canary.notify.base import LogNotifier
+from canary.routers import services
 from canary.routers.gatewayapi import API_VERSION as GATEWAY_API_VERSION
 from canary.routers.gatewayapi import GatewayAPIRouter
 from canary.routers.kubernetes import KubernetesRouter
@@ -35,6 +37,7 @@ from canary.workloads.deployments import Deployments
 
 log = structlog.get_logger(__name__)
 _SYNC_TIMEOUT = 60.0
+GENERATED_JOB = "generated-canaries"
 
 
 def _now() -> dt.datetime:
@@ -94,7 +97,8 @@ def build(settings: ControllerSettings) -> Controller:
         "kubernetes": lambda: KubernetesRouter(kube, services_cache=informers["services"]),
         "gatewayapi": lambda: GatewayAPIRouter(kube, services_cache=informers["services"],
                                                routes_cache=informers["httproutes"]),
-    }, default=settings.mesh_provider)
+    }, default=settings.mesh_provider,
+        release_apex=lambda route: services.release_apex(kube, informers["services"], route))
     webhooks = WebhookCaller()
     reconciler = Reconciler(
         kube=kube, canaries=informers["canaries"], deployments=deployments, routers=routers,
@@ -107,12 +111,19 @@ def build(settings: ControllerSettings) -> Controller:
     informers["deployments"].subscribe(scheduler.on_target)
     informers["configmaps"].subscribe(scheduler.on_config("ConfigMap", informers["deployments"].list_objects))
     informers["secrets"].subscribe(scheduler.on_config("Secret", informers["deployments"].list_objects))
+    generated = GeneratedCanaries(kube, deployments=informers["deployments"], canaries=informers["canaries"],
+                                  events=EventRecorder(kube))
+    scheduler.add_periodic(GENERATED_JOB, generated.sync, seconds=10)
+    informers["deployments"].subscribe(lambda event, obj: scheduler.trigger_job(GENERATED_JOB)
+                                       if generated.changed(event, obj) else None)
     elector = None
     if settings.enable_leader_election:
         identity = f"{socket.gethostname()}-{os.getpid()}"
         elector = LeaseElector(kube, namespace=settings.leader_election_namespace, name=settings.leader_election_id,
                                identity=identity, on_started=lambda: _lead(scheduler, True),
-                               on_stopped=lambda: _lead(scheduler, False))
+                               on_stopped=lambda: _lead(scheduler, False),
+                               lease_seconds=settings.leader_election_lease_seconds,
+                               renew_seconds=settings.leader_election_lease_seconds / 3)
     return Controller(kube=kube, informers=informers, scheduler=scheduler, server=None, elector=elector)
 
 

@@ -24,6 +24,7 @@ class ControllerSettings(BaseModel):
     enable_leader_election: bool = False
     leader_election_namespace: str = "canary-system"
     leader_election_id: str = "canary-controller"
+    leader_election_lease_seconds: int = Field(default=15, ge=2)
     cluster_name: str = ""
     slack_url: str | None = Field(default=None, repr=False)
     port: int = Field(default=8080, ge=0, le=65535)

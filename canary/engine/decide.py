@@ -46,6 +46,17 @@ ANALYSING = (Phase.PROGRESSING, Phase.WAITING_PROMOTION)
 BLUE_GREEN_ITERATIONS_WITHOUT_WEIGHTS = 10
 
 
+REQUEST_ANNOTATION = "canary.dev/request"
+
+
+class Request(StrEnum):
+    """Manual requests, written by ``canary promote|abort|retry`` as ``<action>/<id>``."""
+
+    PROMOTE = "promote"
+    ABORT = "abort"
+    RETRY = "retry"
+
+
 class Check(StrEnum):
     """The I/O a decision may need: webhook gates and the analysis."""
 
@@ -77,6 +88,7 @@ class Observed:
     canary_weight: int
     router_has_weights: bool = True
     router_has_match: bool = True
+    request: str | None = None
     checks: Mapping[Check, CheckResult] = field(default_factory=dict)
 
 
@@ -146,14 +158,14 @@ class _Tick:
             return True
         return revision not in (self.status.last_applied_spec, self.status.last_promoted_spec)
 
-    def _rollback(self, reason: str, *, alert: str | None = None) -> Act:
+    def _rollback(self, reason: str, *, alert: str | None = None, request: str | None = None) -> Act:
         effects: list[Effect] = []
         if alert is not None:
             effects.append(Alert(Severity.ERROR, alert))
         effects += [
             SetRoutes(primary=TOTAL_WEIGHT, canary=0),
             ScaleTarget(up=False),
-            SetStatus(phase=Phase.FAILED, canary_weight=0, iterations=0, sync_revision=True),
+            SetStatus(phase=Phase.FAILED, canary_weight=0, iterations=0, sync_revision=True, handled_request=request),
             Event("Failed", f"Canary failed! Scaling down {self.target}: {reason}", warning=True),
             PostRolloutHooks(Phase.FAILED),
         ]
@@ -171,7 +183,7 @@ class _Tick:
     # -- the tick ------------------------------------------------------------------------------
 
     def run(self) -> Decision:
-        steps = (self._initialise, self._idle, self._primary_ready, self._start, self._restart,
+        steps = (self._initialise, self._manual, self._idle, self._primary_ready, self._start, self._restart,
                  self._canary_ready, self._skip_analysis, self._rollback_hooks, self._promotion_shift,
                  self._finalise, self._threshold, self._checks, self._advance)
         for step in steps:
@@ -197,6 +209,34 @@ class _Tick:
             Event("Synced", f"Initialization done! {self.spec.target_ref.name}"),
             Alert(Severity.INFO, f"New {self.spec.target_ref.kind} detected, initialization completed."),
         )
+
+    def _manual(self) -> Decision | None:
+        request = self.seen.request
+        if not request or request == self.status.handled_request:
+            return None
+        action = request.split("/", 1)[0]
+        waiting_or_running = self.phase in (Phase.PROGRESSING, Phase.WAITING, Phase.WAITING_PROMOTION)
+        if action == Request.ABORT and waiting_or_running:
+            return self._rollback("aborted on request", alert="Canary aborted on request", request=request)
+        if action == Request.PROMOTE and waiting_or_running:
+            return _act(
+                "promotion requested: skipping the remaining analysis",
+                Promote(),
+                SetStatus(phase=Phase.PROMOTING, sync_revision=True, handled_request=request),
+                Event("Synced", f"Promotion requested! Copying {self.spec.target_ref.name} template spec to "
+                      f"{self.spec.primary_name}"),
+            )
+        if action == Request.RETRY and self.phase is Phase.FAILED:
+            return _act(
+                "retry requested: starting analysis again",
+                Alert(Severity.INFO, "Retrying the failed revision on request."),
+                ScaleTarget(up=True),
+                SetStatus(phase=Phase.PROGRESSING, canary_weight=0, failed_checks=0, iterations=0,
+                          sync_revision=True, analysis=(), handled_request=request),
+                Event("Synced", f"Retry requested! Scaling up {self.target}"),
+            )
+        return _act(f"{action} request ignored in phase {self.phase}", SetStatus(handled_request=request),
+                    Event("Ignored", f"Request {action} ignored: the canary is {self.phase}", warning=True))
 
     def _idle(self) -> Decision | None:
         if self.phase in RUNNING or self._new_revision():

@@ -37,7 +37,8 @@ class SetStatus:
     """Change status fields; ``None`` leaves a field as it is.
 
     ``sync_revision`` records the revision now observed as the one applied (a run starts or a
-    failed revision is settled); ``promoted`` records the applied revision as promoted.
+    failed revision is settled); ``promoted`` records the applied revision as promoted;
+    ``handled_request`` records a manual request (canary.dev/request) as done.
     """
 
     phase: Phase | None = None
@@ -47,6 +48,7 @@ class SetStatus:
     sync_revision: bool = False
     promoted: bool = False
     analysis: tuple[MetricResult, ...] | None = None
+    handled_request: str | None = None
 
 
 class Severity(StrEnum):

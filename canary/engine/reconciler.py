@@ -17,7 +17,7 @@ import structlog
 from pydantic import ValidationError
 
 from canary.engine.checks import CheckRunner
-from canary.engine.decide import Act, Need, Observed, decide
+from canary.engine.decide import REQUEST_ANNOTATION, Act, Need, Observed, decide
 from canary.engine.effects import Alert, Effect, Event, PostRolloutHooks, Promote, ScaleTarget, SetRoutes, SetStatus
 from canary.engine.status import apply_status
 from canary.errors import Conflict, PermanentError
@@ -35,6 +35,7 @@ from canary.workloads.deployments import Deployments, TargetState, owner_referen
 log = structlog.get_logger(__name__)
 Obj = dict[str, Any]
 READY = "Ready"
+FINALIZER = "canary.dev/finalizer"
 _MAX_CHECKS = 8
 
 
@@ -75,8 +76,14 @@ class Reconciler:
             canary = Canary.from_object(obj)
         except ValidationError as exc:
             return self._problem(obj, "InvalidSpec", f"{where}: {_validation_message(exc)}")
+        if obj["metadata"].get("deletionTimestamp"):
+            return self._finalize(obj, canary, where)
+        self._keep_finalizer(obj, wanted=canary.spec.revert_on_deletion)
         if canary.spec.suspend:
             return "suspended"
+        return self._advance(obj, canary, where)
+
+    def _advance(self, obj: Obj, canary: Canary, where: str) -> str:
         try:
             context = self._observe(obj, canary, where)
         except PermanentError as exc:
@@ -103,6 +110,44 @@ class Reconciler:
             state = self._deployments.observe(canary) or state
         return TickContext(obj=obj, canary=canary, state=state, router=router, route=route)
 
+    def _keep_finalizer(self, obj: Obj, *, wanted: bool) -> None:
+        """Hold the Canary's deletion for revertOnDeletion, and only then."""
+        finalizers = list(obj["metadata"].get("finalizers") or [])
+        if (FINALIZER in finalizers) == wanted:
+            return
+        finalizers = [*finalizers, FINALIZER] if wanted else [f for f in finalizers if f != FINALIZER]
+        meta = obj["metadata"]
+        self._canaries.store(self._kube.merge_patch(
+            API_VERSION, "Canary", meta["name"], namespace=meta["namespace"],
+            patch={"metadata": {"resourceVersion": meta["resourceVersion"], "finalizers": finalizers}}))
+
+    def _finalize(self, obj: Obj, canary: Canary, where: str) -> str:
+        """revertOnDeletion: bring the target back and hand the apex Service to it, then let go."""
+        if FINALIZER not in (obj["metadata"].get("finalizers") or []):
+            return "deleting"
+        state = self._deployments.observe(canary)
+        if state is not None:
+            if canary.status.phase is not Phase.TERMINATING:
+                tick = TickContext(obj=obj, canary=canary, state=state,
+                                   router=self._routers.for_provider(canary.spec.provider, where=where),
+                                   route=RouteTarget(canary=canary, owner=owner_reference(obj),
+                                                     selector=state.selector))
+                self._write_status(tick, SetStatus(phase=Phase.TERMINATING))
+                return "terminating: restoring the target"
+            self._deployments.scale_target(canary, state, up=True)
+            readiness = self._deployments.readiness(canary, state.target, primary=False, now=self._clock())
+            if not readiness.ready:
+                return f"terminating: waiting for the target: {readiness.message}"
+            self._routers.release_apex(RouteTarget(canary=canary, owner=owner_reference(obj),
+                                                   selector=state.selector))
+        fresh = self._canaries.get(obj["metadata"]["namespace"], obj["metadata"]["name"]) or obj
+        meta = fresh["metadata"]
+        self._kube.merge_patch(API_VERSION, "Canary", meta["name"], namespace=meta["namespace"], patch={
+            "metadata": {"resourceVersion": meta["resourceVersion"],
+                         "finalizers": [f for f in meta.get("finalizers") or [] if f != FINALIZER]}})
+        self._events.record(obj, reason="Terminated", message=f"{where}: target restored; deleting")
+        return "terminated"
+
     def _rival(self, canary: Canary) -> str | None:
         """An older Canary in the namespace with the same target, which keeps it."""
         mine = (canary.metadata.model_extra or {}).get("creationTimestamp", ""), canary.metadata.name
@@ -125,7 +170,8 @@ class Reconciler:
             primary=self._deployments.readiness(canary, state.primary, primary=True, now=now),
             canary=self._deployments.readiness(canary, state.target, primary=False, now=now),
             primary_weight=weights.primary, canary_weight=weights.canary,
-            router_has_weights=tick.router.has_weights, router_has_match=tick.router.has_match)
+            router_has_weights=tick.router.has_weights, router_has_match=tick.router.has_match,
+            request=(canary.metadata.annotations or {}).get(REQUEST_ANNOTATION))
         for _ in range(_MAX_CHECKS):
             decision = decide(canary.spec, canary.status, seen)
             if isinstance(decision, Act):

@@ -64,8 +64,8 @@ class CanaryScheduler:
     def resume(self) -> None:
         """Run jobs again, each of them at once."""
         self._scheduler.resume()
-        for canary in self._list():
-            self.trigger(canary["metadata"]["namespace"], canary["metadata"]["name"])
+        for job in self._scheduler.get_jobs():
+            self.trigger_job(job.id)
 
     def shutdown(self) -> None:
         """Stop, waiting for running ticks to end."""
@@ -80,12 +80,28 @@ class CanaryScheduler:
         """The ``namespace/name`` of every scheduled canary."""
         return sorted(job.id for job in self._scheduler.get_jobs())
 
-    def trigger(self, namespace: str, name: str) -> None:
-        """Run the canary's job now (it runs at its interval afterwards)."""
+    def add_periodic(self, job_id: str, work: Callable[[], str], *, seconds: float) -> None:
+        """Run ``work`` every ``seconds`` (and at once), like a canary's job."""
+        self._scheduler.add_job(self._run_periodic, "interval", seconds=seconds, id=job_id, args=(job_id, work),
+                                next_run_time=dt.datetime.now(dt.UTC), replace_existing=True)
+
+    def trigger_job(self, job_id: str) -> None:
+        """Run the job ``job_id`` now."""
         try:
-            self._scheduler.modify_job(_job_id(namespace, name), next_run_time=dt.datetime.now(dt.UTC))
+            self._scheduler.modify_job(job_id, next_run_time=dt.datetime.now(dt.UTC))
         except JobLookupError:
             return
+
+    def _run_periodic(self, job_id: str, work: Callable[[], str]) -> None:
+        structlog.contextvars.clear_contextvars()
+        try:
+            log.debug("job done", job=job_id, result=work())
+        except Exception:  # a failed pass is retried at the next period
+            log.exception("job failed", job=job_id)
+
+    def trigger(self, namespace: str, name: str) -> None:
+        """Run the canary's job now (it runs at its interval afterwards)."""
+        self.trigger_job(_job_id(namespace, name))
 
     def on_canary(self, event: str, canary: Obj) -> None:
         """Informer handler for Canaries: keep the jobs in step with the objects."""

@@ -43,7 +43,7 @@ def apply_status(
 ) -> CanaryStatus:
     """The status after ``change``, observed revision ``revision``, at ``now``."""
     update: dict[str, Any] = {"last_transition_time": now}
-    for name in ("phase", "canary_weight", "failed_checks", "iterations"):
+    for name in ("phase", "canary_weight", "failed_checks", "iterations", "handled_request"):
         value = getattr(change, name)
         if value is not None:
             update[name] = value

@@ -38,10 +38,10 @@ class Informer:
     """A cache of one kind (optionally one namespace), kept current by a watch in a thread."""
 
     def __init__(self, kube: Kube, api_version: str, kind: str, *, namespace: str | None = None,
-                 on_change: Handler | None = None, retry_seconds: float = 2.0) -> None:
+                 retry_seconds: float = 2.0) -> None:
         self.api_version, self.kind, self.namespace = api_version, kind, namespace
         self._kube = kube
-        self._on_change = on_change
+        self._handlers: list[Handler] = []
         self._retry = retry_seconds
         self._objects: dict[tuple[str, str], Obj] = {}
         self._lock = threading.Lock()
@@ -50,8 +50,8 @@ class Informer:
         self._thread = threading.Thread(target=self._run, name=f"informer-{kind}", daemon=True)
 
     def subscribe(self, handler: Handler) -> None:
-        """Call ``handler(event, object)`` on every change; set it before ``start``."""
-        self._on_change = handler
+        """Also call ``handler(event, object)`` on every change; subscribe before ``start``."""
+        self._handlers.append(handler)
 
     def start(self) -> Informer:
         """Start following the API server."""
@@ -143,9 +143,8 @@ class Informer:
         return version
 
     def _notify(self, event: str, obj: Obj) -> None:
-        if self._on_change is None:
-            return
-        try:
-            self._on_change(event, obj)
-        except Exception:  # a handler's bug must not stop the cache
-            log.exception("informer handler failed", kind=self.kind)
+        for handler in self._handlers:
+            try:
+                handler(event, obj)
+            except Exception:  # a handler's bug must not stop the cache
+                log.exception("informer handler failed", kind=self.kind)

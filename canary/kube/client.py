@@ -26,12 +26,16 @@ Obj = dict[str, Any]
 
 def api_client(kubeconfig: Path | None = None) -> ApiClient:
     """An ApiClient for ``kubeconfig``, or the in-cluster config, or the default kubeconfig."""
-    if kubeconfig is not None:
-        return cast(ApiClient, kube_config.new_client_from_config(config_file=str(kubeconfig)))
     try:
-        kube_config.load_incluster_config()
-    except kube_config.ConfigException:
-        return cast(ApiClient, kube_config.new_client_from_config())
+        if kubeconfig is not None:
+            return cast(ApiClient, kube_config.new_client_from_config(config_file=str(kubeconfig)))
+        try:
+            kube_config.load_incluster_config()
+        except kube_config.ConfigException:
+            return cast(ApiClient, kube_config.new_client_from_config())
+    except (kube_config.ConfigException, OSError) as exc:
+        where = kubeconfig or "the default kubeconfig (~/.kube/config or KUBECONFIG)"
+        raise PermanentError(f"cannot load {where}: {exc}") from exc
     return ApiClient()
 
 

@@ -437,7 +437,7 @@ class CanaryStatus(Model):
     conditions: list[CanaryCondition] | None = None
     revision: str | None = None
     analysis: list[MetricResult] | None = None
-    observed_generation: int | None = None
+    handled_request: str | None = None
 
 
 class ObjectMeta(OpenModel):

@@ -5,16 +5,18 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from canary.errors import PermanentError
-from canary.routers.base import Router
+from canary.routers.base import Router, RouteTarget
 
 RouterFactory = Callable[[], Router]
+ApexRelease = Callable[[RouteTarget], None]
 
 
 class RouterRegistry:
     """Maps provider names to routers; an unknown name is an error naming the field."""
 
-    def __init__(self, factories: Mapping[str, RouterFactory], *, default: str) -> None:
+    def __init__(self, factories: Mapping[str, RouterFactory], *, default: str, release_apex: ApexRelease) -> None:
         self._factories = dict(factories)
+        self.release_apex = release_apex
         self._routers: dict[str, Router] = {}
         self._default = default
 

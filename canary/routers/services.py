@@ -56,3 +56,12 @@ def reconcile(kube: Kube, cache: Informer, route: RouteTarget) -> None:
     """Create or correct the three Services."""
     for body in build(route):
         apply_if_changed(kube, cache, body, field_manager=FIELD_MANAGER)
+
+
+def release_apex(kube: Kube, cache: Informer, route: RouteTarget) -> None:
+    """Point the apex Service at the target's pods and stop owning it, so it outlives the Canary."""
+    key, value = route.selector
+    apex = next(body for body in build(route) if body["metadata"]["name"] == route.canary.spec.service_names[0])
+    apex["metadata"].pop("ownerReferences")
+    apex["spec"]["selector"] = {key: value}
+    apply_if_changed(kube, cache, apex, field_manager=FIELD_MANAGER)

@@ -294,6 +294,50 @@ def test_a_primary_that_breaks_during_promotion_fails_the_canary_and_keeps_traff
     assert world.weights == (0, 100)
 
 
+def test_a_promote_request_skips_the_remaining_analysis_once() -> None:
+    world = World(make_spec(stepWeight=10))
+    world.initialise()
+    world.release("rev-2")
+    world.tick()
+    world.tick()
+    world.request = "promote/1"
+    assert world.tick().summary == "promotion requested: skipping the remaining analysis"
+    world.run_until(lambda w: w.phase() is Phase.SUCCEEDED)
+    assert world.primary_revision == "rev-2"
+    assert world.status.handled_request == "promote/1"
+    world.release("rev-3")
+    world.tick()
+    assert world.phase() is Phase.PROGRESSING, "an old request does not promote the next revision"
+
+
+def test_an_abort_request_rolls_back_and_a_retry_request_runs_the_failed_revision_again() -> None:
+    world = World(make_spec(stepWeight=10))
+    world.initialise()
+    world.release("rev-2")
+    world.tick()
+    world.tick()
+    world.request = "abort/1"
+    world.tick()
+    assert world.phase() is Phase.FAILED
+    assert world.weights == (100, 0)
+    assert world.tick().effects == ()
+
+    world.request = "retry/2"
+    assert world.tick().summary == "retry requested: starting analysis again"
+    world.run_until(lambda w: w.phase() is Phase.SUCCEEDED)
+    assert world.primary_revision == "rev-2"
+
+
+def test_a_request_that_does_not_apply_is_recorded_as_ignored() -> None:
+    world = World(make_spec())
+    world.initialise()
+    world.request = "abort/1"
+    act = world.tick()
+    assert act.summary == "abort request ignored in phase Initialized"
+    assert world.status.handled_request == "abort/1"
+    assert world.tick().effects == ()
+
+
 @pytest.mark.parametrize(
     ("step_weights", "weight", "expected"),
     [([1, 5, 20], 0, 1), ([1, 5, 20], 1, 4), ([1, 5, 20], 5, 15), ([1, 5, 20], 20, 80), ([10, 100], 100, 1),

@@ -31,6 +31,7 @@ class World:
     weights: tuple[int, int] = (100, 0)
     router_has_weights: bool = True
     router_has_match: bool = True
+    request: str | None = None
     target_up: bool = True
     checks: Checks = all_pass
     now: datetime = field(default_factory=lambda: datetime(2026, 1, 1, tzinfo=UTC))
@@ -48,7 +49,7 @@ class World:
         return Observed(revision=self.revision, primary=self.primary, canary=self.canary,
                         primary_weight=self.weights[0], canary_weight=self.weights[1],
                         router_has_weights=self.router_has_weights, router_has_match=self.router_has_match,
-                        checks=dict(results))
+                        request=self.request, checks=dict(results))
 
     def tick(self) -> Act:
         results: dict[Check, CheckResult] = {}

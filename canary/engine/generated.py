@@ -1,0 +1,95 @@
+"""Keeps the Canaries generated from Deployment annotations in step with those annotations.
+
+Runs as one scheduler job (so only the leader writes), over the caches: an unchanged annotation
+costs nothing. A Deployment that an explicit Canary already targets gets an Event and no
+generated Canary.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from pydantic import ValidationError
+
+from canary.errors import CanaryError, PermanentError
+from canary.kube.apply import apply_if_changed
+from canary.kube.cache import Informer
+from canary.kube.client import Kube
+from canary.kube.events import EventRecorder
+from canary.models.base import API_VERSION
+from canary.models.canary import Canary
+from canary.workloads.annotations import GENERATED_LABEL, canary_for, is_enabled
+
+log = structlog.get_logger(__name__)
+Obj = dict[str, Any]
+FIELD_MANAGER = "canary-controller"
+
+
+def _generated(canary: Obj) -> bool:
+    return ((canary.get("metadata") or {}).get("labels") or {}).get(GENERATED_LABEL) == "true"
+
+
+class GeneratedCanaries:
+    """Creates, updates and deletes generated Canaries."""
+
+    def __init__(self, kube: Kube, *, deployments: Informer, canaries: Informer, events: EventRecorder) -> None:
+        self._kube = kube
+        self._deployments = deployments
+        self._canaries = canaries
+        self._events = events
+        self._reported: dict[tuple[str, str], str] = {}
+        self._seen: dict[tuple[str, str], dict[str, str]] = {}
+
+    def changed(self, event: str, deployment: Obj) -> bool:
+        """Whether a Deployment event touched canary.dev annotations (so a pass is due now)."""
+        meta = deployment["metadata"]
+        key = (meta["namespace"], meta["name"])
+        ours = {k: v for k, v in (meta.get("annotations") or {}).items() if k.startswith("canary.dev/")}
+        if event == "DELETED":
+            return self._seen.pop(key, None) is not None
+        before = self._seen.get(key)
+        self._seen[key] = ours
+        return before != ours and bool(ours or before)
+
+    def sync(self) -> str:
+        """One pass over every Deployment; returns a summary for the log."""
+        written = 0
+        for deployment in self._deployments.list_objects():
+            try:
+                written += self._sync_one(deployment)
+            except CanaryError as exc:
+                self._report(deployment, "InvalidCanaryAnnotations", str(exc))
+        return f"{written} generated canaries written"
+
+    def _sync_one(self, deployment: Obj) -> int:
+        meta = deployment["metadata"]
+        namespace, name = meta["namespace"], meta["name"]
+        existing = self._canaries.get(namespace, name)
+        if not is_enabled(deployment):
+            if existing is not None and _generated(existing):
+                self._kube.delete(API_VERSION, "Canary", name, namespace=namespace)
+                return 1
+            return 0
+        explicit = [c["metadata"]["name"] for c in self._canaries.list_objects(namespace)
+                    if not _generated(c) and ((c.get("spec") or {}).get("targetRef") or {}).get("name") == name]
+        if explicit:
+            self._report(deployment, "CanaryExists", f"Deployment {namespace}/{name}: annotation canary.dev/enabled "
+                         f"ignored: Canary {explicit[0]} already targets it")
+            return 0
+        body = canary_for(deployment)
+        try:
+            Canary.model_validate(body)
+        except ValidationError as exc:
+            raise PermanentError(f"Deployment {namespace}/{name}: canary.dev annotations give an invalid Canary: "
+                                 f"{exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}") from exc
+        self._reported.pop((namespace, name), None)
+        return int(apply_if_changed(self._kube, self._canaries, body, field_manager=FIELD_MANAGER))
+
+    def _report(self, deployment: Obj, reason: str, message: str) -> None:
+        key = (deployment["metadata"]["namespace"], deployment["metadata"]["name"])
+        if self._reported.get(key) == message:
+            return
+        self._reported[key] = message
+        self._events.record(deployment, reason=reason, message=message, warning=True)
+        log.warning("generated canary refused", reason=reason, message=message)

@@ -1,0 +1,201 @@
+"""Lifecycle on the real control plane: annotations, deletion, manual controls, restarts, leadership."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from canary.kube.client import Kube
+from canary.local import stack
+from canary.local.waiting import wait_until
+from tests.builders import make_canary, make_deployment
+from tests.e2e.canaries import deployment, events, image_of, route_weights, wait_phase
+from tests.e2e.controllers import ControllerProcess
+
+pytestmark = pytest.mark.usefixtures("gateway_api_crds")
+
+
+def _release(kube: Kube, namespace: str, image: str) -> None:
+    kube.merge_patch("apps/v1", "Deployment", "web", {"spec": {"template": {"spec": {"containers": [
+        {"name": "app", "image": image}]}}}}, namespace=namespace)
+
+
+def _canary_cli(local_stack: stack.StackState, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "canary", *args, "--kubeconfig", local_stack.kubeconfig],
+                          capture_output=True, text=True, check=False, timeout=60)
+
+
+def test_an_annotated_deployment_gets_its_canary_and_is_promoted(
+    kube: Kube, namespace: str, controller: ControllerProcess
+) -> None:
+    annotations = {"canary.dev/enabled": "true", "canary.dev/provider": "gatewayapi", "canary.dev/interval": "1s",
+                   "canary.dev/step-weight": "25", "canary.dev/max-weight": "50", "canary.dev/threshold": "2"}
+    target = make_deployment("web", namespace, replicas=1, image="web:1")
+    target["metadata"]["annotations"] = annotations
+    kube.create(target)
+
+    wait_phase(kube, namespace, "web", "Initialized")
+    generated = kube.get("canary.dev/v1alpha1", "Canary", "web", namespace=namespace)
+    assert generated is not None
+    assert generated["metadata"]["ownerReferences"][0]["kind"] == "Deployment"
+    assert generated["spec"]["analysis"] == {"interval": "1s", "threshold": 2, "stepWeight": 25, "maxWeight": 50}
+    assert generated["spec"]["service"] == {"port": 9898}
+
+    kube.merge_patch("apps/v1", "Deployment", "web", {"metadata": {"annotations": {"canary.dev/step-weight": "50"}}},
+                     namespace=namespace)
+    wait_until(lambda: kube.get("canary.dev/v1alpha1", "Canary", "web", namespace=namespace),
+               lambda c: c is not None and c["spec"]["analysis"].get("stepWeight") == 50,
+               what="the generated Canary to follow the annotation edit", timeout=30)
+
+    _release(kube, namespace, "web:2")
+    wait_phase(kube, namespace, "web", "Succeeded", timeout=60)
+    assert image_of(deployment(kube, namespace, "web-primary")) == "web:2"
+
+    explicit = make_deployment("api", namespace, replicas=1)
+    explicit["metadata"]["annotations"] = {"canary.dev/enabled": "true"}
+    kube.create(make_canary("api-release", namespace) | {"spec": make_canary("api", namespace)["spec"]})
+    kube.create(explicit)
+    wait_until(lambda: [e for e in kube.list_objects("v1", "Event", namespace=namespace)
+                        if e["involvedObject"]["name"] == "api" and e["reason"] == "CanaryExists"],
+               bool, what="a CanaryExists event on Deployment api", timeout=30)
+    assert kube.get("canary.dev/v1alpha1", "Canary", "api", namespace=namespace) is None
+
+
+def test_deleting_a_canary_collects_what_it_made_and_revert_on_deletion_restores_the_target(
+    kube: Kube, namespace: str, controller: ControllerProcess
+) -> None:
+    kube.create(make_deployment("web", namespace, replicas=2, image="web:1"))
+    kube.create(make_canary("web", namespace))
+    wait_phase(kube, namespace, "web", "Initialized")
+    kube.delete("canary.dev/v1alpha1", "Canary", "web", namespace=namespace)
+    wait_until(lambda: [n for n in ("web-primary",) if kube.get("apps/v1", "Deployment", n, namespace=namespace)]
+               + [s["metadata"]["name"] for s in kube.list_objects("v1", "Service", namespace=namespace)],
+               lambda left: left == [], what="the garbage collector to remove the primary and the Services",
+               timeout=60)
+    assert kube.get("gateway.networking.k8s.io/v1", "HTTPRoute", "web", namespace=namespace) is None
+
+    kube.create(make_deployment("api", namespace, replicas=2, image="api:1"))
+    kube.create(make_canary("api", namespace, revertOnDeletion=True))
+    wait_phase(kube, namespace, "api", "Initialized")
+    assert deployment(kube, namespace, "api")["spec"]["replicas"] == 0
+    found = kube.get("canary.dev/v1alpha1", "Canary", "api", namespace=namespace)
+    assert found is not None
+    assert found["metadata"]["finalizers"] == ["canary.dev/finalizer"]
+
+    kube.delete("canary.dev/v1alpha1", "Canary", "api", namespace=namespace)
+    wait_until(lambda: kube.get("canary.dev/v1alpha1", "Canary", "api", namespace=namespace), lambda c: c is None,
+               what="the Canary to be deleted after the revert", timeout=60)
+    restored = deployment(kube, namespace, "api")
+    assert restored["spec"]["replicas"] == 2
+    apex = kube.get("v1", "Service", "api", namespace=namespace)
+    assert apex is not None
+    assert apex["spec"]["selector"] == {"app": "api"}
+    assert not apex["metadata"].get("ownerReferences")
+    wait_until(lambda: kube.get("apps/v1", "Deployment", "api-primary", namespace=namespace), lambda d: d is None,
+               what="the primary to be collected", timeout=60)
+
+
+def test_manual_controls_pause_resume_promote_abort_and_retry(
+    kube: Kube, namespace: str, controller: ControllerProcess, local_stack: stack.StackState
+) -> None:
+    kube.create(make_deployment("web", namespace, replicas=1, image="web:1"))
+    kube.create(make_canary("web", namespace, analysis={"interval": "1s", "threshold": 2, "stepWeight": 5}))
+    wait_phase(kube, namespace, "web", "Initialized")
+
+    _release(kube, namespace, "web:2")
+    wait_until(lambda: route_weights(kube, namespace, "web"), lambda w: w is not None and w[1] >= 10,
+               what="the canary to get traffic", timeout=30)
+    paused = _canary_cli(local_stack, "pause", "web", "-n", namespace)
+    assert paused.returncode == 0, paused.stderr
+    held = route_weights(kube, namespace, "web")
+    with pytest.raises(TimeoutError):
+        wait_until(lambda: route_weights(kube, namespace, "web"), lambda w: w != held,
+                   what="the weight to move while paused", timeout=3)
+    assert _canary_cli(local_stack, "resume", "web", "-n", namespace).returncode == 0
+
+    promoted = _canary_cli(local_stack, "promote", "web", "-n", namespace)
+    assert promoted.returncode == 0, promoted.stderr
+    assert "promote of Canary" in promoted.stderr
+    wait_phase(kube, namespace, "web", "Succeeded", timeout=60)
+    assert image_of(deployment(kube, namespace, "web-primary")) == "web:2"
+
+    _release(kube, namespace, "web:3")
+    wait_phase(kube, namespace, "web", "Progressing")
+    aborted = _canary_cli(local_stack, "abort", "web", "-n", namespace)
+    assert aborted.returncode == 0, aborted.stderr
+    wait_phase(kube, namespace, "web", "Failed")
+    assert image_of(deployment(kube, namespace, "web-primary")) == "web:2"
+
+    retried = _canary_cli(local_stack, "retry", "web", "-n", namespace)
+    assert retried.returncode == 0, retried.stderr
+    wait_phase(kube, namespace, "web", "Succeeded", timeout=90)
+    assert image_of(deployment(kube, namespace, "web-primary")) == "web:3"
+
+    shown = _canary_cli(local_stack, "status", "-n", namespace)
+    assert shown.returncode == 0, shown.stderr
+    assert "web" in shown.stdout
+    assert "Succeeded" in shown.stdout
+    assert any(e["reason"] == "Failed" for e in events(kube, namespace, "web"))
+
+
+def test_a_controller_killed_mid_run_resumes_and_finishes_the_run(
+    kube: Kube, namespace: str, local_stack: stack.StackState, canary_crds: list[str], tmp_path: Path
+) -> None:
+    first = ControllerProcess(local_stack, namespace, tmp_path, name="first")
+    first.start()
+    kube.create(make_deployment("web", namespace, replicas=1, image="web:1"))
+    kube.create(make_canary("web", namespace, analysis={"interval": "1s", "threshold": 2, "stepWeight": 10}))
+    wait_phase(kube, namespace, "web", "Initialized")
+    _release(kube, namespace, "web:2")
+    wait_until(lambda: route_weights(kube, namespace, "web"), lambda w: w is not None and w[1] >= 30,
+               what="the run to be under way", timeout=30)
+    first.kill()
+    frozen = route_weights(kube, namespace, "web")
+    assert frozen is not None
+
+    second = ControllerProcess(local_stack, namespace, tmp_path, name="second")
+    second.start()
+    try:
+        done = wait_phase(kube, namespace, "web", "Succeeded", timeout=60)
+    finally:
+        second.stop()
+    assert done["lastPromotedSpec"] == done["lastAppliedSpec"]
+    assert image_of(deployment(kube, namespace, "web-primary")) == "web:2"
+    assert frozen[1] < 100
+
+
+def test_with_two_replicas_only_the_leader_acts_and_the_other_takes_over_when_it_dies(
+    kube: Kube, namespace: str, local_stack: stack.StackState, canary_crds: list[str], tmp_path: Path
+) -> None:
+    election = ("--enable-leader-election", "--leader-election-namespace", namespace,
+                "--leader-election-lease-seconds", "4")
+    first = ControllerProcess(local_stack, namespace, tmp_path, extra=election, name="first")
+    first.start()
+    wait_until(lambda: kube.get("coordination.k8s.io/v1", "Lease", "canary-controller", namespace=namespace),
+               lambda lease: lease is not None and bool(lease["spec"].get("holderIdentity")),
+               what="the first replica to take the lease", timeout=30)
+    second = ControllerProcess(local_stack, namespace, tmp_path, extra=election, name="second")
+    second.start()
+    try:
+        kube.create(make_deployment("web", namespace, replicas=1, image="web:1"))
+        kube.create(make_canary("web", namespace, analysis={"interval": "1s", "threshold": 2, "stepWeight": 50}))
+        wait_phase(kube, namespace, "web", "Initialized")
+        lease = kube.get("coordination.k8s.io/v1", "Lease", "canary-controller", namespace=namespace)
+        assert lease is not None
+        leader = lease["spec"]["holderIdentity"]
+        assert "tick" in first.log.read_text()
+        assert '"action"' not in second.log.read_text(), "the follower must not act"
+
+        first.kill()
+        wait_until(lambda: kube.get("coordination.k8s.io/v1", "Lease", "canary-controller", namespace=namespace),
+                   lambda lease: lease is not None and lease["spec"].get("holderIdentity") not in (None, leader),
+                   what="the second replica to take the lease over", timeout=30)
+        _release(kube, namespace, "web:2")
+        wait_phase(kube, namespace, "web", "Succeeded", timeout=60)
+        assert image_of(deployment(kube, namespace, "web-primary")) == "web:2"
+    finally:
+        second.stop()
+        first.stop()
