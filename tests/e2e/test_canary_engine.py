@@ -47,12 +47,32 @@ def test_initialization_creates_primary_services_and_configs_and_scales_the_targ
     assert any(e["message"] == "Initialization done! web" for e in events(kube, namespace, "web"))
 
 
+LATENCY_TEMPLATE = """histogram_quantile(0.99, sum(rate(istio_request_duration_milliseconds_bucket{
+  reporter="destination", destination_workload_namespace="{{ namespace }}", destination_workload="{{ target }}"
+}[{{ interval }}])) by (le))"""
+
+
+def _analysis(**extra: object) -> dict[str, object]:
+    """Canary steps of 10 up to 50, judged by the built-in success rate and a latency MetricTemplate."""
+    return {"interval": "2s", "threshold": 2, "stepWeight": 10, "maxWeight": 50, "metrics": [
+        {"name": "request-success-rate", "interval": "10s", "thresholdRange": {"min": 99}},
+        {"name": "latency", "interval": "10s", "thresholdRange": {"max": 500},
+         "templateRef": {"name": "latency"}},
+    ], **extra}
+
+
+def _latency_template(kube: Kube, namespace: str) -> None:
+    kube.create({"apiVersion": "canary.dev/v1alpha1", "kind": "MetricTemplate",
+                 "metadata": {"name": "latency", "namespace": namespace},
+                 "spec": {"provider": {"type": "prometheus"}, "query": LATENCY_TEMPLATE}})
+
+
 def test_a_good_release_through_gateway_api_steps_the_weights_and_is_promoted(
     kube: Kube, namespace: str, controller: ControllerProcess
 ) -> None:
+    _latency_template(kube, namespace)
     kube.create(make_deployment("web", namespace, replicas=2, image="web:1"))
-    kube.create(make_canary("web", namespace, analysis={"interval": "1s", "threshold": 2, "stepWeight": 10,
-                                                         "maxWeight": 50}))
+    kube.create(make_canary("web", namespace, analysis=_analysis()))
     wait_phase(kube, namespace, "web", "Initialized")
 
     _release(kube, namespace, "web", "web:2")
@@ -68,13 +88,44 @@ def test_a_good_release_through_gateway_api_steps_the_weights_and_is_promoted(
             phases.append(phase)
         return phase
 
-    wait_until(observe, lambda phase: phase == "Succeeded", what="the release to succeed", timeout=90,
+    wait_until(observe, lambda phase: phase in ("Succeeded", "Failed"), what="the release to end", timeout=120,
                interval=0.05)
 
+    status = canary_status(kube, namespace, "web")
+    assert phases[-1] == "Succeeded", status
     assert seen == [(100, 0), (90, 10), (80, 20), (70, 30), (60, 40), (50, 50), (100, 0)]
     assert phases[-3:] == ["Promoting", "Finalising", "Succeeded"]
     assert image_of(deployment(kube, namespace, "web-primary")) == "web:2"
     assert deployment(kube, namespace, "web")["spec"]["replicas"] == 0
+    judged = {r["name"]: r for r in status["analysis"]}
+    assert judged["request-success-rate"]["verdict"] == "pass"
+    assert judged["request-success-rate"]["value"] == 100
+    assert judged["latency"]["verdict"] == "pass"
+    assert 10 < judged["latency"]["value"] < 50, "the simulator answers in about 20 ms"
+
+
+def test_a_bad_release_is_rolled_back_after_threshold_failed_checks(
+    kube: Kube, namespace: str, controller: ControllerProcess
+) -> None:
+    _latency_template(kube, namespace)
+    kube.create(make_deployment("web", namespace, replicas=2, image="web:1"))
+    kube.create(make_canary("web", namespace, analysis=_analysis()))
+    wait_phase(kube, namespace, "web", "Initialized")
+
+    bad = make_deployment("web", namespace, replicas=2, image="web:2",
+                          annotations={"sim.canary.dev/error-rate": "30"})
+    kube.apply(bad, field_manager="test")
+    failed = wait_phase(kube, namespace, "web", "Failed", timeout=120)
+
+    assert failed["failedChecks"] == 2
+    assert route_weights(kube, namespace, "web") == (100, 0)
+    assert image_of(deployment(kube, namespace, "web-primary")) == "web:1"
+    assert deployment(kube, namespace, "web")["spec"]["replicas"] == 0
+    failing = [r for r in failed["analysis"] if r["verdict"] != "pass"]
+    assert failing[-1]["name"] == "request-success-rate"
+    assert failing[-1]["value"] < 99
+    rolled_back = [e for e in events(kube, namespace, "web") if e["reason"] == "Failed"]
+    assert "request-success-rate" in rolled_back[0]["message"]
 
 
 def test_blue_green_with_the_kubernetes_router_runs_its_iterations_and_promotes(
