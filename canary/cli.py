@@ -8,20 +8,23 @@ so ``eval "$(canary local up)"`` works.
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 from pathlib import Path
 from typing import Annotated
 
 import typer
+import yaml
 from rich.console import Console
 from rich.table import Table
 
 from canary import controller as controller_app
 from canary import controls, logging, status_view
 from canary.engine.decide import Request
-from canary.errors import CanaryError
+from canary.errors import CanaryError, PermanentError
 from canary.kube.client import Kube
 from canary.local import binaries, stack
+from canary.models import flagger
 from canary.settings import ControllerSettings
 
 app = typer.Typer(help="Progressive delivery for Kubernetes.", no_args_is_help=True,
@@ -224,6 +227,21 @@ def resume(name: Name, namespace: Namespace = "default", kubeconfig: Kubeconfig 
     """Resume a paused canary."""
     controls.set_suspended(_kube(kubeconfig), namespace, name, suspended=False)
     err.print(f"Canary {namespace}/{name} resumed")
+
+
+@app.command("convert")
+def convert(files: Annotated[list[Path], typer.Argument(exists=True, dir_okay=False, help="Flagger YAML files; "
+                                                       "- reads standard input.", allow_dash=True)]) -> None:
+    """Turn flagger.app/v1beta1 Canaries, MetricTemplates and AlertProviders into canary.dev/v1alpha1 (to stdout)."""
+    converted = []
+    for path in files:
+        text = sys.stdin.read() if str(path) == "-" else path.read_text()
+        try:
+            documents = list(yaml.safe_load_all(text))
+        except yaml.YAMLError as exc:
+            raise PermanentError(f"{path}: not valid YAML: {exc}") from exc
+        converted += flagger.convert(documents, source=str(path))
+    typer.echo(yaml.safe_dump_all(converted, sort_keys=False), nl=False)
 
 
 def main() -> None:
