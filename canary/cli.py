@@ -20,6 +20,7 @@ from rich.table import Table
 
 from canary import controller as controller_app
 from canary import controls, logging, status_view
+from canary import demo as demo_app
 from canary.engine.decide import Request
 from canary.errors import CanaryError, PermanentError
 from canary.kube.client import Kube
@@ -227,6 +228,18 @@ def resume(name: Name, namespace: Namespace = "default", kubeconfig: Kubeconfig 
     """Resume a paused canary."""
     controls.set_suspended(_kube(kubeconfig), namespace, name, suspended=False)
     err.print(f"Canary {namespace}/{name} resumed")
+
+
+@app.command("demo")
+def demo(
+    state_dir: StateDir = None,
+    keep: Annotated[bool, typer.Option(help="Leave the stack and the controller running afterwards.")] = False,
+) -> None:
+    """Start the local stack and the controller, then release a good and a bad version of podinfo, live."""
+    logging.configure("warning")
+    releases = demo_app.Demo(state_dir=_state_dir(state_dir).resolve(), console=out).run(keep=keep)
+    if [r.phase for r in releases] != ["Succeeded", "Failed"]:
+        raise typer.Exit(1)
 
 
 @app.command("convert")

@@ -2,8 +2,9 @@
 
 The holder renews the lease every ``renew_seconds``; another replica takes it over only after
 ``lease_seconds`` without a renewal. Every write is conditional on the lease's resourceVersion,
-so two candidates can never both win. A holder that cannot renew within ``lease_seconds`` stops
-acting before anyone else may start; a holder that shuts down gives the lease up at once.
+so two candidates can never both win. A holder that cannot renew for two thirds of
+``lease_seconds`` stops acting, before anyone else may start; a holder that shuts down gives the
+lease up at once.
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ class LeaseElector:
         self._namespace, self._name, self.identity = namespace, name, identity
         self._on_started, self._on_stopped = on_started, on_stopped
         self._lease_seconds, self._renew_seconds = lease_seconds, renew_seconds
+        # Stop acting well before the lease can expire for the others (client-go's renewDeadline).
+        self._renew_deadline = dt.timedelta(seconds=lease_seconds * 2 / 3)
         self._clock = clock
         self._leading = False
         self._last_renewal: dt.datetime | None = None
@@ -79,8 +82,7 @@ class LeaseElector:
             if held:
                 self._last_renewal = now
                 self._set_leading(True)
-            elif self._leading and (self._last_renewal is None or
-                                    now - self._last_renewal > dt.timedelta(seconds=self._lease_seconds)):
+            elif self._leading and (self._last_renewal is None or now - self._last_renewal > self._renew_deadline):
                 self._set_leading(False)
             self._stop.wait(self._renew_seconds)
 

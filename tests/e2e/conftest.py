@@ -12,15 +12,12 @@ from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 
 from canary.kube.client import Kube
-from canary.kube.conditions import is_true
 from canary.local import stack
+from canary.local.install import CANARY_CRDS, GATEWAY_API_CRDS, install_crds
 from canary.local.waiting import wait_until
 from tests.e2e.controllers import ControllerProcess
-
-CRDS = Path(__file__).parents[2] / "manifests" / "crds"
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -78,34 +75,13 @@ def namespace(kube: Kube, request: pytest.FixtureRequest) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def canary_crds(kube: Kube) -> list[str]:
     """Our CRDs, applied from manifests/crds and Established."""
-    names = []
-    for path in sorted(CRDS.glob("*.yaml")):
-        crd = yaml.safe_load(path.read_text())
-        kube.apply(crd, field_manager="canary-tests")
-        names.append(crd["metadata"]["name"])
-    def established() -> list[str]:
-        return [n for n in names if is_true(kube.get("apiextensions.k8s.io/v1", "CustomResourceDefinition", n),
-                                            "Established")]
-
-    wait_until(established, lambda done: len(done) == len(names), what=f"CRDs {names} to be Established",
-               timeout=30)
-    return names
-
-
-GATEWAY_API_CRDS = Path(__file__).parents[2] / "manifests" / "vendor" / "gateway-api"
+    return install_crds(kube, CANARY_CRDS)
 
 
 @pytest.fixture(scope="session")
-def gateway_api_crds(kube: Kube) -> None:
+def gateway_api_crds(kube: Kube) -> list[str]:
     """The upstream Gateway API CRDs (vendored), Established."""
-    names = []
-    for path in sorted(GATEWAY_API_CRDS.glob("*.yaml")):
-        crd = yaml.safe_load(path.read_text())
-        kube.apply(crd, field_manager="canary-tests")
-        names.append(crd["metadata"]["name"])
-    wait_until(lambda: [n for n in names if is_true(
-                   kube.get("apiextensions.k8s.io/v1", "CustomResourceDefinition", n), "Established")],
-               lambda done: len(done) == len(names), what="Gateway API CRDs to be Established", timeout=30)
+    return install_crds(kube, GATEWAY_API_CRDS)
 
 
 @pytest.fixture

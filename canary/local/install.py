@@ -1,0 +1,35 @@
+"""Installing CRDs from YAML files into a cluster and waiting until they are served."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from canary.kube.client import Kube
+from canary.kube.conditions import is_true
+from canary.local.binaries import REPO_ROOT
+from canary.local.waiting import wait_until
+
+CANARY_CRDS = REPO_ROOT / "manifests" / "crds"
+GATEWAY_API_CRDS = REPO_ROOT / "manifests" / "vendor" / "gateway-api"
+FIELD_MANAGER = "canary-install"
+
+
+def install_crds(kube: Kube, folder: Path, *, timeout: float = 30) -> list[str]:
+    """Apply every CRD in ``folder`` and wait until each is Established; returns their names."""
+    names = []
+    for path in sorted(folder.glob("*.yaml")):
+        for crd in yaml.safe_load_all(path.read_text()):
+            if (crd or {}).get("kind") != "CustomResourceDefinition":
+                continue  # kustomization.yaml and the like
+            kube.apply(crd, field_manager=FIELD_MANAGER)
+            names.append(crd["metadata"]["name"])
+
+    def established() -> list[str]:
+        return [n for n in names
+                if is_true(kube.get("apiextensions.k8s.io/v1", "CustomResourceDefinition", n), "Established")]
+
+    wait_until(established, lambda done: len(done) == len(names), what=f"CRDs in {folder} to be Established",
+               timeout=timeout)
+    return names

@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from canary.errors import PermanentError
+from canary.models.canary import Canary, Strategy
+from canary.workloads.annotations import canary_for, is_enabled
+from tests.builders import make_deployment
+
+
+def _annotated(**annotations: str) -> dict[str, Any]:
+    deployment = make_deployment("web", "shop")
+    deployment["metadata"]["uid"] = "uid-1"
+    deployment["metadata"]["annotations"] = {"canary.dev/enabled": "true",
+                                             **{f"canary.dev/{k.replace('_', '-')}": v for k, v in annotations.items()}}
+    return deployment
+
+
+def test_defaults_give_a_canary_of_steps_owned_by_the_deployment() -> None:
+    body = canary_for(_annotated())
+    canary = Canary.model_validate(body)
+    assert body["metadata"]["ownerReferences"][0] == {"apiVersion": "apps/v1", "kind": "Deployment",
+                                                           "name": "web", "uid": "uid-1", "controller": True,
+                                                           "blockOwnerDeletion": True}
+    assert body["metadata"]["labels"] == {"canary.dev/generated": "true"}
+    assert canary.spec.service.port == 9898, "the container port"
+    assert canary.spec.analysis.step_weight == 10
+    assert canary.spec.analysis.effective_max_weight == 50
+
+
+def test_every_annotation_reaches_the_spec() -> None:
+    body = canary_for(_annotated(strategy="ab", iterations="4", match="x-canary:insider", interval="30s",
+                                 threshold="3", port="8080", provider="gatewayapi", alert="team-chat",
+                                 metrics="request-success-rate>=99.5,request-duration<=400",
+                                 progress_deadline="120"))
+    canary = Canary.model_validate(body)
+    analysis = canary.spec.analysis
+    assert analysis.strategy is Strategy.AB_TESTING
+    assert analysis.iterations == 4
+    assert analysis.interval == "30s"
+    assert canary.spec.provider == "gatewayapi"
+    assert canary.spec.service.port == 8080
+    assert canary.spec.progress_deadline_seconds == 120
+    assert [(m.name, m.threshold_range.min if m.threshold_range else None) for m in analysis.metrics or []] == [
+        ("request-success-rate", 99.5), ("request-duration", None)]
+    assert analysis.alerts is not None
+    assert analysis.alerts[0].provider_ref.name == "team-chat"
+    assert analysis.match is not None
+    assert analysis.match[0].headers is not None
+    assert analysis.match[0].headers["x-canary"].exact == "insider"
+
+
+def test_step_weights_and_blue_green() -> None:
+    steps = Canary.model_validate(canary_for(_annotated(step_weights="5,10,25"))).spec.analysis
+    assert steps.step_weights == [5, 10, 25]
+    blue_green = Canary.model_validate(canary_for(_annotated(strategy="blue-green"))).spec.analysis
+    assert blue_green.strategy is Strategy.BLUE_GREEN
+    assert blue_green.iterations == 10
+
+
+@pytest.mark.parametrize(
+    ("annotations", "message"),
+    [({"threshold": "many"}, "canary.dev/threshold must be a whole number, got 'many'"),
+     ({"strategy": "big-bang"}, "canary.dev/strategy must be canary, blue-green or ab"),
+     ({"metrics": "request-success-rate>99"}, "'request-success-rate>99' is not NAME>=NUMBER"),
+     ({"strategy": "ab"}, "strategy ab needs annotation canary.dev/match")],
+)
+def test_bad_annotations_are_refused_naming_the_deployment_and_annotation(annotations: dict[str, str],
+                                                                          message: str) -> None:
+    with pytest.raises(PermanentError) as caught:
+        canary_for(_annotated(**annotations))
+    assert str(caught.value).startswith("Deployment shop/web: ")
+    assert message in str(caught.value)
+
+
+def test_only_true_enables() -> None:
+    deployment = _annotated()
+    assert is_enabled(deployment)
+    deployment["metadata"]["annotations"]["canary.dev/enabled"] = "false"
+    assert not is_enabled(deployment)
