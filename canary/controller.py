@@ -23,7 +23,8 @@ from canary.kube.client import Kube
 from canary.kube.events import EventRecorder
 from canary.kube.lease import LeaseElector
 from canary.models.base import API_VERSION
-from canary.notify.base import LogNotifier
+from canary.notify.base import LogNotifier, Notifier
+from canary.notify.slack import SlackNotifier
 from canary.routers import services
 from canary.routers.gatewayapi import API_VERSION as GATEWAY_API_VERSION
 from canary.routers.gatewayapi import GatewayAPIRouter
@@ -100,11 +101,13 @@ def build(settings: ControllerSettings) -> Controller:
     }, default=settings.mesh_provider,
         release_apex=lambda route: services.release_apex(kube, informers["services"], route))
     webhooks = WebhookCaller()
+    notifier: Notifier = (SlackNotifier(settings.slack_url, cluster=settings.cluster_name) if settings.slack_url
+                          else LogNotifier())
     reconciler = Reconciler(
         kube=kube, canaries=informers["canaries"], deployments=deployments, routers=routers,
         checks=CheckRunner(webhooks=webhooks, templates=informers["metrictemplates"],
                            metrics_server=settings.metrics_server, clock=_now),
-        webhooks=webhooks, events=EventRecorder(kube), notifier=LogNotifier(), clock=_now)
+        webhooks=webhooks, events=EventRecorder(kube), notifier=notifier, clock=_now)
     scheduler = CanaryScheduler(reconciler.tick, workers=settings.workers,
                                 list_canaries=informers["canaries"].list_objects)
     informers["canaries"].subscribe(scheduler.on_canary)
