@@ -4,7 +4,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: setup packages build demo down status test unit lint bench clean
+.PHONY: setup packages build demo up down status test unit lint bench clean crds
 
 setup: packages $(INSTALLED) build
 
@@ -21,10 +21,11 @@ build: $(INSTALLED)
 	$(BIN)/canary local build
 
 demo: setup
+	$(BIN)/canary demo
+
+up: setup
 	$(BIN)/canary local up
 	$(BIN)/canary local status
-	@echo 'The stack keeps running. Point kubectl at it with: eval "$$($(BIN)/canary local status | grep ^export)"'
-	@echo 'Stop it with: make down'
 
 down: $(INSTALLED)
 	$(BIN)/canary local down
@@ -45,6 +46,9 @@ lint: $(INSTALLED)
 
 bench: setup
 	$(BIN)/python -m bench.local_stack 3
+
+crds: $(INSTALLED)
+	$(BIN)/python -m canary.models.crds manifests/crds
 
 clean: down
 	rm -rf .cache/local

@@ -173,6 +173,7 @@ class Demo:
 
             started = _until(watch, lambda phase: phase == "Progressing", timeout=60)
             phase = _until(watch, lambda phase: phase in ("Succeeded", "Failed"), timeout=300) if started else ""
+        self.console.print()
         status = (kube.get(API_VERSION, "Canary", APP, namespace=NAMESPACE) or {}).get("status") or {}
         failing = [r for r in status.get("analysis") or [] if r.get("verdict") != "pass"]
         reason = failing[-1].get("message", "") if phase == "Failed" and failing else ""
