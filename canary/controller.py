@@ -105,7 +105,7 @@ def build(settings: ControllerSettings) -> Controller:
                           else LogNotifier())
     reconciler = Reconciler(
         kube=kube, canaries=informers["canaries"], deployments=deployments, routers=routers,
-        checks=CheckRunner(webhooks=webhooks, templates=informers["metrictemplates"],
+        checks=CheckRunner(webhooks=webhooks, templates=informers["metrictemplates"], secrets=informers["secrets"],
                            metrics_server=settings.metrics_server, clock=_now),
         webhooks=webhooks, events=EventRecorder(kube), notifier=notifier, clock=_now)
     scheduler = CanaryScheduler(reconciler.tick, workers=settings.workers,

@@ -7,6 +7,7 @@ provider and judge the value against the metric's range. Any problem with a metr
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -31,10 +32,11 @@ _GATES = {Check.CONFIRM_ROLLOUT: HookType.CONFIRM_ROLLOUT, Check.CONFIRM_TRAFFIC
 class CheckRunner:
     """Runs the checks of one controller; shared by every canary's tick."""
 
-    def __init__(self, *, webhooks: WebhookCaller, templates: Informer, metrics_server: str,
+    def __init__(self, *, webhooks: WebhookCaller, templates: Informer, secrets: Informer, metrics_server: str,
                  clock: Callable[[], datetime], query_timeout: float = 5.0) -> None:
         self._webhooks = webhooks
         self._templates = templates
+        self._secrets = secrets
         self._metrics_server = metrics_server
         self._clock = clock
         self._timeout = query_timeout
@@ -97,13 +99,31 @@ class CheckRunner:
             template = MetricTemplate.model_validate(found)
             spec = template.spec.provider
             headers = {k: ", ".join(v) for k, v in (spec.headers or {}).items()}
+            if spec.secret_ref is not None:
+                headers.update(self._credentials(template, spec.secret_ref.name))
             return template.spec.query, self._provider(spec.type, spec.address or self._metrics_server, headers)
+        server = canary.spec.metrics_server or self._metrics_server
         if metric.name in BUILTIN_METRICS:
-            return builtin_query(mesh, metric.name), self._provider("prometheus", self._metrics_server, {})
+            return builtin_query(mesh, metric.name), self._provider("prometheus", server, {})
         if metric.query:
-            return metric.query, self._provider("prometheus", self._metrics_server, {})
+            return metric.query, self._provider("prometheus", server, {})
         raise AnalysisSpecError(f"spec.analysis.metrics[{metric.name}]: not a built-in metric "
                                 f"({', '.join(sorted(BUILTIN_METRICS))}) and no templateRef or query")
+
+    def _credentials(self, template: MetricTemplate, secret: str) -> dict[str, str]:
+        """An Authorization header from the template's Secret: ``token`` (bearer) or ``username``/``password``."""
+        namespace = template.metadata.namespace
+        where = f"MetricTemplate {namespace}/{template.metadata.name}: spec.provider.secretRef"
+        found = self._secrets.get(namespace, secret)
+        if found is None:
+            raise AnalysisSpecError(f"{where}: Secret {secret} not found")
+        data = {k: base64.b64decode(v).decode() for k, v in (found.get("data") or {}).items()}
+        if "token" in data:
+            return {"Authorization": f"Bearer {data['token']}"}
+        if "username" in data and "password" in data:
+            pair = base64.b64encode(f"{data['username']}:{data['password']}".encode()).decode()
+            return {"Authorization": f"Basic {pair}"}
+        raise AnalysisSpecError(f"{where}: Secret {secret} has neither a token nor a username and password")
 
     def _provider(self, kind: str, address: str, headers: dict[str, str]) -> MetricProvider:
         key = (kind, address, tuple(sorted(headers.items())))
