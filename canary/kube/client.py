@@ -16,11 +16,15 @@ from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import DynamicApiError, NotFoundError, ResourceNotFoundError
+from prometheus_client import Counter
 from urllib3.exceptions import HTTPError
 
 from canary.errors import Conflict, InvalidObject, PermanentError, TemporaryError
 
 T = TypeVar("T")
+# Watches are not counted: they are long-lived streams, not per-tick work.
+API_REQUESTS = Counter("canary_api_requests_total", "Requests to the Kubernetes API server, by verb and kind.",
+                       ["verb", "kind"])
 Obj = dict[str, Any]
 
 
@@ -77,6 +81,8 @@ class Kube:
                 raise PermanentError(f"the API server serves no {kind} in {api_version}") from exc
 
     def _call(self, what: str, fn: Callable[[], T]) -> T:
+        verb, _, rest = what.partition(" ")
+        API_REQUESTS.labels(verb=verb, kind=rest.split(" ", 1)[0]).inc()
         try:
             return fn()
         except DynamicApiError as exc:

@@ -9,6 +9,8 @@ import sys
 import urllib.request
 from pathlib import Path
 
+from prometheus_client.parser import text_string_to_metric_families
+
 from canary.local import stack
 from canary.local.ports import free_ports
 from canary.local.waiting import wait_until
@@ -65,3 +67,15 @@ class ControllerProcess:
         if not self.log.exists():
             return "(no log)"
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+
+def metric_total(controller: ControllerProcess, name: str, **labels: str) -> float:
+    """The sum of a metric's samples (matching ``labels``) on the controller's /metrics."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{controller.port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    total = 0.0
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                total += sample.value
+    return total

@@ -8,7 +8,7 @@ from canary.kube.client import Kube
 from canary.local.waiting import wait_until
 from tests.builders import make_canary, make_configmap, make_deployment
 from tests.e2e.canaries import canary_status, deployment, events, image_of, route_weights, wait_phase
-from tests.e2e.controllers import ControllerProcess
+from tests.e2e.controllers import ControllerProcess, metric_total
 
 pytestmark = pytest.mark.usefixtures("gateway_api_crds")
 
@@ -200,3 +200,21 @@ def test_a_canary_without_its_target_gets_a_condition_and_two_canaries_on_one_ta
     wait_phase(kube, namespace, "ghost", "Initialized")
     healed = next(c for c in canary_status(kube, namespace, "ghost")["conditions"] if c["type"] == "Ready")
     assert healed["status"] == "True"
+
+
+def test_an_idle_canary_costs_no_api_requests_per_tick(
+    kube: Kube, namespace: str, controller: ControllerProcess
+) -> None:
+    kube.create(make_deployment("web", namespace, replicas=1, image="web:1"))
+    kube.create(make_canary("web", namespace, analysis={"interval": "1s", "threshold": 2, "stepWeight": 10}))
+    wait_phase(kube, namespace, "web", "Initialized")
+    ticks = metric_total(controller, "canary_ticks_total", result="ok")
+    wait_until(lambda: metric_total(controller, "canary_ticks_total", result="ok"), lambda n: n >= ticks + 1,
+               what="a tick after initialisation", timeout=10)
+    requests = metric_total(controller, "canary_api_requests_total")
+    ticks = metric_total(controller, "canary_ticks_total", result="ok")
+
+    wait_until(lambda: metric_total(controller, "canary_ticks_total", result="ok"), lambda n: n >= ticks + 5,
+               what="five idle ticks", timeout=20)
+
+    assert metric_total(controller, "canary_api_requests_total") == requests
