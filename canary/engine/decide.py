@@ -309,15 +309,21 @@ class _Tick:
     def _skip_analysis(self) -> Decision | None:
         if not self.spec.skip_analysis:
             return None
+        return self._succeeded("analysis skipped: promoting",
+                               f"Promotion completed! Canary analysis was skipped for {self.target}",
+                               "Canary analysis was skipped, promotion finished.",
+                               SetRoutes(primary=TOTAL_WEIGHT, canary=0), Promote())
+
+    def _succeeded(self, summary: str, event: str, alert: str, *first: Effect) -> Act:
+        """The end of a promotion: target down, status Succeeded, post-rollout hooks, tell people."""
         return _act(
-            "analysis skipped: promoting",
-            SetRoutes(primary=TOTAL_WEIGHT, canary=0),
-            Promote(),
+            summary,
+            *first,
             ScaleTarget(up=False),
             SetStatus(phase=Phase.SUCCEEDED, canary_weight=0, iterations=0, promoted=True),
             PostRolloutHooks(Phase.SUCCEEDED),
-            Event("Synced", f"Promotion completed! Canary analysis was skipped for {self.target}"),
-            Alert(Severity.INFO, "Canary analysis was skipped, promotion finished."),
+            Event("Synced", event),
+            Alert(Severity.INFO, alert),
         )
 
     def _rollback_hooks(self) -> Decision | None:
@@ -356,14 +362,8 @@ class _Tick:
     def _finalise(self) -> Decision | None:
         if self.phase is not Phase.FINALISING:
             return None
-        return _act(
-            "promotion finished",
-            ScaleTarget(up=False),
-            SetStatus(phase=Phase.SUCCEEDED, canary_weight=0, iterations=0, promoted=True),
-            PostRolloutHooks(Phase.SUCCEEDED),
-            Event("Synced", f"Promotion completed! Scaling down {self.target}"),
-            Alert(Severity.INFO, "Canary analysis completed successfully, promotion finished."),
-        )
+        return self._succeeded("promotion finished", f"Promotion completed! Scaling down {self.target}",
+                               "Canary analysis completed successfully, promotion finished.")
 
     def _threshold(self) -> Decision | None:
         if self.phase not in ANALYSING or self.status.failed_checks < self.analysis.threshold:

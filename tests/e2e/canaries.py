@@ -47,3 +47,12 @@ def events(kube: Kube, namespace: str, name: str) -> list[Obj]:
     """Events about the Canary ``name``."""
     return [e for e in kube.list_objects("v1", "Event", namespace=namespace)
             if e["involvedObject"]["kind"] == "Canary" and e["involvedObject"]["name"] == name]
+
+
+def release(kube: Kube, namespace: str, image: str, *, name: str = "web",
+            annotations: dict[str, str] | None = None) -> None:
+    """Change the target's image (and pod annotations): a new revision for the controller."""
+    template: Obj = {"spec": {"containers": [{"name": "app", "image": image}]}}
+    if annotations:
+        template["metadata"] = {"annotations": annotations}
+    kube.merge_patch("apps/v1", "Deployment", name, {"spec": {"template": template}}, namespace=namespace)

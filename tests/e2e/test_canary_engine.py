@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import pytest
 
+from canary.demo import LATENCY_QUERY
 from canary.kube.client import Kube
 from canary.local.waiting import wait_until
 from tests.builders import make_canary, make_configmap, make_deployment
-from tests.e2e.canaries import canary_status, deployment, events, image_of, route_weights, wait_phase
+from tests.e2e.canaries import canary_status, deployment, events, image_of, release, route_weights, wait_phase
 from tests.e2e.controllers import ControllerProcess, metric_total
 
 pytestmark = pytest.mark.usefixtures("gateway_api_crds")
 
 
-def _release(kube: Kube, namespace: str, name: str, image: str) -> None:
-    kube.merge_patch("apps/v1", "Deployment", name, {"spec": {"template": {"spec": {"containers": [
-        {"name": "app", "image": image}]}}}}, namespace=namespace)
 
 
 def test_initialization_creates_primary_services_and_configs_and_scales_the_target_down(
@@ -47,11 +45,6 @@ def test_initialization_creates_primary_services_and_configs_and_scales_the_targ
     assert any(e["message"] == "Initialization done! web" for e in events(kube, namespace, "web"))
 
 
-LATENCY_TEMPLATE = """histogram_quantile(0.99, sum(rate(istio_request_duration_milliseconds_bucket{
-  reporter="destination", destination_workload_namespace="{{ namespace }}", destination_workload="{{ target }}"
-}[{{ interval }}])) by (le))"""
-
-
 def _analysis(**extra: object) -> dict[str, object]:
     """Canary steps of 10 up to 50, judged by the built-in success rate and a latency MetricTemplate."""
     return {"interval": "2s", "threshold": 2, "stepWeight": 10, "maxWeight": 50, "metrics": [
@@ -64,7 +57,7 @@ def _analysis(**extra: object) -> dict[str, object]:
 def _latency_template(kube: Kube, namespace: str) -> None:
     kube.create({"apiVersion": "canary.dev/v1alpha1", "kind": "MetricTemplate",
                  "metadata": {"name": "latency", "namespace": namespace},
-                 "spec": {"provider": {"type": "prometheus"}, "query": LATENCY_TEMPLATE}})
+                 "spec": {"provider": {"type": "prometheus"}, "query": LATENCY_QUERY}})
 
 
 def test_a_good_release_through_gateway_api_steps_the_weights_and_is_promoted(
@@ -75,7 +68,7 @@ def test_a_good_release_through_gateway_api_steps_the_weights_and_is_promoted(
     kube.create(make_canary("web", namespace, analysis=_analysis()))
     wait_phase(kube, namespace, "web", "Initialized")
 
-    _release(kube, namespace, "web", "web:2")
+    release(kube, namespace, "web:2")
     seen: list[tuple[int, int]] = []
     phases: list[str] = []
 
@@ -136,7 +129,7 @@ def test_blue_green_with_the_kubernetes_router_runs_its_iterations_and_promotes(
                             analysis={"interval": "1s", "threshold": 2, "iterations": 3}))
     wait_phase(kube, namespace, "web", "Initialized")
 
-    _release(kube, namespace, "web", "web:2")
+    release(kube, namespace, "web:2")
     iterations = set()
 
     def observe() -> str:
@@ -218,3 +211,25 @@ def test_an_idle_canary_costs_no_api_requests_per_tick(
                what="five idle ticks", timeout=20)
 
     assert metric_total(controller, "canary_api_requests_total") == requests
+
+
+def test_an_autoscaler_reference_gets_a_primary_copy_pointing_at_the_primary(
+    kube: Kube, namespace: str, controller: ControllerProcess
+) -> None:
+    kube.create(make_deployment("web", namespace, replicas=2, image="web:1"))
+    kube.create({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+                 "metadata": {"name": "web", "namespace": namespace},
+                 "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+                          "minReplicas": 2, "maxReplicas": 4,
+                          "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {
+                              "type": "Utilization", "averageUtilization": 80}}}]}})
+    kube.create(make_canary("web", namespace, autoscalerRef={"apiVersion": "autoscaling/v2",
+                                                             "kind": "HorizontalPodAutoscaler", "name": "web",
+                                                             "primaryScalerReplicas": {"maxReplicas": 6}}))
+    wait_phase(kube, namespace, "web", "Initialized")
+
+    copy = kube.get("autoscaling/v2", "HorizontalPodAutoscaler", "web-primary", namespace=namespace)
+    assert copy is not None
+    assert copy["spec"]["scaleTargetRef"]["name"] == "web-primary"
+    assert (copy["spec"]["minReplicas"], copy["spec"]["maxReplicas"]) == (2, 6)
+    assert copy["metadata"]["ownerReferences"][0]["kind"] == "Canary"

@@ -3,25 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 
 from canary.kube.client import Kube
 from canary.local.waiting import wait_until
 from tests.builders import make_canary, make_deployment
-from tests.e2e.canaries import canary_status, deployment, image_of, route_weights, wait_phase
+from tests.e2e.canaries import canary_status, deployment, image_of, release, route_weights, wait_phase
 from tests.e2e.controllers import ControllerProcess
 from tests.e2e.receivers import receiver
 
 pytestmark = pytest.mark.usefixtures("gateway_api_crds")
 
 
-def _release(kube: Kube, namespace: str, image: str, annotations: dict[str, str] | None = None) -> None:
-    template: dict[str, Any] = {"spec": {"containers": [{"name": "app", "image": image}]}}
-    if annotations:
-        template["metadata"] = {"annotations": annotations}
-    kube.merge_patch("apps/v1", "Deployment", "web", {"spec": {"template": template}}, namespace=namespace)
 
 
 def _hooks(url: Callable[[str], str], *types: str) -> list[dict[str, str]]:
@@ -41,7 +35,7 @@ def test_gates_hold_the_release_until_opened_and_every_hook_type_is_called(
             "webhooks": _hooks(hooks.url, "confirm-rollout", "pre-rollout", "rollout", "confirm-traffic-increase",
                                "confirm-promotion", "post-rollout", "rollback")}))
         wait_phase(kube, namespace, "web", "Initialized")
-        _release(kube, namespace, "web:2")
+        release(kube, namespace, "web:2")
 
         wait_phase(kube, namespace, "web", "Waiting")
         wait_until(hooks.paths, lambda p: p.count("/confirm-rollout") >= 3, what="confirm-rollout polled", timeout=30)
@@ -77,7 +71,7 @@ def test_failing_rollout_hooks_count_and_roll_back_at_the_threshold(
         kube.create(make_canary("web", namespace, analysis={
             "interval": "1s", "threshold": 2, "stepWeight": 20, "webhooks": _hooks(hooks.url, "rollout")}))
         wait_phase(kube, namespace, "web", "Initialized")
-        _release(kube, namespace, "web:2")
+        release(kube, namespace, "web:2")
 
         failed = wait_phase(kube, namespace, "web", "Failed", timeout=60)
 
@@ -95,7 +89,7 @@ def test_a_passing_rollback_hook_rolls_back_at_once(kube: Kube, namespace: str, 
             "interval": "1s", "threshold": 5, "stepWeight": 10, "maxWeight": 50,
             "webhooks": _hooks(hooks.url, "rollback")}))
         wait_phase(kube, namespace, "web", "Initialized")
-        _release(kube, namespace, "web:2")
+        release(kube, namespace, "web:2")
         wait_until(lambda: route_weights(kube, namespace, "web"), lambda w: w is not None and w[1] >= 10,
                    what="the canary to get traffic", timeout=30)
 
@@ -113,7 +107,7 @@ def test_a_canary_whose_pods_never_become_ready_fails_at_the_progress_deadline(
     kube.create(make_canary("web", namespace, progressDeadlineSeconds=4))
     wait_phase(kube, namespace, "web", "Initialized")
 
-    _release(kube, namespace, "web:2", annotations={"sim.canary.dev/unready": "true"})
+    release(kube, namespace, "web:2", annotations={"sim.canary.dev/unready": "true"})
     wait_phase(kube, namespace, "web", "Progressing")
     failed = wait_phase(kube, namespace, "web", "Failed", timeout=60)
 

@@ -12,15 +12,12 @@ from canary.kube.client import Kube
 from canary.local import stack
 from canary.local.waiting import wait_until
 from tests.builders import make_canary, make_deployment
-from tests.e2e.canaries import deployment, events, image_of, route_weights, wait_phase
+from tests.e2e.canaries import deployment, events, image_of, release, route_weights, wait_phase
 from tests.e2e.controllers import ControllerProcess
 
 pytestmark = pytest.mark.usefixtures("gateway_api_crds")
 
 
-def _release(kube: Kube, namespace: str, image: str) -> None:
-    kube.merge_patch("apps/v1", "Deployment", "web", {"spec": {"template": {"spec": {"containers": [
-        {"name": "app", "image": image}]}}}}, namespace=namespace)
 
 
 def _canary_cli(local_stack: stack.StackState, *args: str) -> subprocess.CompletedProcess[str]:
@@ -50,7 +47,7 @@ def test_an_annotated_deployment_gets_its_canary_and_is_promoted(
                lambda c: c is not None and c["spec"]["analysis"].get("stepWeight") == 50,
                what="the generated Canary to follow the annotation edit", timeout=30)
 
-    _release(kube, namespace, "web:2")
+    release(kube, namespace, "web:2")
     wait_phase(kube, namespace, "web", "Succeeded", timeout=60)
     assert image_of(deployment(kube, namespace, "web-primary")) == "web:2"
 
@@ -105,7 +102,7 @@ def test_manual_controls_pause_resume_promote_abort_and_retry(
     kube.create(make_canary("web", namespace, analysis={"interval": "1s", "threshold": 2, "stepWeight": 5}))
     wait_phase(kube, namespace, "web", "Initialized")
 
-    _release(kube, namespace, "web:2")
+    release(kube, namespace, "web:2")
     wait_until(lambda: route_weights(kube, namespace, "web"), lambda w: w is not None and w[1] >= 10,
                what="the canary to get traffic", timeout=30)
     paused = _canary_cli(local_stack, "pause", "web", "-n", namespace)
@@ -122,7 +119,7 @@ def test_manual_controls_pause_resume_promote_abort_and_retry(
     wait_phase(kube, namespace, "web", "Succeeded", timeout=60)
     assert image_of(deployment(kube, namespace, "web-primary")) == "web:2"
 
-    _release(kube, namespace, "web:3")
+    release(kube, namespace, "web:3")
     wait_phase(kube, namespace, "web", "Progressing")
     aborted = _canary_cli(local_stack, "abort", "web", "-n", namespace)
     assert aborted.returncode == 0, aborted.stderr
@@ -149,7 +146,7 @@ def test_a_controller_killed_mid_run_resumes_and_finishes_the_run(
     kube.create(make_deployment("web", namespace, replicas=1, image="web:1"))
     kube.create(make_canary("web", namespace, analysis={"interval": "1s", "threshold": 2, "stepWeight": 10}))
     wait_phase(kube, namespace, "web", "Initialized")
-    _release(kube, namespace, "web:2")
+    release(kube, namespace, "web:2")
     wait_until(lambda: route_weights(kube, namespace, "web"), lambda w: w is not None and w[1] >= 30,
                what="the run to be under way", timeout=30)
     first.kill()
@@ -193,7 +190,7 @@ def test_with_two_replicas_only_the_leader_acts_and_the_other_takes_over_when_it
         wait_until(lambda: kube.get("coordination.k8s.io/v1", "Lease", "canary-controller", namespace=namespace),
                    lambda lease: lease is not None and lease["spec"].get("holderIdentity") not in (None, leader),
                    what="the second replica to take the lease over", timeout=30)
-        _release(kube, namespace, "web:2")
+        release(kube, namespace, "web:2")
         wait_phase(kube, namespace, "web", "Succeeded", timeout=60)
         assert image_of(deployment(kube, namespace, "web-primary")) == "web:2"
     finally:

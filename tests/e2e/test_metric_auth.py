@@ -16,7 +16,7 @@ from canary.local import procs, prometheus
 from canary.local.ports import free_ports
 from canary.local.waiting import wait_until
 from tests.builders import make_canary, make_deployment
-from tests.e2e.canaries import deployment, wait_phase
+from tests.e2e.canaries import deployment, release, wait_phase
 from tests.e2e.controllers import ControllerProcess
 
 pytestmark = pytest.mark.usefixtures("gateway_api_crds")
@@ -69,8 +69,7 @@ def test_a_template_with_a_secret_ref_reads_a_guarded_prometheus_and_its_value_i
         "metrics": [{"name": "answer", "templateRef": {"name": "answer"}, "thresholdRange": {"max": 40}},
                     {"name": "anonymous", "templateRef": {"name": "anonymous"}, "thresholdRange": {"max": 40}}]}))
     wait_phase(kube, namespace, "web", "Initialized")
-    kube.merge_patch("apps/v1", "Deployment", "web", {"spec": {"template": {"spec": {"containers": [
-        {"name": "app", "image": "web:2"}]}}}}, namespace=namespace)
+    release(kube, namespace, "web:2")
 
     failed = wait_phase(kube, namespace, "web", "Failed", timeout=60)
 
