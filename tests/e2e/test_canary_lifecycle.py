@@ -13,7 +13,7 @@ from canary.local import stack
 from canary.local.waiting import wait_until
 from tests.builders import make_canary, make_deployment
 from tests.e2e.canaries import deployment, events, image_of, release, route_weights, wait_phase
-from tests.e2e.controllers import ControllerProcess
+from tests.e2e.controllers import ControllerProcess, metric_total
 
 pytestmark = pytest.mark.usefixtures("gateway_api_crds")
 
@@ -183,8 +183,10 @@ def test_with_two_replicas_only_the_leader_acts_and_the_other_takes_over_when_it
         lease = kube.get("coordination.k8s.io/v1", "Lease", "canary-controller", namespace=namespace)
         assert lease is not None
         leader = lease["spec"]["holderIdentity"]
-        assert "tick" in first.log.read_text()
-        assert '"action"' not in second.log.read_text(), "the follower must not act"
+        wait_until(lambda: metric_total(first, "canary_ticks_total"), lambda ticks: ticks >= 2,
+                   what="the leader to tick", timeout=10)
+        assert metric_total(second, "canary_ticks_total") == 0, "the follower must not act"
+        assert metric_total(second, "canary_leader") == 0
 
         first.kill()
         wait_until(lambda: kube.get("coordination.k8s.io/v1", "Lease", "canary-controller", namespace=namespace),
