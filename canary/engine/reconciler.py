@@ -80,7 +80,8 @@ class Reconciler:
             return self._finalize(obj, canary, where)
         self._keep_finalizer(obj, wanted=canary.spec.revert_on_deletion)
         if canary.spec.suspend:
-            return "suspended"
+            return self._problem(obj, "Suspended", f"{where}: spec.suspend is true; nothing moves until it is "
+                                 "false (canary resume)", warning=False)
         return self._advance(obj, canary, where)
 
     def _advance(self, obj: Obj, canary: Canary, where: str) -> str:

@@ -12,7 +12,7 @@ from canary.kube.client import Kube
 from canary.local import stack
 from canary.local.waiting import wait_until
 from tests.builders import make_canary, make_deployment
-from tests.e2e.canaries import deployment, events, image_of, release, route_weights, wait_phase
+from tests.e2e.canaries import canary_status, deployment, events, image_of, release, route_weights, wait_phase
 from tests.e2e.controllers import ControllerProcess, metric_total
 
 pytestmark = pytest.mark.usefixtures("gateway_api_crds")
@@ -107,6 +107,9 @@ def test_manual_controls_pause_resume_promote_abort_and_retry(
                what="the canary to get traffic", timeout=30)
     paused = _canary_cli(local_stack, "pause", "web", "-n", namespace)
     assert paused.returncode == 0, paused.stderr
+    wait_until(lambda: canary_status(kube, namespace, "web").get("conditions", []),
+               lambda found: any(c.get("reason") == "Suspended" for c in found),
+               what="the controller to report the pause", timeout=10)
     held = route_weights(kube, namespace, "web")
     with pytest.raises(TimeoutError):
         wait_until(lambda: route_weights(kube, namespace, "web"), lambda w: w != held,
