@@ -1,5 +1,8 @@
 """The decision of one tick, as a pure function: (spec, status, observations) -> what to do.
 
+Alerts always come last in an action: the status write before them is the commit point, so a
+controller that dies in between does not repeat the transition, nor its alert, when it restarts.
+
 The order of checks is Flagger's (pkg/controller/scheduler.go, ``advanceCanary``): initialise,
 decide whether to advance, primary readiness, confirm-rollout and start, restart on a new
 revision, canary readiness and the progress deadline, skipAnalysis, rollback hooks, promotion
@@ -159,16 +162,15 @@ class _Tick:
         return revision not in (self.status.last_applied_spec, self.status.last_promoted_spec)
 
     def _rollback(self, reason: str, *, alert: str | None = None, request: str | None = None) -> Act:
-        effects: list[Effect] = []
-        if alert is not None:
-            effects.append(Alert(Severity.ERROR, alert))
-        effects += [
+        effects: list[Effect] = [
             SetRoutes(primary=TOTAL_WEIGHT, canary=0),
             ScaleTarget(up=False),
             SetStatus(phase=Phase.FAILED, canary_weight=0, iterations=0, sync_revision=True, handled_request=request),
             Event("Failed", f"Canary failed! Scaling down {self.target}: {reason}", warning=True),
             PostRolloutHooks(Phase.FAILED),
         ]
+        if alert is not None:
+            effects.append(Alert(Severity.ERROR, alert))
         return _act(f"rollback: {reason}", *effects)
 
     def _strategy(self) -> tuple[Strategy, int]:
@@ -229,11 +231,11 @@ class _Tick:
         if action == Request.RETRY and self.phase is Phase.FAILED:
             return _act(
                 "retry requested: starting analysis again",
-                Alert(Severity.INFO, "Retrying the failed revision on request."),
                 ScaleTarget(up=True),
                 SetStatus(phase=Phase.PROGRESSING, canary_weight=0, failed_checks=0, iterations=0,
                           sync_revision=True, analysis=(), handled_request=request),
                 Event("Synced", f"Retry requested! Scaling up {self.target}"),
+                Alert(Severity.INFO, "Retrying the failed revision on request."),
             )
         return _act(f"{action} request ignored in phase {self.phase}", SetStatus(handled_request=request),
                     Event("Ignored", f"Request {action} ignored: the canary is {self.phase}", warning=True))
@@ -251,11 +253,11 @@ class _Tick:
                 message = f"Promotion failed, primary not ready: {self.seen.primary.message}"
                 return _act(
                     "promotion failed",
-                    Alert(Severity.ERROR, message),
                     SetRoutes(primary=0, canary=TOTAL_WEIGHT),
                     SetStatus(phase=Phase.FAILED, canary_weight=TOTAL_WEIGHT),
                     Event("Failed", message, warning=True),
                     PostRolloutHooks(Phase.FAILED),
+                    Alert(Severity.ERROR, message),
                 )
             return self._rollback(f"primary not ready: {self.seen.primary.message}")
         return _act(f"waiting for the primary: {self.seen.primary.message}")
@@ -278,11 +280,11 @@ class _Tick:
                 )
         return _act(
             "new revision: starting analysis",
-            Alert(Severity.INFO, "New revision detected, progressing canary analysis."),
             ScaleTarget(up=True),
             SetStatus(phase=Phase.PROGRESSING, canary_weight=0, failed_checks=0, iterations=0, sync_revision=True,
                       analysis=()),
             Event("Synced", f"New revision detected! Scaling up {self.target}"),
+            Alert(Severity.INFO, "New revision detected, progressing canary analysis."),
         )
 
     def _restart(self) -> Decision | None:

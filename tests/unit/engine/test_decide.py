@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 
 from canary.engine.decide import Check, CheckResult, next_step_weight
-from canary.engine.effects import PostRolloutHooks, Promote, ScaleTarget, Severity
+from canary.engine.effects import Alert, PostRolloutHooks, Promote, ScaleTarget, SetStatus, Severity
 from canary.models.canary import CanaryAnalysis, CanarySpec, MetricResult, Phase
 from canary.workloads.readiness import Readiness
 from tests.unit.engine.world import World
@@ -346,3 +346,23 @@ def test_a_request_that_does_not_apply_is_recorded_as_ignored() -> None:
 def test_next_step_weight_matches_flagger(step_weights: list[int], weight: int, expected: int) -> None:
     analysis = CanaryAnalysis.model_validate({"stepWeights": step_weights})
     assert next_step_weight(analysis, weight) == expected
+
+
+def test_alerts_come_after_the_status_write_in_every_action() -> None:
+    def check(world: World) -> None:
+        effects = list(world.last.effects) if world.last else []
+        alerts = [i for i, e in enumerate(effects) if isinstance(e, Alert)]
+        writes = [i for i, e in enumerate(effects) if isinstance(e, SetStatus)]
+        if alerts and writes:
+            assert min(alerts) > max(writes), [type(e).__name__ for e in effects]
+
+    for spec, checks in ((make_spec(stepWeight=50), None), (make_spec(threshold=1), Check.ANALYSIS),
+                         (make_spec(webhooks=hooks("confirm-rollout")), Check.CONFIRM_ROLLOUT)):
+        world = World(spec)
+        if checks is not None:
+            world.checks = lambda check, w, failing=checks: CheckResult(passed=check not in (failing, Check.ROLLBACK))
+        for _ in range(12):
+            world.tick()
+            check(world)
+            if world.phase() is Phase.INITIALIZED and world.revision == "rev-1":
+                world.release("rev-2")
