@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -356,11 +357,14 @@ def test_alerts_come_after_the_status_write_in_every_action() -> None:
         if alerts and writes:
             assert min(alerts) > max(writes), [type(e).__name__ for e in effects]
 
-    for spec, checks in ((make_spec(stepWeight=50), None), (make_spec(threshold=1), Check.ANALYSIS),
+    def failing(check: Check) -> Callable[[Check, World], CheckResult]:
+        return lambda asked, _world: CheckResult(passed=asked not in (check, Check.ROLLBACK))
+
+    for spec, failed in ((make_spec(stepWeight=50), None), (make_spec(threshold=1), Check.ANALYSIS),
                          (make_spec(webhooks=hooks("confirm-rollout")), Check.CONFIRM_ROLLOUT)):
         world = World(spec)
-        if checks is not None:
-            world.checks = lambda check, w, failing=checks: CheckResult(passed=check not in (failing, Check.ROLLBACK))
+        if failed is not None:
+            world.checks = failing(failed)
         for _ in range(12):
             world.tick()
             check(world)
