@@ -69,8 +69,14 @@ class CheckRunner:
             verdict = self._judge(canary, metric, mesh)
             results.append(MetricResult(name=verdict.name, value=verdict.value, min=verdict.min, max=verdict.max,
                                         verdict=verdict.verdict, message=verdict.message, time=now))
-        failed = [r for r in results if r.verdict != "pass"]
-        return CheckResult(passed=not failed, message="; ".join(r.message or r.name for r in failed),
+        policies = {m.name: m.no_data for m in canary.spec.analysis.metrics or []}
+        failed = [r for r in results if r.verdict != "pass" and not
+                  (r.verdict == "no-data" and policies.get(r.name) in ("skip", "pause"))]
+        held = [r for r in results if r.verdict == "no-data" and policies.get(r.name) == "pause"]
+        if failed or not held:
+            return CheckResult(passed=not failed, message="; ".join(r.message or r.name for r in failed),
+                               metrics=tuple(results))
+        return CheckResult(passed=False, hold=True, message="; ".join(r.message or r.name for r in held),
                            metrics=tuple(results))
 
     def _judge(self, canary: Canary, metric: CanaryMetric, mesh: str) -> MetricVerdict:

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from canary.engine.effects import (
@@ -73,11 +74,16 @@ class Check(StrEnum):
 
 @dataclass(frozen=True)
 class CheckResult:
-    """The answer to a check: a gate open (or a rollback requested), or checks passed."""
+    """The answer to a check: a gate open (or a rollback requested), or checks passed.
+
+    ``hold`` means the analysis could not judge (a metric with noData: pause had no data): the
+    canary keeps its weight and counts nothing, until the progress deadline.
+    """
 
     passed: bool
     message: str = ""
     metrics: tuple[MetricResult, ...] = ()
+    hold: bool = False
 
 
 @dataclass(frozen=True)
@@ -92,6 +98,7 @@ class Observed:
     router_has_weights: bool = True
     router_has_match: bool = True
     request: str | None = None
+    now: datetime | None = None
     checks: Mapping[Check, CheckResult] = field(default_factory=dict)
 
 
@@ -148,6 +155,7 @@ class _Tick:
         self.seen = seen
         self.phase = status.phase
         self.target = f"{spec.target_ref.kind} {spec.target_ref.name}"
+        self._holding = False
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -191,8 +199,22 @@ class _Tick:
         for step in steps:
             decision = step()
             if decision is not None:
-                return decision
-        return _act("nothing to do")
+                return self._end_hold(decision)
+        return self._end_hold(_act("nothing to do"))
+
+    def _end_hold(self, decision: Decision) -> Decision:
+        """A decision that is not a hold for missing data ends one that was under way."""
+        if isinstance(decision, Need) or self.status.no_data_since is None or self._holding:
+            return decision
+        writes = [i for i, e in enumerate(decision.effects) if isinstance(e, SetStatus)]
+        effects = list(decision.effects)
+        if writes:
+            first = effects[writes[0]]
+            assert isinstance(first, SetStatus)  # noqa: S101 - found by type just above
+            effects[writes[0]] = replace(first, clear_no_data_since=True)
+        else:
+            effects.append(SetStatus(clear_no_data_since=True))
+        return Act(effects=tuple(effects), summary=decision.summary)
 
     def _initialise(self) -> Decision | None:
         if self.phase not in (None, Phase.INITIALIZING):
@@ -388,6 +410,8 @@ class _Tick:
             return Need(check)
         if result.passed:
             return None
+        if result.hold:
+            return self._hold(result)
         failures = self.status.failed_checks + 1
         what = "pre-rollout check" if check is Check.PRE_ROLLOUT else "analysis"
         return _act(
@@ -395,6 +419,18 @@ class _Tick:
             SetStatus(failed_checks=failures, analysis=result.metrics or None),
             Event("Synced", f"Halt advancement: {what} failed: {result.message}", warning=True),
         )
+
+    def _hold(self, result: CheckResult) -> Act:
+        """Keep the weight while a metric has no data; roll back when that outlasts the deadline."""
+        self._holding = True
+        now = self.seen.now
+        since = self.status.no_data_since or now
+        deadline = timedelta(seconds=self.spec.progress_deadline_seconds)
+        if now is not None and since is not None and now - since > deadline:
+            message = f"no data for {self.spec.progress_deadline_seconds}s: {result.message}"
+            return self._rollback(message, alert=f"Progress deadline exceeded: {message}")
+        start = since if self.status.no_data_since is None else None
+        return _act(f"holding: {result.message}", SetStatus(no_data_since=start, analysis=result.metrics or None))
 
     def _recorded(self) -> tuple[MetricResult, ...] | None:
         result = self.seen.checks.get(Check.ANALYSIS)

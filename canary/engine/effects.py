@@ -7,6 +7,7 @@ from what it then observes (the controller is level-based).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 
 from canary.models.canary import MetricResult, Phase
@@ -38,7 +39,8 @@ class SetStatus:
 
     ``sync_revision`` records the revision now observed as the one applied (a run starts or a
     failed revision is settled); ``promoted`` records the applied revision as promoted;
-    ``handled_request`` records a manual request (canary.dev/request) as done.
+    ``handled_request`` records a manual request (canary.dev/request) as done;
+    ``no_data_since`` starts a hold for missing data, ``clear_no_data_since`` ends it.
     """
 
     phase: Phase | None = None
@@ -49,6 +51,8 @@ class SetStatus:
     promoted: bool = False
     analysis: tuple[MetricResult, ...] | None = None
     handled_request: str | None = None
+    no_data_since: datetime | None = None
+    clear_no_data_since: bool = False
 
 
 class Severity(StrEnum):

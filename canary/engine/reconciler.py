@@ -172,7 +172,7 @@ class Reconciler:
             canary=self._deployments.readiness(canary, state.target, primary=False, now=now),
             primary_weight=weights.primary, canary_weight=weights.canary,
             router_has_weights=tick.router.has_weights, router_has_match=tick.router.has_match,
-            request=(canary.metadata.annotations or {}).get(REQUEST_ANNOTATION))
+            request=(canary.metadata.annotations or {}).get(REQUEST_ANNOTATION), now=now)
         for _ in range(_MAX_CHECKS):
             decision = decide(canary.spec, canary.status, seen)
             if isinstance(decision, Act):

@@ -43,10 +43,12 @@ def apply_status(
 ) -> CanaryStatus:
     """The status after ``change``, observed revision ``revision``, at ``now``."""
     update: dict[str, Any] = {"last_transition_time": now}
-    for name in ("phase", "canary_weight", "failed_checks", "iterations", "handled_request"):
+    for name in ("phase", "canary_weight", "failed_checks", "iterations", "handled_request", "no_data_since"):
         value = getattr(change, name)
         if value is not None:
             update[name] = value
+    if change.clear_no_data_since:
+        update["no_data_since"] = None
     if change.sync_revision:
         update["last_applied_spec"] = revision
         update["revision"] = revision

@@ -247,6 +247,9 @@ class CanaryMetric(Model):
     query: str | None = None
     template_ref: CrossNamespaceObjectReference | None = None
     template_variables: dict[str, str] | None = None
+    no_data: Literal["fail", "skip", "pause"] = Field(
+        default="fail", description="What no data means (our extension): fail the check (Flagger), skip it "
+        "(count neither way), or pause (hold the weight, count nothing, give up at progressDeadlineSeconds).")
 
     @property
     def effective_interval(self) -> str:
@@ -438,6 +441,7 @@ class CanaryStatus(Model):
     revision: str | None = None
     analysis: list[MetricResult] | None = None
     handled_request: str | None = None
+    no_data_since: datetime | None = None
 
 
 class ObjectMeta(OpenModel):

@@ -115,3 +115,28 @@ def test_a_canary_whose_pods_never_become_ready_fails_at_the_progress_deadline(
     assert route_weights(kube, namespace, "web") == (100, 0)
     assert image_of(deployment(kube, namespace, "web-primary")) == "web:1"
     assert deployment(kube, namespace, "web")["spec"]["replicas"] == 0
+
+
+def test_no_data_fails_by_default_but_a_skip_metric_lets_the_release_through(
+    kube: Kube, namespace: str, controller: ControllerProcess
+) -> None:
+    kube.create({"apiVersion": "canary.dev/v1alpha1", "kind": "MetricTemplate",
+                 "metadata": {"name": "nothing", "namespace": namespace},
+                 "spec": {"provider": {"type": "prometheus"},
+                          "query": 'sum(rate(no_such_metric_total{namespace="{{ namespace }}"}[{{ interval }}]))'}})
+    for name, policy in (("strict", "fail"), ("lenient", "skip")):
+        kube.create(make_deployment(name, namespace, replicas=1, image="app:1"))
+        kube.create(make_canary(name, namespace, analysis={
+            "interval": "1s", "threshold": 2, "stepWeight": 50,
+            "metrics": [{"name": "nothing", "templateRef": {"name": "nothing"}, "noData": policy,
+                         "thresholdRange": {"min": 1}}]}))
+    for name in ("strict", "lenient"):
+        wait_phase(kube, namespace, name, "Initialized")
+        release(kube, namespace, "app:2", name=name)
+
+    failed = wait_phase(kube, namespace, "strict", "Failed", timeout=60)
+    passed = wait_phase(kube, namespace, "lenient", "Succeeded", timeout=60)
+
+    assert failed["analysis"][-1]["verdict"] == "no-data"
+    assert "no values found" in failed["analysis"][-1]["message"]
+    assert passed["analysis"][-1]["verdict"] == "no-data"

@@ -370,3 +370,42 @@ def test_alerts_come_after_the_status_write_in_every_action() -> None:
             check(world)
             if world.phase() is Phase.INITIALIZED and world.revision == "rev-1":
                 world.release("rev-2")
+
+
+def _holding(check: Check, world: World) -> CheckResult:
+    if check is Check.ANALYSIS:
+        return CheckResult(passed=False, hold=True, message="request-success-rate: no values found")
+    return CheckResult(passed=check is not Check.ROLLBACK)
+
+
+def test_a_paused_metric_holds_the_weight_without_counting_and_resumes_when_data_comes() -> None:
+    world = World(make_spec(stepWeight=10))
+    world.initialise()
+    world.release("rev-2")
+    world.tick()
+    world.tick()
+    assert world.weights == (90, 10)
+    world.checks = _holding
+    for _ in range(5):
+        assert world.tick().summary == "holding: request-success-rate: no values found"
+    assert world.weights == (90, 10)
+    assert world.status.failed_checks == 0
+    assert world.status.no_data_since is not None
+
+    world.checks = lambda check, w: CheckResult(passed=check is not Check.ROLLBACK)
+    world.tick()
+    assert world.weights == (80, 20)
+    assert world.status.no_data_since is None
+
+
+def test_a_hold_that_outlasts_the_progress_deadline_rolls_back() -> None:
+    spec = make_spec(stepWeight=10).model_copy(update={"progress_deadline_seconds": 3})
+    world = World(spec)
+    world.initialise()
+    world.release("rev-2")
+    world.tick()
+    world.tick()
+    world.checks = _holding
+    world.run_until(lambda w: w.phase() is Phase.FAILED, limit=10)
+    assert world.alerts[-1].message.startswith("Progress deadline exceeded: no data for 3s")
+    assert world.weights == (100, 0)

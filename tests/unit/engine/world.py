@@ -49,7 +49,7 @@ class World:
         return Observed(revision=self.revision, primary=self.primary, canary=self.canary,
                         primary_weight=self.weights[0], canary_weight=self.weights[1],
                         router_has_weights=self.router_has_weights, router_has_match=self.router_has_match,
-                        request=self.request, checks=dict(results))
+                        request=self.request, now=self.now, checks=dict(results))
 
     def tick(self) -> Act:
         results: dict[Check, CheckResult] = {}
