@@ -237,6 +237,21 @@ class ThresholdRange(Model):
     max: float | None = None
 
 
+class MetricComparison(Model):
+    """Judge the metric by comparing canary with primary (our extension, after Kayenta's judge)."""
+
+    confidence: Annotated[float, Field(ge=0.5, le=0.9999)] = 0.95
+    direction: Literal["increase", "decrease", "either"] = "either"
+    allowed_change: Annotated[float, Field(ge=0, le=10)] = 0.1
+
+
+class ScoreThresholds(Model):
+    """The comparison score (100 x passing / judged metrics) needed to pass, or to hold instead of failing."""
+
+    pass_score: Annotated[float, Field(ge=0, le=100)] = 95
+    marginal_score: Annotated[float, Field(ge=0, le=100)] = 75
+
+
 class CanaryMetric(Model):
     """A check run at every analysis step."""
 
@@ -247,6 +262,8 @@ class CanaryMetric(Model):
     query: str | None = None
     template_ref: CrossNamespaceObjectReference | None = None
     template_variables: dict[str, str] | None = None
+    comparison: MetricComparison | None = Field(
+        default=None, description="Compare the canary with the primary instead of a fixed range (our extension).")
     no_data: Literal["fail", "skip", "pause"] = Field(
         default="fail", description="What no data means (our extension): fail the check (Flagger), skip it "
         "(count neither way), or pause (hold the weight, count nothing, give up at progressDeadlineSeconds).")
@@ -316,6 +333,7 @@ class CanaryAnalysis(Model):
     webhooks: list[CanaryWebhook] | None = None
     match: list[HTTPMatchRequest] | None = None
     session_affinity: SessionAffinity | None = None
+    score_thresholds: ScoreThresholds = ScoreThresholds()
 
     @model_validator(mode="after")
     def _rules(self) -> CanaryAnalysis:
