@@ -23,8 +23,7 @@ from canary.kube.client import Kube
 from canary.kube.events import EventRecorder
 from canary.kube.lease import LeaseElector
 from canary.models.base import API_VERSION
-from canary.notify.base import LogNotifier, Notifier
-from canary.notify.slack import SlackNotifier
+from canary.notify.dispatch import AlertDispatcher
 from canary.routers import services
 from canary.routers.gatewayapi import API_VERSION as GATEWAY_API_VERSION
 from canary.routers.gatewayapi import GatewayAPIRouter
@@ -52,6 +51,7 @@ class Controller:
     kube: Kube
     informers: dict[str, Informer]
     scheduler: CanaryScheduler
+    notifier: AlertDispatcher
     server: HttpServer | None
     elector: LeaseElector | None
 
@@ -64,6 +64,7 @@ class Controller:
         if self.elector is not None:
             self.elector.stop()
         self.scheduler.shutdown()
+        self.notifier.close(timeout=5)
         for informer in self.informers.values():
             informer.stop()
         if self.server is not None:
@@ -87,6 +88,7 @@ def build(settings: ControllerSettings) -> Controller:
         "services": informer("v1", "Service"),
         "hpas": informer("autoscaling/v2", "HorizontalPodAutoscaler"),
         "metrictemplates": Informer(kube, API_VERSION, "MetricTemplate"),
+        "alertproviders": informer(API_VERSION, "AlertProvider"),
         "httproutes": informer(GATEWAY_API_VERSION, "HTTPRoute"),
     }
     deployments = Deployments(kube, deployments=informers["deployments"], configmaps=informers["configmaps"],
@@ -101,8 +103,8 @@ def build(settings: ControllerSettings) -> Controller:
     }, default=settings.mesh_provider,
         release_apex=lambda route: services.release_apex(kube, informers["services"], route))
     webhooks = WebhookCaller()
-    notifier: Notifier = (SlackNotifier(settings.slack_url, cluster=settings.cluster_name) if settings.slack_url
-                          else LogNotifier())
+    notifier = AlertDispatcher(informers["alertproviders"], informers["secrets"], default_url=settings.slack_url,
+                               cluster=settings.cluster_name)
     reconciler = Reconciler(
         kube=kube, canaries=informers["canaries"], deployments=deployments, routers=routers,
         checks=CheckRunner(webhooks=webhooks, templates=informers["metrictemplates"], secrets=informers["secrets"],
@@ -127,7 +129,8 @@ def build(settings: ControllerSettings) -> Controller:
                                on_stopped=lambda: _lead(scheduler, False),
                                lease_seconds=settings.leader_election_lease_seconds,
                                renew_seconds=settings.leader_election_lease_seconds / 3)
-    return Controller(kube=kube, informers=informers, scheduler=scheduler, server=None, elector=elector)
+    return Controller(kube=kube, informers=informers, scheduler=scheduler, notifier=notifier, server=None,
+                      elector=elector)
 
 
 def _lead(scheduler: CanaryScheduler, leading: bool) -> None:

@@ -169,6 +169,12 @@ class _Tick:
             return True
         return revision not in (self.status.last_applied_spec, self.status.last_promoted_spec)
 
+    def _latest_failures(self) -> list[MetricResult]:
+        """The failing metrics of the last analysis step."""
+        history = self.status.analysis or []
+        latest = max((m.time for m in history), default=None)
+        return [m for m in history if m.time == latest and m.verdict != "pass"]
+
     def _rollback(self, reason: str, *, alert: str | None = None, request: str | None = None) -> Act:
         effects: list[Effect] = [
             SetRoutes(primary=TOTAL_WEIGHT, canary=0),
@@ -178,7 +184,8 @@ class _Tick:
             PostRolloutHooks(Phase.FAILED),
         ]
         if alert is not None:
-            effects.append(Alert(Severity.ERROR, alert))
+            details = tuple((m.name, m.message or m.verdict) for m in self._latest_failures())
+            effects.append(Alert(Severity.ERROR, alert, details=details))
         return _act(f"rollback: {reason}", *effects)
 
     def _strategy(self) -> tuple[Strategy, int]:
@@ -392,9 +399,7 @@ class _Tick:
     def _threshold(self) -> Decision | None:
         if self.phase not in ANALYSING or self.status.failed_checks < self.analysis.threshold:
             return None
-        history = self.status.analysis or []
-        latest = max((m.time for m in history), default=None)
-        failed = [m for m in history if m.time == latest and m.verdict != "pass"]
+        failed = self._latest_failures()
         detail = "; ".join(f"{m.name}: {m.message}" for m in failed)
         reason = f"failed checks threshold reached {self.status.failed_checks}" + (f" ({detail})" if detail else "")
         return self._rollback(reason, alert=f"Failed checks threshold reached {self.status.failed_checks}"

@@ -74,10 +74,11 @@ class Event:
 
 @dataclass(frozen=True)
 class Alert:
-    """A message for the canary's alert providers."""
+    """A message for the canary's alert providers; ``details`` are (metric, what it showed) pairs."""
 
     severity: Severity
     message: str
+    details: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from canary.kube.client import Kube
 from canary.kube.events import EventRecorder
 from canary.models.base import API_VERSION
 from canary.models.canary import Canary, CanaryStatus, HookType, Phase
-from canary.notify.base import Notice, Notifier
+from canary.notify.base import Notice, Notifier, routes
 from canary.routers.base import Router, RouteTarget, Weights
 from canary.routers.registry import RouterRegistry
 from canary.webhooks import WebhookCaller, payload
@@ -202,10 +202,11 @@ class Reconciler:
                 self._write_status(tick, effect)
             case Event(reason=reason, message=message, warning=warning):
                 self._events.record(tick.obj, reason=reason, message=message, warning=warning)
-            case Alert(severity=severity, message=message):
+            case Alert(severity=severity, message=message, details=details):
                 self._notifier.notify(Notice(canary=canary.metadata.name, namespace=canary.metadata.namespace or "",
                                              severity=severity.value, message=message,
-                                             phase=str(canary.status.phase), revision=tick.state.revision))
+                                             phase=str(canary.status.phase), revision=tick.state.revision,
+                                             alerts=routes(canary.spec.analysis.alerts), details=details))
             case PostRolloutHooks(phase=phase):
                 self._post_rollout(tick, phase)
 

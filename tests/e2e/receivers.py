@@ -13,11 +13,15 @@ from typing import Any
 
 @dataclass
 class Receiver:
-    """Calls received per path, and the status code each path answers with (default 200)."""
+    """Calls received per path, and the status code each path answers with (default 200).
+
+    ``headers[i]`` holds the request headers of ``calls[i]``, names in lower case.
+    """
 
     port: int = 0
     answers: dict[str, int] = field(default_factory=dict)
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    headers: list[dict[str, str]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def url(self, path: str) -> str:
@@ -45,6 +49,7 @@ def receiver() -> Iterator[Receiver]:
             body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
             with state.lock:
                 state.calls.append((self.path, body))
+                state.headers.append({name.lower(): value for name, value in self.headers.items()})
                 status = state.answers.get(self.path, 200)
             self.send_response(status)
             self.end_headers()
