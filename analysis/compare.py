@@ -66,7 +66,7 @@ def compare(canary: Sequence[float], primary: Sequence[float], *, confidence: fl
     base, middle = statistics.median(primary), statistics.median(canary)
     change = _relative_change(middle, base)
     significant = p_value < 1 - confidence
-    figures = f"median {middle:g} vs {base:g} ({change:+.1%}), p={p_value:.3g}"
+    figures = f"median {middle:g} vs {base:g} ({change:+.1%}, allowed ±{allowed_change:.0%}), p={p_value:.3g}"
     if significant and change > allowed_change and direction is not Direction.DECREASE:
         return Comparison(Classification.HIGH, p_value, change, f"canary higher than primary: {figures}")
     if significant and change < -allowed_change and direction is not Direction.INCREASE:

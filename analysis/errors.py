@@ -5,9 +5,14 @@ status condition (a permanent error, not retried) with one ``except``::
 
     ValueError
     └── AnalysisSpecError
-        ├── TemplateError      a query placeholder is unknown or its value can't be used there
-        ├── UnknownMetric      no built-in metric of that name for that provider
-        └── UnknownProvider    no metric provider of that kind
+        ├── TemplateError          a query placeholder is unknown or its value can't be used there
+        ├── UnknownMetric          no built-in metric of that name for that provider
+        ├── UnknownProvider        no metric provider of that kind
+        └── ProviderSpecError      a provider spec lacks what its type needs (address, region) or is malformed
+            └── CredentialsError   the provider's Secret lacks keys it needs, or holds unusable values
+
+Messages start with the field they are about (``spec.provider.secretRef: ...``), prefixed with
+whatever the caller passed as the field's path.
 """
 
 from __future__ import annotations
@@ -27,3 +32,11 @@ class UnknownMetric(AnalysisSpecError):
 
 class UnknownProvider(AnalysisSpecError):
     """A metric provider kind that isn't registered."""
+
+
+class ProviderSpecError(AnalysisSpecError):
+    """A provider spec lacks a field its type needs (an address, a region) or holds an unusable one."""
+
+
+class CredentialsError(ProviderSpecError):
+    """The provider's Secret lacks keys the provider needs, or a key's value can't be used."""

@@ -1,25 +1,33 @@
 """Answers to decide()'s checks: webhook gates, and the analysis (rollout hooks, then metrics).
 
 Metric checks render a MetricTemplate's query (or a built-in one) for this canary, ask the
-provider and judge the value against the metric's range. Any problem with a metric's definition
-(a missing template, an unknown placeholder) fails that metric with a message saying why.
+provider and judge the value against the metric's range. A metric with ``comparison`` instead
+runs its query over the canary and over the primary as range queries across its window and is
+judged by ``analysis.compare``; the comparison score then passes, holds or fails the step. Any
+problem with a metric's definition (a missing template, an unknown placeholder, a missing
+Secret) fails that metric with a message saying why.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 from collections.abc import Callable
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from analysis.builtin import BUILTIN_METRICS, builtin_query, default_bounds
+from analysis.compare import Classification, Comparison, Direction, Verdict, compare, score, verdict
 from analysis.errors import AnalysisSpecError
 from analysis.gates import MetricVerdict, judge
-from analysis.providers.base import MetricProvider
+from analysis.providers.base import MetricProvider, Outcome, RangeProvider
+from analysis.providers.config import ProviderConfig
 from analysis.providers.registry import provider_for
 from analysis.templates import TemplateContext, render_promql
 from canary.engine.decide import Check, CheckResult
 from canary.kube.cache import Informer
+from canary.models.base import parse_duration
 from canary.models.canary import Canary, CanaryMetric, CanaryWebhook, HookType, MetricResult, Phase
 from canary.models.resources import MetricTemplate
 from canary.webhooks import WebhookCaller, payload
@@ -27,6 +35,16 @@ from canary.webhooks import WebhookCaller, payload
 _GATES = {Check.CONFIRM_ROLLOUT: HookType.CONFIRM_ROLLOUT, Check.CONFIRM_TRAFFIC_INCREASE:
           HookType.CONFIRM_TRAFFIC_INCREASE, Check.CONFIRM_PROMOTION: HookType.CONFIRM_PROMOTION,
           Check.PRE_ROLLOUT: HookType.PRE_ROLLOUT}
+_SAMPLES = 30
+
+
+@dataclass(frozen=True)
+class _Query:
+    """A metric's query template and where to send it."""
+
+    template: str
+    config: ProviderConfig
+    field: str
 
 
 class CheckRunner:
@@ -40,7 +58,7 @@ class CheckRunner:
         self._metrics_server = metrics_server
         self._clock = clock
         self._timeout = query_timeout
-        self._providers: dict[tuple[str, str, tuple[tuple[str, str], ...]], MetricProvider] = {}
+        self._providers: dict[tuple[ProviderConfig, str], MetricProvider] = {}
 
     def run(self, check: Check, canary: Canary, *, revision: str, provider: str) -> CheckResult:
         """Run one check for ``canary`` at ``revision``."""
@@ -64,76 +82,137 @@ class CheckRunner:
 
     def _metrics(self, canary: Canary, mesh: str) -> CheckResult:
         now = self._clock()
-        results = []
-        for metric in canary.spec.analysis.metrics or []:
-            verdict = self._judge(canary, metric, mesh)
-            results.append(MetricResult(name=verdict.name, value=verdict.value, min=verdict.min, max=verdict.max,
-                                        verdict=verdict.verdict, message=verdict.message, time=now))
-        policies = {m.name: m.no_data for m in canary.spec.analysis.metrics or []}
-        failed = [r for r in results if r.verdict != "pass" and not
-                  (r.verdict == "no-data" and policies.get(r.name) in ("skip", "pause"))]
-        held = [r for r in results if r.verdict == "no-data" and policies.get(r.name) == "pause"]
-        if failed or not held:
-            return CheckResult(passed=not failed, message="; ".join(r.message or r.name for r in failed),
-                               metrics=tuple(results))
-        return CheckResult(passed=False, hold=True, message="; ".join(r.message or r.name for r in held),
-                           metrics=tuple(results))
+        # The whole analysis shares one tick: each query gets a fair share of the interval.
+        metrics = canary.spec.analysis.metrics or []
+        deadline = max(1.0, canary.spec.analysis.interval_seconds * 0.8 / max(1, len(metrics)))
+        results, comparisons = [], []
+        for metric in metrics:
+            if metric.comparison is not None:
+                comparison = self._compare(canary, metric, mesh, now=now, deadline=deadline)
+                comparisons.append(comparison)
+                results.append(_comparison_result(metric, comparison, now))
+            else:
+                verdict_ = self._judge(canary, metric, mesh, deadline=deadline)
+                results.append(MetricResult(name=verdict_.name, value=verdict_.value, min=verdict_.min,
+                                            max=verdict_.max, verdict=verdict_.verdict, message=verdict_.message,
+                                            time=now))
+        return _overall(canary, results, comparisons)
 
-    def _judge(self, canary: Canary, metric: CanaryMetric, mesh: str) -> MetricVerdict:
+    def _judge(self, canary: Canary, metric: CanaryMetric, mesh: str, *, deadline: float) -> MetricVerdict:
         bounds = metric.threshold_range
         low, high = (bounds.min, bounds.max) if bounds is not None else (None, None)
         try:
-            query, provider = self._query(canary, metric, mesh)
+            query = self._query(canary, metric, mesh)
             if bounds is None and metric.threshold is not None:
                 low, high = default_bounds(metric.name, metric.threshold)
-            context = TemplateContext(
-                name=canary.metadata.name, namespace=canary.metadata.namespace or "",
-                target=canary.spec.target_ref.name, service=canary.spec.service_names[0],
-                interval=metric.effective_interval, variables=metric.template_variables or {})
-            rendered = render_promql(query, context)
+            rendered = render_promql(query.template, self._context(canary, metric, canary.spec.target_ref.name))
+            provider = self._provider(query)
         except AnalysisSpecError as exc:
             return MetricVerdict(metric.name, None, low, high, "error", f"{metric.name}: {exc}")
-        return judge(metric.name, provider.query(rendered), min=low, max=high)
+        return judge(metric.name, provider.query(rendered, deadline=deadline), min=low, max=high)
 
-    def _query(self, canary: Canary, metric: CanaryMetric, mesh: str) -> tuple[str, MetricProvider]:
+    def _compare(self, canary: Canary, metric: CanaryMetric, mesh: str, *, now: datetime,
+                 deadline: float) -> Comparison:
+        settings = metric.comparison
+        assert settings is not None  # noqa: S101 - only called for comparison metrics
+        window = parse_duration(metric.effective_interval)
+        step = max(timedelta(seconds=1), window / _SAMPLES)
+        try:
+            query = self._query(canary, metric, mesh)
+            provider = self._provider(query)
+            if not isinstance(provider, RangeProvider):
+                raise AnalysisSpecError(f"{query.field}: {query.config.type} has no range queries, "
+                                        "which a comparison needs")
+            samples = {}
+            for role, target in (("canary", canary.spec.target_ref.name), ("primary", canary.spec.primary_name)):
+                rendered = render_promql(query.template, self._context(canary, metric, target))
+                found = provider.query_range(rendered, start=now - window, end=now, step=step, deadline=deadline / 2)
+                if found.outcome is not Outcome.VALUE:
+                    return Comparison(Classification.NO_DATA, None, None, f"{role}: {found.message or found.outcome}")
+                samples[role] = found.values
+        except AnalysisSpecError as exc:
+            return Comparison(Classification.NO_DATA, None, None, f"{exc}")
+        return compare(samples["canary"], samples["primary"], confidence=settings.confidence,
+                       direction=Direction(settings.direction), allowed_change=settings.allowed_change)
+
+    def _context(self, canary: Canary, metric: CanaryMetric, target: str) -> TemplateContext:
+        return TemplateContext(name=canary.metadata.name, namespace=canary.metadata.namespace or "", target=target,
+                               service=canary.spec.service_names[0], interval=metric.effective_interval,
+                               variables=metric.template_variables or {})
+
+    def _query(self, canary: Canary, metric: CanaryMetric, mesh: str) -> _Query:
+        where = f"spec.analysis.metrics[{metric.name}]"
         if metric.template_ref is not None:
             ref = metric.template_ref
-            found = self._templates.get(ref.namespace or canary.metadata.namespace, ref.name)
+            namespace = ref.namespace or canary.metadata.namespace
+            found = self._templates.get(namespace, ref.name)
             if found is None:
-                raise AnalysisSpecError(f"spec.analysis.metrics[{metric.name}].templateRef: MetricTemplate "
-                                        f"{ref.namespace or canary.metadata.namespace}/{ref.name} not found")
+                raise AnalysisSpecError(f"{where}.templateRef: MetricTemplate {namespace}/{ref.name} not found")
             template = MetricTemplate.model_validate(found)
             spec = template.spec.provider
-            headers = {k: ", ".join(v) for k, v in (spec.headers or {}).items()}
-            if spec.secret_ref is not None:
-                headers.update(self._credentials(template, spec.secret_ref.name))
-            return template.spec.query, self._provider(spec.type, spec.address or self._metrics_server, headers)
-        server = canary.spec.metrics_server or self._metrics_server
+            field = f"MetricTemplate {namespace}/{ref.name}: spec.provider"
+            credentials = self._credentials(namespace, spec.secret_ref.name, field) if spec.secret_ref else {}
+            config = ProviderConfig(
+                type=spec.type, address=spec.address or self._metrics_server,
+                headers={k: ", ".join(v) for k, v in (spec.headers or {}).items()}, credentials=credentials,
+                region=spec.region, insecure_skip_verify=spec.insecure_skip_verify, timeout=self._timeout)
+            return _Query(template.spec.query, config, field)
+        config = ProviderConfig("prometheus", canary.spec.metrics_server or self._metrics_server,
+                                timeout=self._timeout)
         if metric.name in BUILTIN_METRICS:
-            return builtin_query(mesh, metric.name), self._provider("prometheus", server, {})
+            return _Query(builtin_query(mesh, metric.name), config, "spec.metricsServer")
         if metric.query:
-            return metric.query, self._provider("prometheus", server, {})
-        raise AnalysisSpecError(f"spec.analysis.metrics[{metric.name}]: not a built-in metric "
-                                f"({', '.join(sorted(BUILTIN_METRICS))}) and no templateRef or query")
+            return _Query(metric.query, config, "spec.metricsServer")
+        raise AnalysisSpecError(f"{where}: not a built-in metric ({', '.join(sorted(BUILTIN_METRICS))}) and no "
+                                "templateRef or query")
 
-    def _credentials(self, template: MetricTemplate, secret: str) -> dict[str, str]:
-        """An Authorization header from the template's Secret: ``token`` (bearer) or ``username``/``password``."""
-        namespace = template.metadata.namespace
-        where = f"MetricTemplate {namespace}/{template.metadata.name}: spec.provider.secretRef"
+    def _credentials(self, namespace: str | None, secret: str, field: str) -> dict[str, str]:
+        """The template's Secret, decoded; its keys are the provider's business."""
         found = self._secrets.get(namespace, secret)
         if found is None:
-            raise AnalysisSpecError(f"{where}: Secret {secret} not found")
-        data = {k: base64.b64decode(v).decode() for k, v in (found.get("data") or {}).items()}
-        if "token" in data:
-            return {"Authorization": f"Bearer {data['token']}"}
-        if "username" in data and "password" in data:
-            pair = base64.b64encode(f"{data['username']}:{data['password']}".encode()).decode()
-            return {"Authorization": f"Basic {pair}"}
-        raise AnalysisSpecError(f"{where}: Secret {secret} has neither a token nor a username and password")
+            raise AnalysisSpecError(f"{field}.secretRef: Secret {secret} not found")
+        try:
+            return {k: base64.b64decode(v).decode() for k, v in (found.get("data") or {}).items()}
+        except (binascii.Error, UnicodeDecodeError) as exc:
+            raise AnalysisSpecError(f"{field}.secretRef: Secret {secret} holds a value that is not text") from exc
 
-    def _provider(self, kind: str, address: str, headers: dict[str, str]) -> MetricProvider:
-        key = (kind, address, tuple(sorted(headers.items())))
+    def _provider(self, query: _Query) -> MetricProvider:
+        key = (query.config, query.field)
         if key not in self._providers:
-            self._providers[key] = provider_for(kind, address=address, headers=headers, timeout=self._timeout,
-                                                field="spec.provider.type")
+            self._providers[key] = provider_for(query.config, field=query.field)
         return self._providers[key]
+
+
+def _comparison_result(metric: CanaryMetric, comparison: Comparison, now: datetime) -> MetricResult:
+    verdicts = {Classification.PASS: "pass", Classification.NO_DATA: "no-data"}
+    return MetricResult(name=metric.name, value=comparison.change, verdict=verdicts.get(comparison.classification,
+                                                                                         "fail"),
+                        message=f"{metric.name}: {comparison.classification}: {comparison.message}", time=now)
+
+
+def _overall(canary: Canary, results: list[MetricResult], comparisons: list[Comparison]) -> CheckResult:
+    """Fixed-range failures fail the step; the comparison score passes, holds or fails it."""
+    analysis = canary.spec.analysis
+    policies = {m.name: m.no_data for m in analysis.metrics or []}
+    compared = {m.name for m in analysis.metrics or [] if m.comparison is not None}
+    failed = [r for r in results if r.name not in compared and r.verdict != "pass" and not
+              (r.verdict == "no-data" and policies.get(r.name) in ("skip", "pause"))]
+    held = [r for r in results if r.name not in compared and r.verdict == "no-data" and
+            policies.get(r.name) == "pause"]
+    value = score(comparisons)
+    if value is not None:
+        thresholds = analysis.score_thresholds
+        judged = verdict(value, pass_score=thresholds.pass_score, marginal_score=thresholds.marginal_score)
+        outcome = f"comparison score {value:g}"
+        if judged is Verdict.FAIL:
+            failed += [r for r in results if r.name in compared and r.verdict == "fail"]
+        elif judged is Verdict.HOLD:
+            held += [r.model_copy(update={"message": f"{r.message} ({outcome}, marginal)"})
+                     for r in results if r.name in compared and r.verdict == "fail"]
+    if failed:
+        return CheckResult(passed=False, message="; ".join(r.message or r.name for r in failed),
+                           metrics=tuple(results))
+    if held:
+        return CheckResult(passed=False, hold=True, message="; ".join(r.message or r.name for r in held),
+                           metrics=tuple(results))
+    return CheckResult(passed=True, metrics=tuple(results))

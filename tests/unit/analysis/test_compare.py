@@ -43,7 +43,7 @@ def test_a_canary_thirty_percent_slower_is_high() -> None:
     assert result.change == pytest.approx(0.3)
     assert result.p_value is not None
     assert result.p_value < 0.001
-    assert result.message.startswith("canary higher than primary: median 130.325 vs 100.25 (+30.0%)")
+    assert result.message.startswith("canary higher than primary: median 130.325 vs 100.25 (+30.0%, allowed ±10%)")
 
 
 def test_a_significant_but_small_change_passes() -> None:
