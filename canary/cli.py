@@ -138,6 +138,9 @@ def controller(
     cluster_name: Annotated[str, typer.Option(envvar="CANARY_CLUSTER_NAME", help="Cluster name in alerts.")] = "",
     slack_url: Annotated[str | None, typer.Option(envvar="CANARY_SLACK_URL", help="Slack webhook for alerts "
                                                   "(prefer an AlertProvider with a Secret).")] = None,
+    alert_provider: Annotated[str | None, typer.Option(envvar="CANARY_ALERT_PROVIDER",
+                                                       help="Default AlertProvider (namespace/name) for canaries "
+                                                       "without alerts.")] = None,
     port: Annotated[int, typer.Option(envvar="CANARY_PORT", help="Port of /metrics, /healthz and /readyz.")] = 8080,
     log_level: Annotated[str, typer.Option(envvar="CANARY_LOG_LEVEL", help="debug, info, warning or error.")
                          ] = "info",
@@ -149,6 +152,7 @@ def controller(
         enable_config_tracking=enable_config_tracking, enable_leader_election=enable_leader_election,
         leader_election_namespace=leader_election_namespace,
         leader_election_lease_seconds=leader_election_lease_seconds, cluster_name=cluster_name, slack_url=slack_url,
+        alert_provider=alert_provider,
         port=port, log_level=log_level)
     logging.configure(settings.log_level)
     stop = threading.Event()

@@ -23,7 +23,7 @@ from canary.kube.client import Kube
 from canary.kube.events import EventRecorder
 from canary.kube.lease import LeaseElector
 from canary.models.base import API_VERSION
-from canary.notify.dispatch import AlertDispatcher
+from canary.notify.dispatch import AlertDispatcher, ProviderRef
 from canary.routers import services
 from canary.routers.gatewayapi import API_VERSION as GATEWAY_API_VERSION
 from canary.routers.gatewayapi import GatewayAPIRouter
@@ -103,8 +103,12 @@ def build(settings: ControllerSettings) -> Controller:
     }, default=settings.mesh_provider,
         release_apex=lambda route: services.release_apex(kube, informers["services"], route))
     webhooks = WebhookCaller()
+    default_provider = None
+    if settings.alert_provider:
+        provider_namespace, provider_name = settings.alert_provider.split("/", 1)
+        default_provider = ProviderRef(name=provider_name, namespace=provider_namespace)
     notifier = AlertDispatcher(informers["alertproviders"], informers["secrets"], default_url=settings.slack_url,
-                               cluster=settings.cluster_name)
+                               default_provider=default_provider, cluster=settings.cluster_name)
     reconciler = Reconciler(
         kube=kube, canaries=informers["canaries"], deployments=deployments, routers=routers,
         checks=CheckRunner(webhooks=webhooks, templates=informers["metrictemplates"], secrets=informers["secrets"],
