@@ -36,6 +36,7 @@ _GATES = {Check.CONFIRM_ROLLOUT: HookType.CONFIRM_ROLLOUT, Check.CONFIRM_TRAFFIC
           HookType.CONFIRM_TRAFFIC_INCREASE, Check.CONFIRM_PROMOTION: HookType.CONFIRM_PROMOTION,
           Check.PRE_ROLLOUT: HookType.PRE_ROLLOUT}
 _SAMPLES = 30
+CA_KEY = "ca.crt"
 
 
 @dataclass(frozen=True)
@@ -152,10 +153,13 @@ class CheckRunner:
             spec = template.spec.provider
             field = f"MetricTemplate {namespace}/{ref.name}: spec.provider"
             credentials = self._credentials(namespace, spec.secret_ref.name, field) if spec.secret_ref else {}
+            # A CA bundle travels in the same Secret (ca.crt, as in kubernetes.io/tls Secrets).
+            ca_bundle = credentials.pop(CA_KEY, None)
             config = ProviderConfig(
                 type=spec.type, address=spec.address or self._metrics_server,
                 headers={k: ", ".join(v) for k, v in (spec.headers or {}).items()}, credentials=credentials,
-                region=spec.region, insecure_skip_verify=spec.insecure_skip_verify, timeout=self._timeout)
+                region=spec.region, insecure_skip_verify=spec.insecure_skip_verify, ca_bundle=ca_bundle,
+                timeout=self._timeout)
             return _Query(template.spec.query, config, field)
         config = ProviderConfig("prometheus", canary.spec.metrics_server or self._metrics_server,
                                 timeout=self._timeout)
