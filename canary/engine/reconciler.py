@@ -78,7 +78,7 @@ class Reconciler:
             return self._problem(obj, "InvalidSpec", f"{where}: {_validation_message(exc)}")
         if obj["metadata"].get("deletionTimestamp"):
             return self._finalize(obj, canary, where)
-        self._keep_finalizer(obj, wanted=canary.spec.revert_on_deletion)
+        obj = self._keep_finalizer(obj, wanted=canary.spec.revert_on_deletion)
         if canary.spec.suspend:
             return self._problem(obj, "Suspended", f"{where}: spec.suspend is true; nothing moves until it is "
                                  "false (canary resume)", warning=False)
@@ -111,16 +111,18 @@ class Reconciler:
             state = self._deployments.observe(canary) or state
         return TickContext(obj=obj, canary=canary, state=state, router=router, route=route)
 
-    def _keep_finalizer(self, obj: Obj, *, wanted: bool) -> None:
-        """Hold the Canary's deletion for revertOnDeletion, and only then."""
+    def _keep_finalizer(self, obj: Obj, *, wanted: bool) -> Obj:
+        """Hold the Canary's deletion for revertOnDeletion, and only then; returns the Canary as it now is."""
         finalizers = list(obj["metadata"].get("finalizers") or [])
         if (FINALIZER in finalizers) == wanted:
-            return
+            return obj
         finalizers = [*finalizers, FINALIZER] if wanted else [f for f in finalizers if f != FINALIZER]
         meta = obj["metadata"]
-        self._canaries.store(self._kube.merge_patch(
+        updated = self._kube.merge_patch(
             API_VERSION, "Canary", meta["name"], namespace=meta["namespace"],
-            patch={"metadata": {"resourceVersion": meta["resourceVersion"], "finalizers": finalizers}}))
+            patch={"metadata": {"resourceVersion": meta["resourceVersion"], "finalizers": finalizers}})
+        self._canaries.store(updated)
+        return updated
 
     def _finalize(self, obj: Obj, canary: Canary, where: str) -> str:
         """revertOnDeletion: bring the target back and hand the apex Service to it, then let go."""
