@@ -167,6 +167,26 @@ class Kube:
         )
         return cast(Obj, applied.to_dict())
 
+    def apply_dry_run(self, body: Obj, *, field_manager: str) -> Obj:
+        """What server-side apply of ``body`` as ``field_manager`` would make of the object (dryRun=All).
+
+        The server runs defaulting, admission and validation but stores nothing, so comparing the
+        answer with the live object tells whether a real apply would change anything.
+        """
+        resource = self._resource(body["apiVersion"], body["kind"])
+        meta = body["metadata"]
+        applied = self._call(
+            f"apply {body['kind']} {_ref(meta.get('namespace'), meta['name'])} (dry run)",
+            lambda: self._dynamic.server_side_apply(
+                resource, body=body, name=meta["name"], namespace=meta.get("namespace"),
+                field_manager=field_manager, force_conflicts=True, dry_run="All"),
+        )
+        return cast(Obj, applied.to_dict())
+
+    def is_namespaced(self, api_version: str, kind: str) -> bool:
+        """Whether objects of this kind live in namespaces (from discovery)."""
+        return bool(self._resource(api_version, kind).namespaced)
+
     def merge_patch(
         self, api_version: str, kind: str, name: str, patch: Obj, *, namespace: str | None = None,
         subresource: str | None = None,

@@ -1,0 +1,188 @@
+"""Rendering a checkout's manifests: files, documents, kustomize folders, and every problem named."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from canary.gitsync.render import RenderError, Source, render
+
+DEPLOYMENT = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {name}
+spec:
+  replicas: 1
+"""
+
+
+def write(root: Path, relative: str, text: str) -> Path:
+    path = root / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def configmap(name: str) -> str:
+    return f"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n"
+
+
+def names(root: Path, *paths: str) -> list[str]:
+    return [o.body["metadata"]["name"] for o in render(root, paths).objects]
+
+
+def test_multi_document_files_render_every_document_and_skip_empty_ones(tmp_path: Path) -> None:
+    write(tmp_path, "k8s/app.yaml", "---\n" + configmap("a") + "---\n# only a comment\n---\n" + configmap("b"))
+
+    rendered = render(tmp_path, ["k8s"]).objects
+
+    assert [o.body["metadata"]["name"] for o in rendered] == ["a", "b"]
+    assert [o.source for o in rendered] == [Source("k8s/app.yaml", 1), Source("k8s/app.yaml", 3)]
+
+
+def test_files_render_in_sorted_order_of_their_paths_across_folders(tmp_path: Path) -> None:
+    write(tmp_path, "k8s/b/z.yaml", configmap("bz"))
+    write(tmp_path, "k8s/a.yml", configmap("a"))
+    write(tmp_path, "k8s/b/c.json", json.dumps({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "bc"}}))
+    write(tmp_path, "k8s/notes.txt", "not a manifest")
+    write(tmp_path, "k8s/.hidden/x.yaml", configmap("hidden"))
+
+    assert names(tmp_path, "k8s") == ["a", "bc", "bz"]
+
+
+def test_several_paths_render_each_file_once(tmp_path: Path) -> None:
+    write(tmp_path, "k8s/app/one.yaml", configmap("one"))
+    write(tmp_path, "k8s/ns/two.yaml", configmap("two"))
+
+    assert names(tmp_path, "k8s/ns", "k8s", "k8s/app/one.yaml") == ["one", "two"]
+
+
+def test_documents_without_apiversion_kind_or_name_are_named_by_file_and_index(tmp_path: Path) -> None:
+    write(tmp_path, "k8s/bad.yaml", configmap("fine") + "---\nkind: ConfigMap\nmetadata:\n  name: x\n"
+          "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {}\n")
+    write(tmp_path, "k8s/list.yaml", "- a\n- b\n")
+
+    with pytest.raises(RenderError) as caught:
+        render(tmp_path, ["k8s"])
+
+    assert caught.value.problems == (
+        "k8s/bad.yaml, document 2: missing apiVersion",
+        "k8s/bad.yaml, document 3: missing metadata.name",
+        "k8s/list.yaml, document 1: expected a mapping (an object), got list",
+    )
+
+
+def test_a_yaml_error_names_the_file_document_and_line_and_other_files_are_still_checked(tmp_path: Path) -> None:
+    write(tmp_path, "k8s/a.yaml", configmap("a") + "---\n" + configmap("b") + "data:\n  key: a: b\n  other: fine\n")
+    write(tmp_path, "k8s/b.yaml", "apiVersion: v1\n")
+
+    with pytest.raises(RenderError) as caught:
+        render(tmp_path, ["k8s"])
+
+    first, second = caught.value.problems
+    assert first == "k8s/a.yaml, document 2: YAML error at line 11: mapping values are not allowed here"
+    assert second == "k8s/b.yaml, document 1: missing kind, metadata.name"
+    assert "k8s/a.yaml, document 2: YAML error at line 11" in str(caught.value)
+
+
+def test_a_json_error_names_the_file_and_line(tmp_path: Path) -> None:
+    write(tmp_path, "k8s/a.json", '{\n  "apiVersion": "v1",\n  "kind": \n}\n')
+
+    with pytest.raises(RenderError) as caught:
+        render(tmp_path, ["k8s"])
+
+    assert caught.value.problems[0].startswith("k8s/a.json, document 1: JSON error at line 4:")
+
+
+def test_symlinks_that_escape_the_repository_are_refused(tmp_path: Path) -> None:
+    root, outside = tmp_path / "repo", tmp_path / "outside"
+    write(outside, "secret.yaml", configmap("stolen"))
+    write(root, "k8s/fine.yaml", configmap("fine"))
+    (root / "k8s" / "link.yaml").symlink_to(outside / "secret.yaml")
+    (root / "k8s" / "dir").symlink_to(outside)
+
+    with pytest.raises(RenderError) as caught:
+        render(root, ["k8s"])
+
+    assert caught.value.problems == (
+        f"k8s/dir: a symlink to {outside.resolve()}, outside the repository",
+        f"k8s/link.yaml: a symlink to {(outside / 'secret.yaml').resolve()}, outside the repository",
+    )
+
+
+def test_a_path_outside_the_repository_or_missing_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "repo").mkdir()
+
+    with pytest.raises(RenderError) as caught:
+        render(tmp_path / "repo", ["../elsewhere", "k8s"])
+
+    assert caught.value.problems == (
+        f"../elsewhere: resolves to {tmp_path.resolve() / 'elsewhere'}, outside the repository",
+        "k8s: no such file or folder in the repository",
+    )
+
+
+def test_symlinks_inside_the_repository_are_followed(tmp_path: Path) -> None:
+    write(tmp_path, "shared/cm.yaml", configmap("shared"))
+    write(tmp_path, "k8s/own.yaml", configmap("own"))
+    (tmp_path / "k8s" / "shared").symlink_to(tmp_path / "shared")
+
+    assert names(tmp_path, "k8s") == ["own", "shared"]
+
+
+needs_kustomize = pytest.mark.skipif(not (shutil.which("kustomize") or shutil.which("kubectl")),
+                                     reason="neither kustomize nor kubectl is on PATH")
+
+
+@needs_kustomize
+def test_a_kustomization_folder_is_built_instead_of_read_file_by_file(tmp_path: Path) -> None:
+    write(tmp_path, "k8s/app/deployment.yaml", DEPLOYMENT.format(name="podinfo"))
+    write(tmp_path, "k8s/app/kustomization.yaml", "resources: [deployment.yaml]\nnamePrefix: prod-\n")
+    write(tmp_path, "k8s/z.yaml", configmap("plain"))
+
+    rendered = render(tmp_path, ["k8s"]).objects
+
+    assert [(o.body["metadata"]["name"], str(o.source)) for o in rendered] == [
+        ("prod-podinfo", "k8s/app (kustomize build), document 1"), ("plain", "k8s/z.yaml, document 1")]
+
+
+@needs_kustomize
+def test_a_kustomization_that_loads_from_outside_the_repository_is_refused(tmp_path: Path) -> None:
+    write(tmp_path, "outside/cm.yaml", configmap("outside"))
+    write(tmp_path, "repo/k8s/kustomization.yaml", "resources:\n- ../../outside\n- https://example.com/x.yaml\n")
+
+    with pytest.raises(RenderError) as caught:
+        render(tmp_path / "repo", ["k8s"])
+
+    assert caught.value.problems == (
+        "k8s/kustomization.yaml: resources entry '../../outside' resolves outside the repository",
+        "k8s/kustomization.yaml: resources entry 'https://example.com/x.yaml' is remote; only files in the "
+        "repository may be rendered",
+    )
+
+
+@needs_kustomize
+def test_a_failing_kustomize_build_is_reported_with_its_folder(tmp_path: Path) -> None:
+    write(tmp_path, "k8s/kustomization.yaml", "resources: [missing.yaml]\n")
+
+    with pytest.raises(RenderError) as caught:
+        render(tmp_path, ["k8s"])
+
+    assert caught.value.problems[0].startswith("k8s: `")
+    assert "missing.yaml" in caught.value.problems[0]
+
+
+def test_a_kustomization_without_kustomize_or_kubectl_names_both(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    write(tmp_path, "k8s/kustomization.yaml", "resources: []\n")
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
+
+    with pytest.raises(RenderError) as caught:
+        render(tmp_path, ["k8s"])
+
+    assert caught.value.problems == (
+        "k8s: has a kustomization, which needs `kustomize` or `kubectl` on PATH; neither was found",)
