@@ -11,7 +11,7 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 import yaml
@@ -23,6 +23,10 @@ from canary import controls, logging, status_view
 from canary import demo as demo_app
 from canary.engine.decide import Request
 from canary.errors import CanaryError, PermanentError
+from canary.gitsync.config import DEFAULT_SOURCE, GitSettings, source_from
+from canary.gitsync.inventory import ConfigMapInventoryStore
+from canary.gitsync.loop import GitSync, SyncSettings
+from canary.gitsync.loop import summary as sync_summary
 from canary.kube.client import Kube
 from canary.local import binaries, stack
 from canary.models import flagger
@@ -141,6 +145,22 @@ def controller(
     alert_provider: Annotated[str | None, typer.Option(envvar="CANARY_ALERT_PROVIDER",
                                                        help="Default AlertProvider (namespace/name) for canaries "
                                                        "without alerts.")] = None,
+    git_url: GitUrl = None,
+    git_branch: GitBranch = "main",
+    git_tag: GitTag = None,
+    git_commit: GitCommit = None,
+    git_path: GitPath = None,
+    git_secret: GitSecret = None,
+    git_timeout: GitTimeout = 60.0,
+    git_inventory_namespace: GitInventory = "canary-system",
+    git_poll_interval: Annotated[float, typer.Option(envvar="CANARY_GIT_POLL_INTERVAL",
+                                                     help="Seconds between checks for a new commit.")] = 10.0,
+    git_sync_interval: Annotated[float, typer.Option(envvar="CANARY_GIT_SYNC_INTERVAL",
+                                                     help="Seconds between full resyncs, which correct drift.")
+                                 ] = 300.0,
+    git_webhook_secret: Annotated[str | None, typer.Option(envvar="CANARY_GIT_WEBHOOK_SECRET",
+                                                           help="Shared secret of POST /hooks/git/<source> "
+                                                           "(set it through the environment).")] = None,
     port: Annotated[int, typer.Option(envvar="CANARY_PORT", help="Port of /metrics, /healthz and /readyz.")] = 8080,
     log_level: Annotated[str, typer.Option(envvar="CANARY_LOG_LEVEL", help="debug, info, warning or error.")
                          ] = "info",
@@ -153,12 +173,37 @@ def controller(
         leader_election_namespace=leader_election_namespace,
         leader_election_lease_seconds=leader_election_lease_seconds, cluster_name=cluster_name, slack_url=slack_url,
         alert_provider=alert_provider,
+        git=_git_settings(url=git_url, branch=git_branch, tag=git_tag, commit=git_commit, paths=git_path,
+                          secret=git_secret, timeout=git_timeout, inventory=git_inventory_namespace,
+                          poll_interval=git_poll_interval, sync_interval=git_sync_interval,
+                          webhook_secret=git_webhook_secret),
         port=port, log_level=log_level)
     logging.configure(settings.log_level)
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     controller_app.run(settings, stop)
+
+
+GitUrl = Annotated[str | None, typer.Option("--git-url", envvar="CANARY_GIT_URL", help="Repository to sync.")]
+GitBranch = Annotated[str, typer.Option("--git-branch", envvar="CANARY_GIT_BRANCH", help="Branch to follow.")]
+GitTag = Annotated[str | None, typer.Option("--git-tag", envvar="CANARY_GIT_TAG", help="Tag to follow instead.")]
+GitCommit = Annotated[str | None, typer.Option("--git-commit", envvar="CANARY_GIT_COMMIT",
+                                               help="Pinned commit (full hash) instead.")]
+GitPath = Annotated[list[str] | None, typer.Option("--git-path", envvar="CANARY_GIT_PATH",
+                                                   help="Folder of manifests in the repository (repeatable).")]
+GitSecret = Annotated[str | None, typer.Option("--git-secret", envvar="CANARY_GIT_SECRET",
+                                               help="namespace/name of a Secret with identity+known_hosts or token.")]
+GitTimeout = Annotated[float, typer.Option("--git-timeout", envvar="CANARY_GIT_TIMEOUT",
+                                           help="Seconds any one git call may take.")]
+GitInventory = Annotated[str, typer.Option("--git-inventory-namespace", envvar="CANARY_GIT_INVENTORY_NAMESPACE",
+                                           help="Namespace of the sync state ConfigMaps.")]
+
+
+def _git_settings(*, url: str | None, branch: str, tag: str | None, commit: str | None, paths: list[str] | None,
+                  secret: str | None, timeout: float, inventory: str, **extra: Any) -> GitSettings:  # noqa: ANN401
+    return GitSettings(url=url, branch=branch, tag=tag, commit=commit, paths=tuple(paths or ["."]), secret=secret,
+                       timeout=timeout, inventory_namespace=inventory, **extra)
 
 
 Namespace = Annotated[str, typer.Option("--namespace", "-n", help="The Canary's namespace.")]
@@ -244,6 +289,61 @@ def demo(
     releases = demo_app.Demo(state_dir=_state_dir(state_dir).resolve(), console=out).run(keep=keep)
     if [r.phase for r in releases] != ["Succeeded", "Failed"]:
         raise typer.Exit(1)
+
+
+sync_app = typer.Typer(help="Sync manifests from Git into the cluster, once (see also canary controller --git-url).",
+                       invoke_without_command=True)
+app.add_typer(sync_app, name="sync")
+
+
+@sync_app.callback()
+def sync_once(
+    ctx: typer.Context,
+    git_url: GitUrl = None,
+    git_branch: GitBranch = "main",
+    git_tag: GitTag = None,
+    git_commit: GitCommit = None,
+    git_path: GitPath = None,
+    git_secret: GitSecret = None,
+    git_timeout: GitTimeout = 60.0,
+    git_inventory_namespace: GitInventory = "canary-system",
+    dry_run: Annotated[bool, typer.Option(help="Show what would be created, changed and pruned; write nothing.")
+                       ] = False,
+    allow_mass_prune: Annotated[bool, typer.Option(help="Prune even when most of the inventory would go.")] = False,
+    kubeconfig: Kubeconfig = None,
+) -> None:
+    """One sync pass: fetch, render, apply, prune (or, with --dry-run, the diff of it)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    kube = _kube(kubeconfig)
+    settings = _git_settings(url=git_url, branch=git_branch, tag=git_tag, commit=git_commit, paths=git_path,
+                             secret=git_secret, timeout=git_timeout, inventory=git_inventory_namespace)
+    source = source_from(settings, kube)
+    gitsync = GitSync(kube, SyncSettings(sources=(source,), inventory_namespace=settings.inventory_namespace),
+                      cache_root=controller_app.cache_root())
+    report = gitsync.sync(source, dry_run=dry_run, allow_mass_prune=allow_mass_prune)
+    for change in (*report.created, *report.changed):
+        if dry_run and change.diff:
+            out.print(change.diff, highlight=False, markup=False)
+    typer.echo(sync_summary(report))
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@sync_app.command("status")
+def sync_status(
+    source: Annotated[str, typer.Option(help="Source name.")] = DEFAULT_SOURCE,
+    git_inventory_namespace: GitInventory = "canary-system",
+    kubeconfig: Kubeconfig = None,
+) -> None:
+    """The source's last sync: commit, time, objects, last error."""
+    kube = _kube(kubeconfig)
+    inventory = ConfigMapInventoryStore(kube, git_inventory_namespace).load(source)
+    if inventory is None:
+        err.print(f"source {source} has not been synced (no state in namespace {git_inventory_namespace})")
+        raise typer.Exit(1)
+    typer.echo(f"source:  {inventory.source}\ncommit:  {inventory.revision or '-'}\nsynced:  {inventory.synced_at}"
+               f"\nobjects: {len(inventory.objects)}\nerror:   {inventory.last_error or '-'}")
 
 
 @app.command("convert")

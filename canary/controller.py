@@ -11,6 +11,8 @@ import os
 import socket
 import threading
 from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
 
 import structlog
 
@@ -18,6 +20,9 @@ from canary.engine.checks import CheckRunner
 from canary.engine.generated import GeneratedCanaries
 from canary.engine.reconciler import Reconciler
 from canary.engine.scheduler import CanaryScheduler
+from canary.gitsync.config import source_from
+from canary.gitsync.loop import GitSync, SyncSettings
+from canary.gitsync.webhook import receiver
 from canary.kube.cache import Informer
 from canary.kube.client import Kube
 from canary.kube.events import EventRecorder
@@ -54,6 +59,7 @@ class Controller:
     notifier: AlertDispatcher
     server: HttpServer | None
     elector: LeaseElector | None
+    gitsync: GitSync | None = None
 
     def ready(self) -> bool:
         """Caches are loaded (the HTTPRoute cache may wait for its CRD)."""
@@ -125,6 +131,15 @@ def build(settings: ControllerSettings) -> Controller:
     scheduler.add_periodic(GENERATED_JOB, generated.sync, seconds=10)
     informers["deployments"].subscribe(lambda event, obj: scheduler.trigger_job(GENERATED_JOB)
                                        if generated.changed(event, obj) else None)
+    gitsync = None
+    if settings.git.url:
+        source = source_from(settings.git, kube)
+        gitsync = GitSync(kube, SyncSettings(sources=(source,), inventory_namespace=settings.git.inventory_namespace,
+                                             poll_interval=settings.git.poll_interval,
+                                             sync_interval=settings.git.sync_interval, prune=settings.git.prune),
+                          cache_root=cache_root())
+        scheduler.add_periodic(gitsync_job(source.name), partial(gitsync.poll, source.name),
+                               seconds=settings.git.poll_interval)
     elector = None
     if settings.enable_leader_election:
         identity = f"{socket.gethostname()}-{os.getpid()}"
@@ -134,7 +149,17 @@ def build(settings: ControllerSettings) -> Controller:
                                lease_seconds=settings.leader_election_lease_seconds,
                                renew_seconds=settings.leader_election_lease_seconds / 3)
     return Controller(kube=kube, informers=informers, scheduler=scheduler, notifier=notifier, server=None,
-                      elector=elector)
+                      elector=elector, gitsync=gitsync)
+
+
+def gitsync_job(source: str) -> str:
+    """The scheduler job that polls and syncs ``source``."""
+    return f"gitsync-{source}"
+
+
+def cache_root() -> Path:
+    """Where Git checkouts are cached (``CANARY_CACHE_DIR``, else ~/.cache/canary-delivery)."""
+    return Path(os.environ.get("CANARY_CACHE_DIR", Path.home() / ".cache" / "canary-delivery"))
 
 
 def _lead(scheduler: CanaryScheduler, leading: bool) -> None:
@@ -149,7 +174,12 @@ def start(controller: Controller, settings: ControllerSettings) -> None:
     """Start caches, the HTTP port, and (once leading, or at once without election) the ticks."""
     for informer in controller.informers.values():
         informer.start()
-    controller.server = HttpServer(settings.port, app(ready=controller.ready)).start()
+    hooks = None
+    if controller.gitsync is not None and settings.git.webhook_secret:
+        gitsync = controller.gitsync
+        hooks = receiver(settings.git.webhook_secret, lambda: [s.name for s in gitsync.settings.sources],
+                         lambda name: controller.scheduler.trigger_job(gitsync_job(name)))
+    controller.server = HttpServer(settings.port, app(ready=controller.ready, extra=hooks)).start()
     for name, informer in controller.informers.items():
         if name != "httproutes" and not informer.wait_synced(_SYNC_TIMEOUT):
             log.warning("cache not synced yet", kind=informer.kind)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from canary.gitsync.config import GitSettings
 from canary.workloads.deployments import DEFAULT_SELECTOR_LABELS
 
 
@@ -31,3 +32,4 @@ class ControllerSettings(BaseModel):
     port: int = Field(default=8080, ge=0, le=65535)
     log_level: str = "info"
     workers: int = Field(default=10, ge=1)
+    git: GitSettings = GitSettings()

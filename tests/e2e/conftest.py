@@ -18,6 +18,7 @@ from canary.local import stack
 from canary.local.install import CANARY_CRDS, GATEWAY_API_CRDS, install_crds
 from canary.local.waiting import wait_until
 from tests.e2e.controllers import ControllerProcess
+from tests.e2e.gitrepos import daemon, upstream  # noqa: F401 - fixtures shared by the Git sync tests
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

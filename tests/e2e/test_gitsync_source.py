@@ -11,8 +11,8 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -28,88 +28,10 @@ from canary.gitsync.source import (
     ls_remote_head,
     push,
 )
-from canary.local import procs
-from canary.local.ports import free_ports, is_listening
-from canary.local.waiting import wait_until
+from canary.local.ports import free_ports
+from tests.e2e.gitrepos import Upstream, git
 
 TEST_CREDENTIAL = "glpat-very-s3cret-t0ken"
-
-
-def _env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("GIT_")}
-    env.update(
-        GIT_CONFIG_GLOBAL=os.devnull, GIT_CONFIG_NOSYSTEM="1", LC_ALL="C",
-        GIT_AUTHOR_NAME="Dev", GIT_AUTHOR_EMAIL="dev@example.com",
-        GIT_COMMITTER_NAME="Dev", GIT_COMMITTER_EMAIL="dev@example.com",
-    )
-    env.update(extra or {})
-    return env
-
-
-def git(*args: str, cwd: Path, env: Mapping[str, str] | None = None) -> str:
-    done = subprocess.run(["git", *args], cwd=cwd, env=_env(env), check=True, capture_output=True, text=True,
-                          timeout=30)
-    return done.stdout.strip()
-
-
-@dataclass
-class Upstream:
-    """A bare repository and a working clone that commits and pushes to it."""
-
-    bare: Path
-    work: Path
-
-    def commit(self, files: Mapping[str, str | None], message: str, *flags: str,
-               env: Mapping[str, str] | None = None) -> str:
-        git("pull", "--quiet", "--ff-only", cwd=self.work)
-        for name, content in files.items():
-            path = self.work / name
-            if content is None:
-                path.unlink()
-            else:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_text(content)
-        git("add", "--all", cwd=self.work)
-        git(*flags, "commit", "--quiet", "--message", message, cwd=self.work, env=env)
-        git("push", "--quiet", "origin", "HEAD:refs/heads/main", cwd=self.work)
-        return git("rev-parse", "HEAD", cwd=self.work)
-
-    def head(self, ref: str = "refs/heads/main") -> str:
-        return git("rev-parse", ref, cwd=self.bare)
-
-
-@pytest.fixture
-def upstream(tmp_path: Path) -> Upstream:
-    bare = tmp_path / "served" / "app.git"
-    git("init", "--quiet", "--bare", "--initial-branch=main", str(bare), cwd=tmp_path)
-    work = tmp_path / "work"
-    git("clone", "--quiet", str(bare), str(work), cwd=tmp_path)
-    git("checkout", "--quiet", "-b", "main", cwd=work)
-    files = {"k8s/app/deployment.yaml": "image: podinfo:6.0.0\n", "k8s/app/service.yaml": "kind: Service\n"}
-    for name, content in files.items():
-        (work / name).parent.mkdir(parents=True, exist_ok=True)
-        (work / name).write_text(content)
-    git("add", "--all", cwd=work)
-    git("commit", "--quiet", "--message", "seed", cwd=work)
-    git("push", "--quiet", "--set-upstream", "origin", "main", cwd=work)
-    return Upstream(bare=bare, work=work)
-
-
-@pytest.fixture
-def daemon(tmp_path: Path) -> Iterator[int]:
-    """A git daemon serving tmp_path/served (pushes allowed) on a free loopback port."""
-    (port,) = free_ports(1)
-    record = procs.spawn(
-        "git-daemon",
-        ["git", "daemon", "--reuseaddr", f"--base-path={tmp_path / 'served'}", "--export-all",
-         "--listen=127.0.0.1", f"--port={port}", "--enable=receive-pack", str(tmp_path / "served")],
-        log=tmp_path / "git-daemon.log",
-    )
-    try:
-        wait_until(lambda: is_listening(port), bool, what=f"git daemon on port {port}", timeout=10, interval=0.05)
-        yield port
-    finally:
-        procs.stop(record)
 
 
 @pytest.fixture(params=["git", "file"])

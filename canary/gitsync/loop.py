@@ -1,0 +1,131 @@
+"""The Git sync as the controller runs it: poll each source, sync on a new commit or when a resync
+is due, and report (log, metrics). ``canary sync`` runs one pass of the same code.
+
+A pass is fetch -> render -> apply: a render error or an unreachable remote applies nothing and
+prunes nothing; the inventory records what happened. Polling asks the remote for its head
+(``git ls-remote``) and syncs only when it differs from the inventory's commit, or when the resync
+interval has passed (which corrects drift).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+from prometheus_client import Counter, Gauge, Histogram
+
+from canary.errors import CanaryError
+from canary.gitsync.apply import SyncReport, sync
+from canary.gitsync.inventory import ConfigMapInventoryStore, Inventory
+from canary.gitsync.render import Rendered, RenderError, render
+from canary.gitsync.source import GitSource, fetch, ls_remote_head
+from canary.kube.client import Kube
+
+log = structlog.get_logger(__name__)
+DURATION = Histogram("canary_gitsync_duration_seconds", "Duration of a sync pass.", ["source"])
+LAST_SUCCESS = Gauge("canary_gitsync_last_success_timestamp_seconds", "When a sync last succeeded.", ["source"])
+APPLIED = Counter("canary_gitsync_objects_applied_total", "Objects created or changed by the sync.", ["source"])
+PRUNED = Counter("canary_gitsync_objects_pruned_total", "Objects deleted because they left Git.", ["source"])
+FAILURES = Counter("canary_gitsync_failures_total", "Sync passes that failed.", ["source"])
+
+
+@dataclass(frozen=True)
+class SyncSettings:
+    """How the controller syncs its sources."""
+
+    sources: tuple[GitSource, ...]
+    inventory_namespace: str = "canary-system"
+    poll_interval: float = 10.0
+    sync_interval: float = 300.0
+    prune: bool = True
+    max_prune_fraction: float = 0.5
+
+
+class GitSync:
+    """Syncs sources into the cluster; one instance per controller."""
+
+    def __init__(self, kube: Kube, settings: SyncSettings, *, cache_root: Path) -> None:
+        self._kube = kube
+        self.settings = settings
+        self._cache_root = cache_root
+        self._store = ConfigMapInventoryStore(kube, settings.inventory_namespace)
+        self._last_sync: dict[str, float] = {}
+
+    def source(self, name: str) -> GitSource:
+        """The configured source called ``name``."""
+        for source in self.settings.sources:
+            if source.name == name:
+                return source
+        raise KeyError(name)
+
+    def status(self, name: str) -> Inventory | None:
+        """What the cluster records of the source's last sync."""
+        return self._store.load(name)
+
+    def sync(self, source: GitSource, *, dry_run: bool = False, allow_mass_prune: bool = False) -> SyncReport:
+        """One pass: fetch, render, apply, prune, record."""
+        began = time.monotonic()
+        try:
+            checkout = fetch(source, self._cache_root)
+        except CanaryError as exc:
+            FAILURES.labels(source=source.name).inc()
+            log.warning("git fetch failed; the cluster is left as it is", source=source.name, error=str(exc))
+            raise
+        rendered: Rendered | RenderError
+        try:
+            rendered = render(checkout.path, source.paths)
+        except RenderError as exc:
+            rendered = exc
+        report = sync(self._kube, rendered, source=source.name, inventory_store=self._store,
+                      dry_run=dry_run, prune=self.settings.prune,
+                      max_prune_fraction=self.settings.max_prune_fraction, allow_mass_prune=allow_mass_prune,
+                      revision=checkout.commit)
+        self._record(source, report, time.monotonic() - began)
+        return report
+
+    def poll(self, name: str) -> str:
+        """Sync ``name`` if its remote moved or a resync is due; returns what happened, for the log."""
+        source = self.source(name)
+        head = ls_remote_head(source)
+        known = self._store.load(name)
+        due = time.monotonic() - self._last_sync.get(name, float("-inf")) >= self.settings.sync_interval
+        if known is not None and known.revision == head and not due:
+            return f"{name}: up to date at {head[:12]}"
+        report = self.sync(source)
+        return summary(report)
+
+    def _record(self, source: GitSource, report: SyncReport, seconds: float) -> None:
+        DURATION.labels(source=source.name).observe(seconds)
+        if report.dry_run:
+            return
+        self._last_sync[source.name] = time.monotonic()
+        APPLIED.labels(source=source.name).inc(len(report.created) + len(report.changed))
+        PRUNED.labels(source=source.name).inc(len(report.pruned))
+        if report.ok:
+            LAST_SUCCESS.labels(source=source.name).set(dt.datetime.now(dt.UTC).timestamp())
+            log.info("synced", **_fields(report))
+        else:
+            FAILURES.labels(source=source.name).inc()
+            log.warning("sync failed; nothing was pruned", **_fields(report), errors=list(report.errors))
+
+
+def _fields(report: SyncReport) -> dict[str, object]:
+    return {"source": report.source, "commit": (report.revision or "")[:12], "created": len(report.created),
+            "changed": len(report.changed), "unchanged": len(report.unchanged), "pruned": len(report.pruned),
+            "seconds": round(report.duration, 2)}
+
+
+def summary(report: SyncReport) -> str:
+    """One line about a sync pass."""
+    verb = "would create" if report.dry_run else "created"
+    text = (f"{report.source}@{(report.revision or '?')[:12]}: {verb} {len(report.created)}, changed "
+            f"{len(report.changed)}, unchanged {len(report.unchanged)}, pruned {len(report.pruned)}, "
+            f"skipped {len(report.skipped)} in {report.duration:.2f}s")
+    if report.prune_blocked:
+        text += f"; prune blocked: {report.prune_blocked}"
+    if report.errors:
+        text += f"; errors: {'; '.join(report.errors)}"
+    return text

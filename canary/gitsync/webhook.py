@@ -1,0 +1,63 @@
+"""The webhook receiver for instant syncs, on the controller's HTTP port: ``POST /hooks/git/<source>``.
+
+GitHub signs the body with HMAC-SHA256 (``X-Hub-Signature-256: sha256=<hex>``), GitLab sends the
+shared secret (``X-Gitlab-Token``), anything else may sign like GitHub in ``X-Signature-256``. A
+request that proves nothing gets 401 and changes nothing; a good one starts the source's sync.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+PREFIX = "/hooks/git/"
+MAX_BODY = 1 << 20
+StartResponse = Callable[..., Any]
+
+
+def signature(secret: str, body: bytes) -> str:
+    """GitHub's signature header value for ``body``."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def verified(secret: str, headers: Mapping[str, str], body: bytes) -> bool:
+    """Whether the request proves it knows ``secret`` (constant-time comparisons)."""
+    for header in ("x-hub-signature-256", "x-signature-256"):
+        sent = headers.get(header)
+        if sent is not None:
+            return hmac.compare_digest(sent, signature(secret, body))
+    token = headers.get("x-gitlab-token")
+    return token is not None and hmac.compare_digest(token, secret)
+
+
+def receiver(secret: str, sources: Callable[[], Iterable[str]], trigger: Callable[[str], None]
+             ) -> Callable[[dict[str, Any], StartResponse], Iterable[bytes] | None]:
+    """A WSGI handler for the telemetry server's extra paths; None for paths that aren't its own."""
+
+    def handle(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes] | None:
+        path = environ.get("PATH_INFO", "")
+        if not path.startswith(PREFIX):
+            return None
+        name = path[len(PREFIX):]
+
+        def answer(status: str, text: str) -> Iterable[bytes]:
+            start_response(status, [("Content-Type", "text/plain")])
+            return [text.encode() + b"\n"]
+
+        if environ.get("REQUEST_METHOD") != "POST":
+            return answer("405 Method Not Allowed", "POST only")
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        if length > MAX_BODY:
+            return answer("413 Payload Too Large", "body too large")
+        body = environ["wsgi.input"].read(length) if length else b""
+        headers = {k[5:].replace("_", "-").lower(): v for k, v in environ.items() if k.startswith("HTTP_")}
+        if not verified(secret, headers, body):
+            return answer("401 Unauthorized", "bad or missing signature")
+        if name not in set(sources()):
+            return answer("404 Not Found", f"no git source {name!r}")
+        trigger(name)
+        return answer("202 Accepted", f"sync of {name} started")
+
+    return handle
