@@ -20,8 +20,8 @@ class ControllerProcess:
     """One controller, restricted to one namespace, with its own log file."""
 
     def __init__(self, local_stack: stack.StackState, namespace: str, folder: Path, *, extra: tuple[str, ...] = (),
-                 name: str = "controller") -> None:
-        self.stack, self.namespace, self.extra = local_stack, namespace, extra
+                 name: str = "controller", env: dict[str, str] | None = None) -> None:
+        self.stack, self.namespace, self.extra, self.env = local_stack, namespace, extra, env or {}
         folder.mkdir(parents=True, exist_ok=True)
         self.log = folder / f"{name}.log"
         self.process: subprocess.Popen[bytes] | None = None
@@ -35,7 +35,7 @@ class ControllerProcess:
                 "--log-level", "debug", *self.extra]
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT,
-                                            env={**os.environ, "CANARY_LOG_LEVEL": "debug"})
+                                            env={**os.environ, "CANARY_LOG_LEVEL": "debug", **self.env})
         wait_until(self._ready, bool, what=f"the controller to be ready (log {self.log})", timeout=60)
 
     def _ready(self) -> bool:
