@@ -29,6 +29,7 @@ DURATION = Histogram("canary_gitsync_duration_seconds", "Duration of a sync pass
 LAST_SUCCESS = Gauge("canary_gitsync_last_success_timestamp_seconds", "When a sync last succeeded.", ["source"])
 APPLIED = Counter("canary_gitsync_objects_applied_total", "Objects created or changed by the sync.", ["source"])
 PRUNED = Counter("canary_gitsync_objects_pruned_total", "Objects deleted because they left Git.", ["source"])
+MAX_BACKOFF = 300.0
 FAILURES = Counter("canary_gitsync_failures_total", "Sync passes that failed.", ["source"])
 
 
@@ -53,6 +54,7 @@ class GitSync:
         self._cache_root = cache_root
         self._store = ConfigMapInventoryStore(kube, settings.inventory_namespace)
         self._last_sync: dict[str, float] = {}
+        self._backoff: dict[str, tuple[int, float]] = {}
 
     def source(self, name: str) -> GitSource:
         """The configured source called ``name``."""
@@ -87,9 +89,26 @@ class GitSync:
         return report
 
     def poll(self, name: str) -> str:
-        """Sync ``name`` if its remote moved or a resync is due; returns what happened, for the log."""
+        """Sync ``name`` if its remote moved or a resync is due; returns what happened, for the log.
+
+        A remote that cannot be reached is retried with exponential backoff (from the poll
+        interval up to MAX_BACKOFF), and the cluster is left as it is meanwhile.
+        """
         source = self.source(name)
-        head = ls_remote_head(source)
+        failures, retry_at = self._backoff.get(name, (0, 0.0))
+        if time.monotonic() < retry_at:
+            return f"{name}: waiting {retry_at - time.monotonic():.0f}s before retrying the remote"
+        try:
+            head = ls_remote_head(source)
+        except CanaryError as exc:
+            failures += 1
+            delay = min(self.settings.poll_interval * 2 ** failures, MAX_BACKOFF)
+            self._backoff[name] = (failures, time.monotonic() + delay)
+            FAILURES.labels(source=name).inc()
+            log.warning("git remote unreachable; cluster left as it is", source=name, error=str(exc),
+                        retry_in=round(delay, 1))
+            return f"{name}: remote failed ({failures} in a row), retrying in {delay:.0f}s"
+        self._backoff.pop(name, None)
         known = self._store.load(name)
         due = time.monotonic() - self._last_sync.get(name, float("-inf")) >= self.settings.sync_interval
         if known is not None and known.revision == head and not due:
