@@ -24,7 +24,7 @@ from canary import demo as demo_app
 from canary.engine.decide import Request
 from canary.errors import CanaryError, PermanentError
 from canary.gitsync.config import DEFAULT_SOURCE, GitSettings, source_from
-from canary.gitsync.inventory import ConfigMapInventoryStore
+from canary.gitsync.inventory import ConfigMapInventoryStore, git_ahead
 from canary.gitsync.loop import GitSync, SyncSettings
 from canary.gitsync.loop import summary as sync_summary
 from canary.kube.client import Kube
@@ -344,6 +344,8 @@ def sync_status(
         raise typer.Exit(1)
     typer.echo(f"source:  {inventory.source}\ncommit:  {inventory.revision or '-'}\nsynced:  {inventory.synced_at}"
                f"\nobjects: {len(inventory.objects)}\nerror:   {inventory.last_error or '-'}")
+    for line in git_ahead(kube, inventory):
+        typer.echo(line)
 
 
 @app.command("convert")

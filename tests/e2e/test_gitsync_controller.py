@@ -25,14 +25,15 @@ pytestmark = pytest.mark.usefixtures("canary_crds")
 HOOK_SECRET = "hook-s3cret"  # noqa: S105 - a test secret
 
 
-def _layout(namespace: str, image: str) -> dict[str, str]:
+def _layout(namespace: str, image: str, *, metrics: str | None = None) -> dict[str, str]:
     """The seed layout of the issue: an annotated Deployment, a Service and a Namespace."""
+    judged = {"canary.dev/metrics": metrics} if metrics else {}
     deploy = {
         "apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": {"name": "podinfo", "namespace": namespace,
                      "annotations": {"canary.dev/enabled": "true", "canary.dev/provider": "kubernetes",
                                      "canary.dev/strategy": "blue-green", "canary.dev/iterations": "2",
-                                     "canary.dev/interval": "1s", "canary.dev/threshold": "2"}},
+                                     "canary.dev/interval": "1s", "canary.dev/threshold": "2", **judged}},
         "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "podinfo"}},
                  "template": {"metadata": {"labels": {"app": "podinfo"}},
                               "spec": {"containers": [{"name": "podinfo", "image": image}]}}},
@@ -103,6 +104,19 @@ def test_commits_are_synced_released_as_canaries_by_poll_and_by_webhook(
         print(f"push to applied: by poll {by_poll:.2f}s (1 s interval), by webhook {by_webhook:.2f}s")
         assert by_webhook < 2
         wait_phase(kube, namespace, "podinfo", "Succeeded", timeout=60)
+
+        # A bound no release can meet: the release fails its checks and is rolled back.
+        upstream.commit(_layout(namespace, "podinfo:6.7.3", metrics="request-duration<=0"), "release 6.7.3")
+        wait_phase(kube, namespace, "podinfo", "Failed", timeout=60)
+        status = subprocess.run([sys.executable, "-m", "canary", "sync", "status", "--git-inventory-namespace",
+                                 namespace, "--kubeconfig", local_stack.kubeconfig], capture_output=True, text=True,
+                                check=False, timeout=60)
+        assert "Git is ahead of the cluster: Canary" in status.stdout, status.stdout
+        resynced = _canary_sync(local_stack, url, namespace)
+        assert ": created 0, changed 0," in resynced.stdout, resynced.stdout
+        assert image_of(deployment(kube, namespace, "podinfo-primary")) == "podinfo:6.7.2"
+        with pytest.raises(TimeoutError):
+            wait_phase(kube, namespace, "podinfo", "Progressing", timeout=3)
     finally:
         controller.stop()
 
