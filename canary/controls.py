@@ -13,8 +13,8 @@ from typing import Any
 from canary.engine.decide import REQUEST_ANNOTATION, Request
 from canary.errors import PermanentError
 from canary.kube.client import Kube
-from canary.local.waiting import wait_until
 from canary.models.base import API_VERSION
+from canary.waiting import wait_until
 
 Obj = dict[str, Any]
 

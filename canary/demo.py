@@ -27,8 +27,8 @@ from canary.kube.client import Kube
 from canary.local import stack
 from canary.local.install import CANARY_CRDS, GATEWAY_API_CRDS, install_crds
 from canary.local.ports import free_ports
-from canary.local.waiting import wait_until
 from canary.models.base import API_VERSION
+from canary.waiting import wait_until
 
 Obj = dict[str, Any]
 NAMESPACE = "demo"

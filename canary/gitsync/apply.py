@@ -28,12 +28,13 @@ from typing import Any
 
 import yaml
 
-from canary.errors import CanaryError, PermanentError
+from canary.errors import CanaryError, PermanentError, WaitTimeout
 from canary.gitsync.inventory import FIELD_MANAGER, Inventory, InventoryStore, ObjectRef, ordered_union
 from canary.gitsync.render import Rendered, RenderedObject, RenderError
 from canary.kube.client import Kube
 from canary.kube.conditions import is_true
 from canary.models.base import API_VERSION as CANARY_API_VERSION
+from canary.waiting import wait_until
 
 Obj = dict[str, Any]
 Identity = tuple[str, str, str, str]
@@ -452,17 +453,16 @@ def _write(kube: Kube, step: Step, result: Obj | None, run: _Run) -> None:
 
 
 def _wait_established(kube: Kube, names: Sequence[str], run: _Run, *, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    waiting = list(names)
-    while True:
-        crds = {n: kube.get(CRD_API_VERSION, "CustomResourceDefinition", n) for n in waiting}
-        waiting = [n for n, crd in crds.items() if not _served(kube, crd)]
-        if not waiting:
-            return True
-        if time.monotonic() >= deadline:
-            run.errors.append(f"CustomResourceDefinition {', '.join(waiting)}: not Established within {timeout:g}s")
-            return False
-        time.sleep(0.2)
+    def waiting() -> list[str]:
+        return [n for n in names if not _served(kube, kube.get(CRD_API_VERSION, "CustomResourceDefinition", n))]
+
+    try:
+        wait_until(waiting, lambda left: not left, what=f"CustomResourceDefinition {', '.join(names)} to be "
+                   "Established", timeout=timeout)
+    except WaitTimeout as exc:
+        run.errors.append(str(exc))
+        return False
+    return True
 
 
 def _served(kube: Kube, crd: Obj | None) -> bool:

@@ -9,7 +9,7 @@ import yaml
 from canary.kube.client import Kube
 from canary.kube.conditions import is_true
 from canary.local.binaries import REPO_ROOT
-from canary.local.waiting import wait_until
+from canary.waiting import wait_until
 
 CANARY_CRDS = REPO_ROOT / "manifests" / "crds"
 GATEWAY_API_CRDS = REPO_ROOT / "manifests" / "vendor" / "gateway-api"

@@ -16,7 +16,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict
 
 from canary.errors import LocalStackError, WaitTimeout
-from canary.local.waiting import wait_until
+from canary.waiting import wait_until
 
 
 class ProcessRecord(BaseModel):

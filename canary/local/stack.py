@@ -34,7 +34,7 @@ from canary.kube.conditions import is_true
 from canary.local import binaries, kwok, pki, procs, prometheus
 from canary.local.ports import free_ports
 from canary.local.procs import ProcessRecord
-from canary.local.waiting import wait_until
+from canary.waiting import wait_until
 
 Progress = Callable[[str], None]
 T = TypeVar("T")

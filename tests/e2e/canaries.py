@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from canary.kube.client import Kube
-from canary.local.waiting import wait_until
+from canary.waiting import wait_until
 
 Obj = dict[str, Any]
 

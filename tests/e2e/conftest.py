@@ -16,7 +16,7 @@ import pytest
 from canary.kube.client import Kube
 from canary.local import stack
 from canary.local.install import CANARY_CRDS, GATEWAY_API_CRDS, install_crds
-from canary.local.waiting import wait_until
+from canary.waiting import wait_until
 from tests.e2e.controllers import ControllerProcess
 from tests.e2e.gitrepos import daemon, upstream  # noqa: F401 - fixtures shared by the Git sync tests
 

@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from canary.local import stack
 from canary.local.ports import free_ports
-from canary.local.waiting import wait_until
+from canary.waiting import wait_until
 
 
 class ControllerProcess:

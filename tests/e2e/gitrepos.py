@@ -13,7 +13,7 @@ import pytest
 
 from canary.local import procs
 from canary.local.ports import free_ports, is_listening
-from canary.local.waiting import wait_until
+from canary.waiting import wait_until
 
 
 def _env(extra: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -12,11 +12,11 @@ from prometheus_client import REGISTRY
 
 from canary.kube.cache import Informer
 from canary.kube.client import Kube
-from canary.local.waiting import wait_until
 from canary.models.base import API_VERSION
 from canary.notify.base import AlertRoute, Notice
 from canary.notify.dispatch import AlertDispatcher
 from canary.notify.registry import SERVICES
+from canary.waiting import wait_until
 from tests.e2e.receivers import Receiver, receiver
 
 pytestmark = pytest.mark.usefixtures("canary_crds")

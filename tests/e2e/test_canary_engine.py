@@ -6,7 +6,7 @@ import pytest
 
 from canary.demo import LATENCY_QUERY
 from canary.kube.client import Kube
-from canary.local.waiting import wait_until
+from canary.waiting import wait_until
 from tests.builders import make_canary, make_configmap, make_deployment
 from tests.e2e.canaries import canary_status, deployment, events, image_of, release, route_weights, wait_phase
 from tests.e2e.controllers import ControllerProcess, metric_total

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import pytest
 
 from canary.kube.client import Kube
-from canary.local.waiting import wait_until
+from canary.waiting import wait_until
 from tests.builders import make_canary, make_deployment
 from tests.e2e.canaries import canary_status, deployment, image_of, release, route_weights, wait_phase
 from tests.e2e.controllers import ControllerProcess

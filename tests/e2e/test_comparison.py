@@ -10,7 +10,7 @@ import pytest
 from canary.demo import LATENCY_QUERY
 from canary.kube.client import Kube
 from canary.local import stack
-from canary.local.waiting import wait_until
+from canary.waiting import wait_until
 from tests.builders import make_canary, make_deployment
 from tests.e2e.canaries import deployment, image_of, release, wait_phase
 from tests.e2e.controllers import ControllerProcess

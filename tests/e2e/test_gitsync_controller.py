@@ -16,7 +16,7 @@ import yaml
 from canary.gitsync.webhook import signature
 from canary.kube.client import Kube
 from canary.local import stack
-from canary.local.waiting import wait_until
+from canary.waiting import wait_until
 from tests.e2e.canaries import deployment, image_of, wait_phase
 from tests.e2e.controllers import ControllerProcess
 from tests.e2e.gitrepos import Upstream

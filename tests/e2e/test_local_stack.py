@@ -17,7 +17,7 @@ from canary.errors import InvalidObject
 from canary.kube.client import Kube
 from canary.kube.conditions import is_true
 from canary.local import stack
-from canary.local.waiting import wait_until
+from canary.waiting import wait_until
 from tests.builders import make_configmap, make_deployment
 
 DATA = Path(__file__).parent / "data"

@@ -16,7 +16,7 @@ import yaml
 from canary.kube.client import Kube
 from canary.local import pki, procs, prometheus
 from canary.local.ports import free_ports
-from canary.local.waiting import wait_until
+from canary.waiting import wait_until
 from tests.builders import make_canary, make_deployment
 from tests.e2e.canaries import deployment, release, wait_phase
 from tests.e2e.controllers import ControllerProcess

@@ -44,7 +44,7 @@ from analysis.providers.sigv4 import AwsCredentials, sign
 from canary.errors import LocalStackError
 from canary.local import procs, prometheus
 from canary.local.ports import free_ports, is_listening
-from canary.local.waiting import wait_until
+from canary.waiting import wait_until
 
 USER, PASSWORD = "canary", "s3cret-pass"
 

@@ -17,7 +17,7 @@ from canary.kube.client import Kube
 from canary.local import stack
 from canary.local.ports import free_ports
 from canary.local.simulator import ERROR_RATE
-from canary.local.waiting import wait_until
+from canary.waiting import wait_until
 from tests.builders import make_canary, make_deployment
 
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from canary.local import procs
 from canary.local.ports import free_ports, is_listening
-from canary.local.waiting import wait_until
+from canary.waiting import wait_until
 
 
 def test_a_spawned_process_is_tracked_logged_and_stopped(tmp_path: Path) -> None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from canary.errors import LocalStackError, WaitTimeout
-from canary.local.waiting import wait_until
+from canary.waiting import wait_until
 
 
 class FakeClock:

@@ -1,4 +1,4 @@
-"""Polling with a deadline, for the local stack and the end-to-end tests.
+"""Polling with a deadline: the local stack, the Git sync, the CLI and the end-to-end tests wait with it.
 
 A wait that times out says what it waited for and what it saw last, so a failed start or a
 failed test explains itself. Errors of our own (``CanaryError``) stop the wait at once: they
