@@ -28,6 +28,7 @@ from canary.kube.client import Kube
 from canary.kube.events import EventRecorder
 from canary.kube.lease import LeaseElector
 from canary.models.base import API_VERSION
+from canary.notify.base import Notice, Notifier
 from canary.notify.dispatch import AlertDispatcher, ProviderRef
 from canary.routers import services
 from canary.routers.gatewayapi import API_VERSION as GATEWAY_API_VERSION
@@ -137,7 +138,8 @@ def build(settings: ControllerSettings) -> Controller:
         gitsync = GitSync(kube, SyncSettings(sources=(source,), inventory_namespace=settings.git.inventory_namespace,
                                              poll_interval=settings.git.poll_interval,
                                              sync_interval=settings.git.sync_interval, prune=settings.git.prune),
-                          cache_root=cache_root())
+                          cache_root=cache_root(),
+                          announce=_SyncAnnouncer(notifier, settings.git.inventory_namespace))
         scheduler.add_periodic(gitsync_job(source.name), partial(gitsync.poll, source.name),
                                seconds=settings.git.poll_interval)
     elector = None
@@ -150,6 +152,19 @@ def build(settings: ControllerSettings) -> Controller:
                                renew_seconds=settings.leader_election_lease_seconds / 3)
     return Controller(kube=kube, informers=informers, scheduler=scheduler, notifier=notifier, server=None,
                       elector=elector, gitsync=gitsync)
+
+
+@dataclass(frozen=True)
+class _SyncAnnouncer:
+    """A sync failure or recovery goes to the default alert destinations (canaries' own alerts are theirs)."""
+
+    notifier: Notifier
+    namespace: str
+
+    def __call__(self, source: str, severity: str, message: str, commit: str | None) -> None:
+        self.notifier.notify(Notice(canary=f"gitsync/{source}", namespace=self.namespace, severity=severity,
+                                    message=message, phase="Failed" if severity == "error" else "Synced",
+                                    revision=(commit or "")[:12], alerts=()))
 
 
 def gitsync_job(source: str) -> str:

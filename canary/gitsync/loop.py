@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from canary.errors import CanaryError
 from canary.gitsync.apply import SyncReport, sync
-from canary.gitsync.inventory import ConfigMapInventoryStore, Inventory
+from canary.gitsync.inventory import ConfigMapInventoryStore, Inventory, InventoryStore
 from canary.gitsync.render import Rendered, RenderError, render
 from canary.gitsync.source import GitSource, fetch, ls_remote_head
 from canary.kube.client import Kube
@@ -45,14 +46,21 @@ class SyncSettings:
     max_prune_fraction: float = 0.5
 
 
+Announce = Callable[[str, str, str, str | None], None]
+"""Called on a change of a source's health: (source, severity "error" | "info", message, commit)."""
+
+
 class GitSync:
     """Syncs sources into the cluster; one instance per controller."""
 
-    def __init__(self, kube: Kube, settings: SyncSettings, *, cache_root: Path) -> None:
+    def __init__(self, kube: Kube, settings: SyncSettings, *, cache_root: Path, announce: Announce | None = None,
+                 store: InventoryStore | None = None) -> None:
         self._kube = kube
         self.settings = settings
         self._cache_root = cache_root
-        self._store = ConfigMapInventoryStore(kube, settings.inventory_namespace)
+        self._store = store or ConfigMapInventoryStore(kube, settings.inventory_namespace)
+        self._announce = announce
+        self._failing: dict[str, bool] = {}
         self._last_sync: dict[str, float] = {}
         self._backoff: dict[str, tuple[int, float]] = {}
 
@@ -70,11 +78,16 @@ class GitSync:
     def sync(self, source: GitSource, *, dry_run: bool = False, allow_mass_prune: bool = False) -> SyncReport:
         """One pass: fetch, render, apply, prune, record."""
         began = time.monotonic()
+        if source.name not in self._failing and not dry_run:
+            previous = self._store.load(source.name)
+            self._failing[source.name] = previous is not None and previous.last_error is not None
         try:
             checkout = fetch(source, self._cache_root)
         except CanaryError as exc:
             FAILURES.labels(source=source.name).inc()
             log.warning("git fetch failed; the cluster is left as it is", source=source.name, error=str(exc))
+            if not dry_run:
+                self._health(source.name, failed=True, message=f"fetch failed: {exc}", commit=None)
             raise
         rendered: Rendered | RenderError
         try:
@@ -126,9 +139,22 @@ class GitSync:
         if report.ok:
             LAST_SUCCESS.labels(source=source.name).set(dt.datetime.now(dt.UTC).timestamp())
             log.info("synced", **_fields(report))
+            self._health(source.name, failed=False, message=summary(report), commit=report.revision)
         else:
             FAILURES.labels(source=source.name).inc()
             log.warning("sync failed; nothing was pruned", **_fields(report), errors=list(report.errors))
+            self._health(source.name, failed=True, message="; ".join(report.errors), commit=report.revision)
+
+    def _health(self, name: str, *, failed: bool, message: str, commit: str | None) -> None:
+        """Announce a failure once, and the recovery after it once (not every pass)."""
+        was_failing = self._failing.get(name, False)
+        self._failing[name] = failed
+        if self._announce is None or failed == was_failing:
+            return
+        if failed:
+            self._announce(name, "error", f"Git sync of {name} failed; nothing was pruned: {message}", commit)
+        else:
+            self._announce(name, "info", f"Git sync of {name} recovered: {message}", commit)
 
 
 def _fields(report: SyncReport) -> dict[str, object]:

@@ -1,13 +1,17 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from canary.gitsync import loop
+from canary.gitsync.apply import SyncReport
+from canary.gitsync.inventory import Inventory
 from canary.gitsync.loop import GitSync, SyncSettings
-from canary.gitsync.source import GitError, GitSource
+from canary.gitsync.render import Rendered
+from canary.gitsync.source import Checkout, GitError, GitSource
 
 
 class NoKube:
@@ -39,3 +43,39 @@ def test_an_unreachable_remote_is_retried_with_growing_backoff(monkeypatch: pyte
         gitsync.poll("app")
         now[0] += 10_000
     assert gitsync.poll("app").endswith("retrying in 300s"), "capped"
+
+
+class MemoryStore:
+    def __init__(self) -> None:
+        self.saved: dict[str, Inventory] = {}
+
+    def load(self, source: str) -> Inventory | None:
+        return self.saved.get(source)
+
+    def save(self, inventory: Inventory) -> None:
+        self.saved[inventory.source] = inventory
+
+
+def _report(source: str, *, errors: tuple[str, ...] = ()) -> SyncReport:
+    return SyncReport(source=source, revision="c0ffee" * 6, dry_run=False, created=(), changed=(), unchanged=(),
+                      pruned=(), skipped=(), errors=errors, prune_blocked=None, duration=0.1)
+
+
+def test_a_failure_is_announced_once_and_so_is_the_recovery(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    outcomes = iter([("k8s/a.yaml, document 1: line 3: mapping values are not allowed",),
+                     ("k8s/a.yaml, document 1: line 3: mapping values are not allowed",), (), ()])
+    announced: list[tuple[str, str]] = []
+    monkeypatch.setattr(loop, "fetch", lambda source, cache: Checkout(
+        path=tmp_path, commit="c0ffee" * 6, ref="refs/heads/main", message="m", author="a",
+        time=datetime.now(UTC), source=source))
+    monkeypatch.setattr(loop, "render", lambda root, paths: Rendered(objects=()))
+    monkeypatch.setattr(loop, "sync", lambda *args, **kwargs: _report("app", errors=next(outcomes)))
+    source = GitSource(name="app", url="file:///nowhere")
+    gitsync = GitSync(NoKube(), SyncSettings(sources=(source,)), cache_root=tmp_path,  # type: ignore[arg-type]
+                      announce=lambda name, severity, message, commit: announced.append((severity, message)),
+                      store=MemoryStore())
+    for _ in range(4):
+        gitsync.sync(source)
+    assert [severity for severity, _ in announced] == ["error", "info"]
+    assert announced[0][1].startswith("Git sync of app failed; nothing was pruned: k8s/a.yaml, document 1: line 3")
+    assert announced[1][1].startswith("Git sync of app recovered: app@c0ffeec0ffee")
