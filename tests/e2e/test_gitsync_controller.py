@@ -17,7 +17,7 @@ from canary.gitsync.webhook import signature
 from canary.kube.client import Kube
 from canary.local import stack
 from canary.waiting import wait_until
-from tests.e2e.canaries import deployment, image_of, wait_phase
+from tests.e2e.canaries import canary_status, deployment, image_of, wait_phase
 from tests.e2e.controllers import ControllerProcess
 from tests.e2e.gitrepos import Upstream
 
@@ -54,6 +54,13 @@ def _canary_sync(local_stack: stack.StackState, url: str, namespace: str, *extra
                                "PATH": "/usr/bin:/bin"})
 
 
+def _promoted(kube: Kube, namespace: str, before: str | None) -> dict[str, object]:
+    """Wait for a new revision to be promoted (phase Succeeded alone may be the previous release's)."""
+    return wait_until(lambda: canary_status(kube, namespace, "podinfo"),
+                      lambda s: s.get("phase") == "Succeeded" and s.get("lastPromotedSpec") != before,
+                      what="the new revision to be promoted", timeout=60, interval=0.1)
+
+
 def _post(port: int, body: bytes, headers: dict[str, str]) -> int:
     request = urllib.request.Request(f"http://127.0.0.1:{port}/hooks/git/default", data=body, method="POST",
                                      headers=headers)
@@ -76,7 +83,7 @@ def test_commits_are_synced_released_as_canaries_by_poll_and_by_webhook(
         env={"CANARY_GIT_WEBHOOK_SECRET": HOOK_SECRET, "CANARY_CACHE_DIR": str(tmp_path / "cache")})
     controller.start()
     try:
-        wait_phase(kube, namespace, "podinfo", "Initialized", timeout=60)
+        seeded = wait_phase(kube, namespace, "podinfo", "Initialized", timeout=60)
         assert kube.get("v1", "Namespace", f"{namespace}-staging") is not None
         assert kube.get("v1", "Service", "podinfo-public", namespace=namespace) is not None
 
@@ -89,7 +96,7 @@ def test_commits_are_synced_released_as_canaries_by_poll_and_by_webhook(
         wait_until(lambda: image_of(deployment(kube, namespace, "podinfo")), lambda image: image == "podinfo:6.7.1",
                    what="the poll to apply the commit", timeout=30, interval=0.1)
         by_poll = time.monotonic() - pushed
-        wait_phase(kube, namespace, "podinfo", "Succeeded", timeout=60)
+        first = _promoted(kube, namespace, seeded.get("lastPromotedSpec"))
         assert image_of(deployment(kube, namespace, "podinfo-primary")) == "podinfo:6.7.1"
         assert deployment(kube, namespace, "podinfo")["spec"]["replicas"] == 0, "the sync left the target to the engine"
 
@@ -103,7 +110,7 @@ def test_commits_are_synced_released_as_canaries_by_poll_and_by_webhook(
         by_webhook = time.monotonic() - hooked
         print(f"push to applied: by poll {by_poll:.2f}s (1 s interval), by webhook {by_webhook:.2f}s")
         assert by_webhook < 2
-        wait_phase(kube, namespace, "podinfo", "Succeeded", timeout=60)
+        _promoted(kube, namespace, str(first["lastPromotedSpec"]))
 
         # A bound no release can meet: the release fails its checks and is rolled back.
         upstream.commit(_layout(namespace, "podinfo:6.7.3", metrics="request-duration<=0"), "release 6.7.3")
