@@ -17,7 +17,6 @@ place.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import itertools
 import os
@@ -34,6 +33,7 @@ from pathlib import Path, PurePosixPath
 from typing import Literal
 
 from canary.errors import PermanentError, TemporaryError
+from canary.locks import exclusive
 
 FETCHED_REF = "refs/gitsync/fetched"
 # The username sent with an HTTPS token when the URL names none: GitHub App tokens need exactly
@@ -369,18 +369,6 @@ def _session(source: GitSource) -> Iterator[_Runner]:
         yield _Runner(source, write_credentials(source.credentials, Path(private)))
 
 
-@contextlib.contextmanager
-def _locked(folder: Path) -> Iterator[None]:
-    """Serialise the operations on one cache folder (sources may share it, threads may race)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    with (folder / "lock").open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def fetch(source: GitSource, cache_root: Path) -> Checkout:
     """Shallow-fetch ``source``'s ref into its cache folder, verify it, and check it out.
 
@@ -389,7 +377,7 @@ def fetch(source: GitSource, cache_root: Path) -> Checkout:
     """
     folder = cache_path(source, cache_root)
     repo = folder / "repo"
-    with _locked(folder), _session(source) as runner:
+    with exclusive(folder / "lock"), _session(source) as runner:
         if not (repo / ".git" / "HEAD").is_file():
             shutil.rmtree(repo, ignore_errors=True)
             runner.git("init", "--quiet", str(repo), cwd=folder, what="git init of the cache folder")
@@ -513,7 +501,7 @@ def push(checkout: Checkout, message: str, author: str) -> str:
         "GIT_COMMITTER_NAME": parsed["name"], "GIT_COMMITTER_EMAIL": parsed["email"],
     }
     repo = checkout.path
-    with _locked(repo.parent), _session(source) as runner:
+    with exclusive(repo.parent / "lock"), _session(source) as runner:
         runner.git("add", "--all", cwd=repo, what="staging changes")
         staged = runner.git("diff", "--cached", "--quiet", cwd=repo, what="looking for changes", check=False)
         if staged.returncode == 0:

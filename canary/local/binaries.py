@@ -8,18 +8,16 @@ costs nothing. ``CANARY_CONTROLPLANE_BIN`` points at a folder of ready binaries 
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from canary.errors import LocalStackError
+from canary.locks import exclusive
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MODULES_DIR = REPO_ROOT / "tools" / "controlplane"
@@ -100,17 +98,6 @@ def missing(directory: Path) -> list[str]:
     return [b.name for b in BINARIES if not (directory / b.name).is_file()]
 
 
-@contextmanager
-def _exclusive(lock_path: Path) -> Iterator[None]:
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with lock_path.open("w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def ensure_built(*, verbose: bool = True) -> Path:
     """Return the binaries folder, building whatever is missing first.
 
@@ -121,7 +108,7 @@ def ensure_built(*, verbose: bool = True) -> Path:
         return directory
     if os.environ.get("CANARY_CONTROLPLANE_BIN"):
         raise LocalStackError(f"CANARY_CONTROLPLANE_BIN={directory} lacks {', '.join(missing(directory))}")
-    with _exclusive(directory.parent / ".build.lock"):
+    with exclusive(directory.parent / ".build.lock"):
         versions = pins()
         for binary in BINARIES:
             target = directory / binary.name

@@ -12,7 +12,6 @@ harness calls the same code.
 from __future__ import annotations
 
 import datetime as dt
-import fcntl
 import json
 import os
 import shutil
@@ -20,8 +19,7 @@ import ssl
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -34,6 +32,7 @@ from canary.kube.conditions import is_true
 from canary.local import binaries, kwok, pki, procs, prometheus
 from canary.local.ports import free_ports
 from canary.local.procs import ProcessRecord
+from canary.locks import exclusive
 from canary.waiting import wait_until
 
 Progress = Callable[[str], None]
@@ -105,22 +104,10 @@ def _save(state: StackState) -> None:
     partial.rename(path)
 
 
-@contextmanager
-def _locked(state_dir: Path) -> Iterator[None]:
-    """One up or down at a time per state folder."""
-    state_dir.mkdir(parents=True, exist_ok=True)
-    with (state_dir / ".lock").open("w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def up(options: StackOptions, *, progress: Progress = lambda _: None) -> StackState:
     """Start a stack in ``options.state_dir``, or return the one already running there."""
     state_dir = options.state_dir.resolve()
-    with _locked(state_dir):
+    with exclusive(state_dir / ".lock"):
         existing = load_state(state_dir)
         if existing is not None:
             if existing.ready and all(procs.is_alive(p) for p in existing.processes):
@@ -135,7 +122,7 @@ def up(options: StackOptions, *, progress: Progress = lambda _: None) -> StackSt
 def down(state_dir: Path, *, progress: Progress = lambda _: None) -> StackState | None:
     """Stop what the stack in ``state_dir`` started and remove its files (logs are kept)."""
     state_dir = state_dir.resolve()
-    with _locked(state_dir):
+    with exclusive(state_dir / ".lock"):
         state = load_state(state_dir)
         if state is None:
             progress(f"no stack in {state_dir}")
