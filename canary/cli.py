@@ -24,9 +24,10 @@ from canary import demo as demo_app
 from canary.engine.decide import Request
 from canary.errors import CanaryError, PermanentError
 from canary.gitsync.config import DEFAULT_SOURCE, GitSettings, source_from
-from canary.gitsync.inventory import ConfigMapInventoryStore, git_ahead
+from canary.gitsync.inventory import ConfigMapInventoryStore
 from canary.gitsync.loop import GitSync, SyncSettings
 from canary.gitsync.loop import summary as sync_summary
+from canary.gitsync.rollbacks import DEFAULT_AUTHOR, git_ahead, read_ledger
 from canary.kube.client import Kube
 from canary.local import binaries, stack
 from canary.models import flagger
@@ -158,6 +159,16 @@ def controller(
     git_sync_interval: Annotated[float, typer.Option(envvar="CANARY_GIT_SYNC_INTERVAL",
                                                      help="Seconds between full resyncs, which correct drift.")
                                  ] = 300.0,
+    git_rollback: Annotated[str, typer.Option(envvar="CANARY_GIT_ROLLBACK",
+                                              help="After a rolled-back release from Git: none, pin (record it and "
+                                              "say Git is ahead) or revert (push a commit restoring the promoted "
+                                              "template).")] = "pin",
+    git_readonly: Annotated[bool, typer.Option("--git-readonly", envvar="CANARY_GIT_READONLY",
+                                               help="Never push to the repository (revert falls back to pin).")
+                            ] = False,
+    git_author: Annotated[str, typer.Option(envvar="CANARY_GIT_AUTHOR",
+                                            help="'Name <email>' of the commits the controller pushes.")
+                          ] = DEFAULT_AUTHOR,
     git_webhook_secret: Annotated[str | None, typer.Option(envvar="CANARY_GIT_WEBHOOK_SECRET",
                                                            help="Shared secret of POST /hooks/git/<source> "
                                                            "(set it through the environment).")] = None,
@@ -176,7 +187,8 @@ def controller(
         git=_git_settings(url=git_url, branch=git_branch, tag=git_tag, commit=git_commit, paths=git_path,
                           secret=git_secret, timeout=git_timeout, inventory=git_inventory_namespace,
                           poll_interval=git_poll_interval, sync_interval=git_sync_interval,
-                          webhook_secret=git_webhook_secret),
+                          webhook_secret=git_webhook_secret, rollback=git_rollback, readonly=git_readonly,
+                          author=git_author),
         port=port, log_level=log_level)
     logging.configure(settings.log_level)
     stop = threading.Event()
@@ -344,7 +356,7 @@ def sync_status(
         raise typer.Exit(1)
     typer.echo(f"source:  {inventory.source}\ncommit:  {inventory.revision or '-'}\nsynced:  {inventory.synced_at}"
                f"\nobjects: {len(inventory.objects)}\nerror:   {inventory.last_error or '-'}")
-    for line in git_ahead(kube, inventory):
+    for line in git_ahead(kube, inventory, read_ledger(kube, git_inventory_namespace, source)):
         typer.echo(line)
 
 

@@ -18,17 +18,22 @@ import structlog
 
 from canary.engine.checks import CheckRunner
 from canary.engine.generated import GeneratedCanaries
+from canary.engine.gitreleases import FailedReleases
 from canary.engine.reconciler import Reconciler
 from canary.engine.scheduler import CanaryScheduler
+from canary.gitsync.apply import SyncReport
 from canary.gitsync.config import source_from
-from canary.gitsync.loop import GitSync, SyncSettings
+from canary.gitsync.inventory import configmap_name
+from canary.gitsync.loop import GitSync, SyncSettings, summary
+from canary.gitsync.rollbacks import FailedRelease, Ledger, Rollbacks
 from canary.gitsync.webhook import receiver
 from canary.kube.cache import Informer
 from canary.kube.client import Kube
 from canary.kube.events import EventRecorder
 from canary.kube.lease import LeaseElector
 from canary.models.base import API_VERSION
-from canary.notify.base import Notice, Notifier
+from canary.models.canary import Canary, Phase
+from canary.notify.base import Notice, Notifier, routes
 from canary.notify.dispatch import AlertDispatcher, ProviderRef
 from canary.routers import services
 from canary.routers.gatewayapi import API_VERSION as GATEWAY_API_VERSION
@@ -135,13 +140,20 @@ def build(settings: ControllerSettings) -> Controller:
     gitsync = None
     if settings.git.url:
         source = source_from(settings.git, kube)
+        events = EventRecorder(kube)
+        rollbacks = Rollbacks(kube, ledger=Ledger(kube, settings.git.inventory_namespace),
+                              releases=FailedReleases(informers["canaries"], deployments),
+                              announce=_RollbackAnnouncer(notifier, informers["canaries"], events),
+                              author=settings.git.author)
         gitsync = GitSync(kube, SyncSettings(sources=(source,), inventory_namespace=settings.git.inventory_namespace,
                                              poll_interval=settings.git.poll_interval,
                                              sync_interval=settings.git.sync_interval, prune=settings.git.prune),
                           cache_root=cache_root(),
-                          announce=_SyncAnnouncer(notifier, settings.git.inventory_namespace))
+                          announce=_SyncAnnouncer(notifier, settings.git.inventory_namespace),
+                          rollbacks=rollbacks, on_report=_SyncEvents(kube, events, settings.git.inventory_namespace))
         scheduler.add_periodic(gitsync_job(source.name), partial(gitsync.poll, source.name),
                                seconds=settings.git.poll_interval)
+        informers["canaries"].subscribe(lambda event, obj: _on_rollback(scheduler, gitsync, obj))
     elector = None
     if settings.enable_leader_election:
         identity = f"{socket.gethostname()}-{os.getpid()}"
@@ -165,6 +177,51 @@ class _SyncAnnouncer:
         self.notifier.notify(Notice(canary=f"gitsync/{source}", namespace=self.namespace, severity=severity,
                                     message=message, phase="Failed" if severity == "error" else "Synced",
                                     revision=(commit or "")[:12], alerts=()))
+
+
+@dataclass(frozen=True)
+class _RollbackAnnouncer:
+    """A handled rollback (pinned or reverted in Git) goes to the Canary's own alerts and events."""
+
+    notifier: Notifier
+    canaries: Informer
+    events: EventRecorder
+
+    def __call__(self, release: FailedRelease, severity: str, reason: str, message: str) -> None:
+        obj = self.canaries.get(release.namespace, release.canary)
+        if obj is None:
+            return
+        canary = Canary.model_validate(obj)
+        self.events.record(obj, reason=reason, message=message, warning=severity != "info")
+        self.notifier.notify(Notice(canary=release.canary, namespace=release.namespace, severity=severity,
+                                    message=message, phase=str(canary.status.phase),
+                                    revision=release.failed_revision, alerts=routes(canary.spec.analysis.alerts),
+                                    details=release.checks))
+
+
+@dataclass(frozen=True)
+class _SyncEvents:
+    """Events on a source's sync-state ConfigMap for passes that changed something or failed."""
+
+    kube: Kube
+    events: EventRecorder
+    namespace: str
+
+    def __call__(self, report: SyncReport) -> None:
+        if report.ok and not (report.created or report.changed or report.pruned):
+            return
+        state = self.kube.get("v1", "ConfigMap", configmap_name(report.source), namespace=self.namespace)
+        if state is not None:
+            self.events.record(state, reason="Synced" if report.ok else "SyncFailed", message=summary(report),
+                               warning=not report.ok)
+
+
+def _on_rollback(scheduler: CanaryScheduler, gitsync: GitSync, obj: dict[str, object]) -> None:
+    """A canary that just failed may be a release from Git: let the sync handle it now, not at the next poll."""
+    status = obj.get("status")
+    if isinstance(status, dict) and status.get("phase") == Phase.FAILED.value:
+        for source in gitsync.settings.sources:
+            scheduler.trigger_job(gitsync_job(source.name))
 
 
 def gitsync_job(source: str) -> str:

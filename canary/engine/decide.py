@@ -200,8 +200,8 @@ class _Tick:
     # -- the tick ------------------------------------------------------------------------------
 
     def run(self) -> Decision:
-        steps = (self._initialise, self._manual, self._idle, self._primary_ready, self._start, self._restart,
-                 self._canary_ready, self._skip_analysis, self._rollback_hooks, self._promotion_shift,
+        steps = (self._initialise, self._manual, self._reverted, self._idle, self._primary_ready, self._start,
+                 self._restart, self._canary_ready, self._skip_analysis, self._rollback_hooks, self._promotion_shift,
                  self._finalise, self._threshold, self._checks, self._advance)
         for step in steps:
             decision = step()
@@ -268,6 +268,20 @@ class _Tick:
             )
         return _act(f"{action} request ignored in phase {self.phase}", SetStatus(handled_request=request),
                     Event("Ignored", f"Request {action} ignored: the canary is {self.phase}", warning=True))
+
+    def _reverted(self) -> Decision | None:
+        """After a rollback the target went back to the promoted revision (a revert in Git, or by hand):
+        record it as applied, so the cluster and Git agree and nothing is released."""
+        promoted = self.status.last_promoted_spec
+        if self.phase is not Phase.FAILED or promoted in (None, self.status.last_applied_spec):
+            return None
+        if self.seen.revision != promoted:
+            return None
+        return _act(
+            "target back at the promoted revision",
+            SetStatus(sync_revision=True),
+            Event("Synced", f"{self.target} is back at the promoted revision {promoted}: nothing to release"),
+        )
 
     def _idle(self) -> Decision | None:
         if self.phase in RUNNING or self._new_revision():

@@ -12,7 +12,8 @@ import base64
 from pydantic import BaseModel, ConfigDict, Field
 
 from canary.errors import PermanentError
-from canary.gitsync.source import GitCredentials, GitSource, SignatureCheck
+from canary.gitsync.rollbacks import DEFAULT_AUTHOR
+from canary.gitsync.source import GitCredentials, GitSource, RollbackPolicy, SignatureCheck
 from canary.kube.client import Kube
 
 DEFAULT_SOURCE = "default"
@@ -35,6 +36,9 @@ class GitSettings(BaseModel):
     inventory_namespace: str = "canary-system"
     webhook_secret: str | None = Field(default=None, repr=False)
     prune: bool = True
+    rollback: RollbackPolicy = "pin"
+    readonly: bool = False
+    author: str = Field(default=DEFAULT_AUTHOR, pattern=r"^[^<>]+<[^<>\s]+>$")
 
 
 def secret_data(kube: Kube, ref: str) -> dict[str, str]:
@@ -62,4 +66,4 @@ def source_from(settings: GitSettings, kube: Kube | None) -> GitSource:
         verify = SignatureCheck(kind="gpg", keys=data["gpg_keys"])
     return GitSource(name=DEFAULT_SOURCE, url=settings.url, branch=settings.branch, tag=settings.tag,
                      commit=settings.commit, paths=settings.paths, timeout=settings.timeout,
-                     credentials=credentials, verify=verify)
+                     credentials=credentials, verify=verify, rollback=settings.rollback, readonly=settings.readonly)

@@ -133,21 +133,3 @@ def ordered_union(first: Sequence[ObjectRef], then: Sequence[ObjectRef]) -> tupl
     seen = {r.identity for r in first}
     return (*first, *(r for r in then if r.identity not in seen))
 
-
-def git_ahead(kube: Kube, inventory: Inventory) -> list[str]:
-    """Releases from this source that the engine rolled back: Git asks for them, the cluster runs the old ones."""
-    found = []
-    for ref in inventory.objects:
-        if ref.kind != "Deployment" or not ref.namespace:
-            continue
-        for canary in kube.list_objects("canary.dev/v1alpha1", "Canary", namespace=ref.namespace):
-            status = canary.get("status") or {}
-            if ((canary.get("spec") or {}).get("targetRef") or {}).get("name") != ref.name or \
-                    status.get("phase") != "Failed":
-                continue
-            failing = [r for r in status.get("analysis") or [] if r.get("verdict") != "pass"]
-            why = failing[-1].get("message") if failing else "see the Canary's events"
-            found.append(f"Git is ahead of the cluster: Canary {ref.namespace}/{canary['metadata']['name']} rolled "
-                         f"back revision {status.get('lastAppliedSpec')} of Deployment {ref.name} ({why}); "
-                         "a new commit or `canary retry` releases again")
-    return found

@@ -1,8 +1,10 @@
 """The Git sync as the controller runs it: poll each source, sync on a new commit or when a resync
 is due, and report (log, metrics). ``canary sync`` runs one pass of the same code.
 
-A pass is fetch -> render -> apply: a render error or an unreachable remote applies nothing and
-prunes nothing; the inventory records what happened. Polling asks the remote for its head
+A pass is fetch -> render -> apply -> rollbacks: a render error or an unreachable remote applies
+nothing and prunes nothing; the inventory records what happened. After a good pass the source's
+gitRollback policy is applied to releases the engine rolled back (``canary.gitsync.rollbacks``); a
+pushed revert is synced at once. Polling asks the remote for its head
 (``git ls-remote``) and syncs only when it differs from the inventory's commit, or when the resync
 interval has passed (which corrects drift).
 """
@@ -22,7 +24,8 @@ from canary.errors import CanaryError
 from canary.gitsync.apply import SyncReport, sync
 from canary.gitsync.inventory import ConfigMapInventoryStore, Inventory, InventoryStore
 from canary.gitsync.render import Rendered, RenderError, render
-from canary.gitsync.source import GitSource, fetch, ls_remote_head
+from canary.gitsync.rollbacks import NoRollbacks, RollbackHandler
+from canary.gitsync.source import Checkout, GitSource, fetch, ls_remote_head
 from canary.kube.client import Kube
 
 log = structlog.get_logger(__name__)
@@ -54,15 +57,19 @@ class GitSync:
     """Syncs sources into the cluster; one instance per controller."""
 
     def __init__(self, kube: Kube, settings: SyncSettings, *, cache_root: Path, announce: Announce | None = None,
-                 store: InventoryStore | None = None) -> None:
+                 store: InventoryStore | None = None, rollbacks: RollbackHandler | None = None,
+                 on_report: Callable[[SyncReport], None] | None = None) -> None:
         self._kube = kube
         self.settings = settings
         self._cache_root = cache_root
         self._store = store or ConfigMapInventoryStore(kube, settings.inventory_namespace)
         self._announce = announce
+        self._rollbacks = rollbacks or NoRollbacks()
+        self._on_report = on_report or (lambda report: None)
         self._failing: dict[str, bool] = {}
         self._last_sync: dict[str, float] = {}
         self._backoff: dict[str, tuple[int, float]] = {}
+        self._failed_commit: dict[str, tuple[str, int, float]] = {}
 
     def source(self, name: str) -> GitSource:
         """The configured source called ``name``."""
@@ -99,7 +106,22 @@ class GitSync:
                       max_prune_fraction=self.settings.max_prune_fraction, allow_mass_prune=allow_mass_prune,
                       revision=checkout.commit)
         self._record(source, report, time.monotonic() - began)
+        if not dry_run and report.ok and isinstance(rendered, Rendered) and self._handle_rollbacks(
+                source, checkout, rendered):
+            return self.sync(source)
         return report
+
+    def _handle_rollbacks(self, source: GitSource, checkout: Checkout, rendered: Rendered) -> bool:
+        """Apply the source's gitRollback policy; True when a revert was pushed (sync again to apply it)."""
+        inventory = self._store.load(source.name)
+        if inventory is None:
+            return False
+        try:
+            return self._rollbacks.handle(source, inventory, checkout, rendered)
+        except CanaryError as exc:
+            log.warning("handling a rolled-back release failed; retrying on the next pass", source=source.name,
+                        error=str(exc))
+            return False
 
     def poll(self, name: str) -> str:
         """Sync ``name`` if its remote moved or a resync is due; returns what happened, for the log.
@@ -124,9 +146,20 @@ class GitSync:
         self._backoff.pop(name, None)
         known = self._store.load(name)
         due = time.monotonic() - self._last_sync.get(name, float("-inf")) >= self.settings.sync_interval
-        if known is not None and known.revision == head and not due:
+        if known is not None and known.revision == head and not due and not self._rollbacks.pending(source, known):
             return f"{name}: up to date at {head[:12]}"
+        retry = self._failed_commit.get(name)
+        if retry is not None and retry[0] == head and time.monotonic() < retry[2] and not due:
+            return f"{name}: commit {head[:12]} failed to sync, retrying in {retry[2] - time.monotonic():.0f}s"
         report = self.sync(source)
+        if report.ok:
+            self._failed_commit.pop(name, None)
+        else:
+            # The same commit is tried again with backoff (its problem may be passing, like an API
+            # error); a new commit is synced at once.
+            failures = retry[1] + 1 if retry is not None and retry[0] == head else 1
+            delay = min(self.settings.poll_interval * 2 ** failures, MAX_BACKOFF)
+            self._failed_commit[name] = (head, failures, time.monotonic() + delay)
         return summary(report)
 
     def _record(self, source: GitSource, report: SyncReport, seconds: float) -> None:
@@ -134,6 +167,7 @@ class GitSync:
         if report.dry_run:
             return
         self._last_sync[source.name] = time.monotonic()
+        self._on_report(report)
         APPLIED.labels(source=source.name).inc(len(report.created) + len(report.changed))
         PRUNED.labels(source=source.name).inc(len(report.pruned))
         if report.ok:

@@ -30,7 +30,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path, PurePosixPath
-from typing import Literal
+from typing import Literal, get_args
 
 from canary.errors import PermanentError, TemporaryError
 from canary.locks import exclusive
@@ -47,6 +47,8 @@ _REF_NAME = re.compile(r"[A-Za-z0-9._/+-]+")
 _USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]*@")
 _AUTHOR = re.compile(r"(?P<name>[^<>]+?)\s*<(?P<email>[^<>\s]+)>")
 _STDERR_LINES = 3
+RollbackPolicy = Literal["none", "pin", "revert"]
+ROLLBACK_POLICIES: tuple[str, ...] = get_args(RollbackPolicy)
 # After a kill, the pipes close when the last process of the group is gone; this bounds the wait
 # in case a descendant escaped into a session of its own.
 _REAP_SECONDS = 5.0
@@ -103,6 +105,10 @@ class GitSource:
     timeout: float = 60.0
     credentials: GitCredentials | None = None
     verify: SignatureCheck | None = None
+    # What the sync does after the engine rolls back a release from this source: none, pin or
+    # revert (see canary.gitsync.rollbacks); ``readonly`` never pushes.
+    rollback: RollbackPolicy = "pin"
+    readonly: bool = False
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -170,6 +176,8 @@ def _other_problems(source: GitSource) -> Iterator[str]:
             yield f"paths[{index}] {path!r} must be a relative path inside the repository"
     if not source.timeout > 0:
         yield f"timeout must be positive, got {source.timeout}"
+    if source.rollback not in ROLLBACK_POLICIES:
+        yield f"gitRollback must be one of {', '.join(ROLLBACK_POLICIES)}, got {source.rollback!r}"
     credentials = source.credentials
     if credentials is not None and credentials.ssh_private_key is not None and not credentials.known_hosts:
         yield "credentials.known_hosts is required with credentials.ssh_private_key (host keys are checked strictly)"
@@ -490,6 +498,8 @@ def push(checkout: Checkout, message: str, author: str) -> str:
     leaves the local commit behind; the next :func:`fetch` discards it.
     """
     source = checkout.source
+    if source.readonly:
+        raise InvalidGitSource(f"{source.describe()}: the source is read-only (--git-readonly); nothing is pushed")
     if source.commit is not None or source.tag is not None or source.branch is None:
         raise InvalidGitSource(f"{source.describe()}: can only push to a branch, but the source follows "
                                f"{source.ref}")

@@ -97,6 +97,15 @@ def for_primary(pod_spec: Obj, tracked: set[ConfigRef]) -> Obj:
     return result
 
 
+def for_target(pod_spec: Obj, copies: set[ConfigRef]) -> Obj:
+    """The inverse of ``for_primary``: references to the ``copies`` point back at the target's configs."""
+    result = copy.deepcopy(pod_spec)
+    for holder, key, kind in _refs(result):
+        if ConfigRef(kind, holder.get(key, "")) in copies:
+            holder[key] = holder[key].removesuffix(PRIMARY_SUFFIX)
+    return result
+
+
 def primary_copy(config: Obj, *, owner: Obj) -> Obj:
     """The ``<name>-primary`` copy of a config, owned by the Canary."""
     meta = config["metadata"]

@@ -94,6 +94,18 @@ class TargetState:
         return {ref.key: configs.checksum(obj) for ref, obj in sorted(self.tracked.items())}
 
 
+@dataclass(frozen=True)
+class Promoted:
+    """The release the primary runs, as the target had it: its pod template and tracked configs."""
+
+    template: Obj
+    configs: dict[ConfigRef, Obj]
+
+
+def _owned_by(obj: Obj, uid: str | None) -> bool:
+    return uid is not None and any(o.get("uid") == uid for o in obj["metadata"].get("ownerReferences") or [])
+
+
 class Deployments:
     """Reads and writes Deployment targets and everything generated for them."""
 
@@ -122,6 +134,29 @@ class Deployments:
                     tracked[ref] = found
         return TargetState(target=target, primary=self._deployments.get(namespace, canary.spec.primary_name),
                            selector=selector_label(target, self._selector_labels), tracked=tracked)
+
+    def promoted(self, canary: Canary, state: TargetState) -> Promoted | None:
+        """What was last promoted, undoing the primary's renames; None before there is a primary.
+
+        Only references to config copies this Canary owns are renamed back, so a config that is
+        really called ``...-primary`` stays as it is.
+        """
+        if state.primary is None:
+            return None
+        template = copy.deepcopy(state.primary["spec"]["template"])
+        key, value = state.selector
+        labels = (template.get("metadata") or {}).get("labels") or {}
+        if labels.get(key) == f"{value}{configs.PRIMARY_SUFFIX}":
+            labels[key] = value
+        copies: dict[ConfigRef, Obj] = {}
+        for ref in configs.referenced(template.get("spec") or {}):
+            found = self._configs[ref.kind].get(canary.metadata.namespace, ref.name)
+            if found is not None and ref.name.endswith(configs.PRIMARY_SUFFIX) and \
+                    _owned_by(found, canary.metadata.uid):
+                copies[ref] = found
+        template["spec"] = configs.for_target(template.get("spec") or {}, set(copies))
+        return Promoted(template=template, configs={
+            ConfigRef(ref.kind, ref.name.removesuffix(configs.PRIMARY_SUFFIX)): obj for ref, obj in copies.items()})
 
     def readiness(self, canary: Canary, deployment: Obj | None, *, primary: bool, now: datetime) -> Readiness:
         """Flagger's readiness rules with the Canary's deadline and thresholds."""

@@ -100,6 +100,27 @@ def test_a_bad_release_is_rolled_back_after_threshold_failed_checks() -> None:
     assert world.primary_revision == "rev-3"
 
 
+def test_a_target_reverted_to_the_promoted_revision_after_a_rollback_is_recorded_and_not_released() -> None:
+    world = World(make_spec(threshold=1))
+    world.initialise()
+    world.checks = lambda check, w: CheckResult(passed=check not in (Check.ANALYSIS, Check.ROLLBACK))
+    world.release("rev-2")
+    world.run_until(lambda w: w.phase() is Phase.FAILED)
+    assert world.status.last_applied_spec == "rev-2"
+
+    world.release("rev-1")  # Git reverted the target to what the primary runs
+    decision = world.tick()
+
+    assert decision.summary == "target back at the promoted revision"
+    assert world.status.last_applied_spec == world.status.last_promoted_spec == "rev-1"
+    assert world.phase() is Phase.FAILED, "the last release did fail"
+    assert not world.target_up
+    assert world.tick().effects == (), "nothing to release"
+    world.release("rev-2")
+    world.tick()
+    assert world.phase() is Phase.PROGRESSING, "pushing the failed revision again is a new release"
+
+
 def test_step_weights_follow_the_list() -> None:
     world = World(make_spec(stepWeights=[1, 5, 20, 60]))
     world.initialise()

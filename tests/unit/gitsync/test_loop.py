@@ -79,3 +79,35 @@ def test_a_failure_is_announced_once_and_so_is_the_recovery(monkeypatch: pytest.
     assert [severity for severity, _ in announced] == ["error", "info"]
     assert announced[0][1].startswith("Git sync of app failed; nothing was pruned: k8s/a.yaml, document 1: line 3")
     assert announced[1][1].startswith("Git sync of app recovered: app@c0ffeec0ffee")
+
+
+def test_a_commit_that_failed_to_sync_is_retried_with_backoff_and_a_new_commit_at_once(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    now = [1000.0]
+    head = ["a" * 40]
+    synced: list[str] = []
+    monkeypatch.setattr(time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(loop, "ls_remote_head", lambda source: head[0])
+    monkeypatch.setattr(loop, "fetch", lambda source, cache: Checkout(
+        path=tmp_path, commit=head[0], ref="refs/heads/main", message="m", author="a", time=datetime.now(UTC),
+        source=source))
+    monkeypatch.setattr(loop, "render", lambda root, paths: Rendered(objects=()))
+
+    def broken_then_fixed(*args: object, **kwargs: object) -> SyncReport:
+        synced.append(head[0])
+        errors = ("k8s/a.yaml, document 1: line 3: bad indentation",) if head[0] == "a" * 40 else ()
+        return _report("app", errors=errors)
+
+    monkeypatch.setattr(loop, "sync", broken_then_fixed)
+    source = GitSource(name="app", url="file:///nowhere")
+    gitsync = GitSync(NoKube(), SyncSettings(sources=(source,), poll_interval=1, sync_interval=3600),  # type: ignore[arg-type]
+                      cache_root=tmp_path, store=MemoryStore())
+    gitsync.poll("app")
+    now[0] += 1
+    assert gitsync.poll("app").startswith(f"app: commit {'a' * 12} failed to sync, retrying in 1s")
+    now[0] += 1.5
+    gitsync.poll("app")
+    assert synced == ["a" * 40, "a" * 40], "the broken commit is retried after the backoff, not every poll"
+    head[0] = "b" * 40
+    gitsync.poll("app")
+    assert synced[-1] == "b" * 40, "a new commit is synced at once"

@@ -40,6 +40,14 @@ def test_the_primary_refers_to_primary_copies_of_tracked_configs_only() -> None:
     assert POD_SPEC["volumes"][0]["configMap"]["name"] == "settings", "the input is not changed"
 
 
+def test_references_to_primary_copies_point_back_at_the_target_configs() -> None:
+    tracked = {ConfigRef("ConfigMap", "settings"), ConfigRef("Secret", "env-secret")}
+    primary = configs.for_primary(POD_SPEC, tracked)
+    copies = {ConfigRef(r.kind, r.name + configs.PRIMARY_SUFFIX) for r in tracked}
+    assert configs.for_target(primary, copies) == POD_SPEC
+    assert configs.for_target(primary, set()) == primary, "names without a copy of ours stay as they are"
+
+
 def test_a_config_can_opt_out_of_tracking_and_checksums_follow_content() -> None:
     cm = {"kind": "ConfigMap", "metadata": {"name": "x", "namespace": "n"}, "data": {"a": "1"}}
     assert configs.is_tracked(cm)
