@@ -23,7 +23,7 @@ from canary import controls, logging, status_view
 from canary import demo as demo_app
 from canary.engine.decide import Request
 from canary.errors import CanaryError, PermanentError
-from canary.gitsync.config import DEFAULT_SOURCE, GitSettings, source_from
+from canary.gitsync.config import DEFAULT_SOURCE, GitSettings, sources_from
 from canary.gitsync.inventory import ConfigMapInventoryStore
 from canary.gitsync.loop import GitSync, SyncSettings
 from canary.gitsync.loop import summary as sync_summary
@@ -153,6 +153,7 @@ def controller(
     git_path: GitPath = None,
     git_secret: GitSecret = None,
     git_timeout: GitTimeout = 60.0,
+    git_config: GitConfig = None,
     git_inventory_namespace: GitInventory = "canary-system",
     git_poll_interval: Annotated[float, typer.Option(envvar="CANARY_GIT_POLL_INTERVAL",
                                                      help="Seconds between checks for a new commit.")] = 10.0,
@@ -188,7 +189,7 @@ def controller(
                           secret=git_secret, timeout=git_timeout, inventory=git_inventory_namespace,
                           poll_interval=git_poll_interval, sync_interval=git_sync_interval,
                           webhook_secret=git_webhook_secret, rollback=git_rollback, readonly=git_readonly,
-                          author=git_author),
+                          author=git_author, sources_file=git_config),
         port=port, log_level=log_level)
     logging.configure(settings.log_level)
     stop = threading.Event()
@@ -208,6 +209,8 @@ GitSecret = Annotated[str | None, typer.Option("--git-secret", envvar="CANARY_GI
                                                help="namespace/name of a Secret with identity+known_hosts or token.")]
 GitTimeout = Annotated[float, typer.Option("--git-timeout", envvar="CANARY_GIT_TIMEOUT",
                                            help="Seconds any one git call may take.")]
+GitConfig = Annotated[Path | None, typer.Option("--git-config", envvar="CANARY_GIT_CONFIG", exists=True,
+                                               dir_okay=False, help="YAML file listing several Git sources.")]
 GitInventory = Annotated[str, typer.Option("--git-inventory-namespace", envvar="CANARY_GIT_INVENTORY_NAMESPACE",
                                            help="Namespace of the sync state ConfigMaps.")]
 
@@ -318,6 +321,9 @@ def sync_once(
     git_path: GitPath = None,
     git_secret: GitSecret = None,
     git_timeout: GitTimeout = 60.0,
+    git_config: GitConfig = None,
+    source_name: Annotated[str | None, typer.Option("--source", help="Which source of --git-config to sync.")
+                           ] = None,
     git_inventory_namespace: GitInventory = "canary-system",
     dry_run: Annotated[bool, typer.Option(help="Show what would be created, changed and pruned; write nothing.")
                        ] = False,
@@ -329,8 +335,14 @@ def sync_once(
         return
     kube = _kube(kubeconfig)
     settings = _git_settings(url=git_url, branch=git_branch, tag=git_tag, commit=git_commit, paths=git_path,
-                             secret=git_secret, timeout=git_timeout, inventory=git_inventory_namespace)
-    source = source_from(settings, kube)
+                             secret=git_secret, timeout=git_timeout, inventory=git_inventory_namespace,
+                             sources_file=git_config)
+    sources = {s.name: s for s in sources_from(settings, kube)}
+    wanted = source_name or (DEFAULT_SOURCE if DEFAULT_SOURCE in sources or len(sources) != 1 else next(iter(sources)))
+    if wanted not in sources:
+        err.print(f"--source: no source {wanted!r}; the sources are {', '.join(sorted(sources))}")
+        raise typer.Exit(2)
+    source = sources[wanted]
     gitsync = GitSync(kube, SyncSettings(sources=(source,), inventory_namespace=settings.inventory_namespace),
                       cache_root=controller_app.cache_root())
     report = gitsync.sync(source, dry_run=dry_run, allow_mass_prune=allow_mass_prune)

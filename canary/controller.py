@@ -22,7 +22,7 @@ from canary.engine.gitreleases import FailedReleases
 from canary.engine.reconciler import Reconciler
 from canary.engine.scheduler import CanaryScheduler
 from canary.gitsync.apply import SyncReport
-from canary.gitsync.config import source_from
+from canary.gitsync.config import sources_from
 from canary.gitsync.inventory import configmap_name
 from canary.gitsync.loop import GitSync, SyncSettings, summary
 from canary.gitsync.rollbacks import FailedRelease, Ledger, Rollbacks
@@ -138,21 +138,22 @@ def build(settings: ControllerSettings) -> Controller:
     informers["deployments"].subscribe(lambda event, obj: scheduler.trigger_job(GENERATED_JOB)
                                        if generated.changed(event, obj) else None)
     gitsync = None
-    if settings.git.url:
-        source = source_from(settings.git, kube)
+    if settings.git.enabled:
+        sources = sources_from(settings.git, kube)
         events = EventRecorder(kube)
         rollbacks = Rollbacks(kube, ledger=Ledger(kube, settings.git.inventory_namespace),
                               releases=FailedReleases(informers["canaries"], deployments),
                               announce=_RollbackAnnouncer(notifier, informers["canaries"], events),
                               author=settings.git.author)
-        gitsync = GitSync(kube, SyncSettings(sources=(source,), inventory_namespace=settings.git.inventory_namespace,
+        gitsync = GitSync(kube, SyncSettings(sources=sources, inventory_namespace=settings.git.inventory_namespace,
                                              poll_interval=settings.git.poll_interval,
                                              sync_interval=settings.git.sync_interval, prune=settings.git.prune),
                           cache_root=cache_root(),
                           announce=_SyncAnnouncer(notifier, settings.git.inventory_namespace),
                           rollbacks=rollbacks, on_report=_SyncEvents(kube, events, settings.git.inventory_namespace))
-        scheduler.add_periodic(gitsync_job(source.name), partial(gitsync.poll, source.name),
-                               seconds=settings.git.poll_interval)
+        for source in sources:
+            scheduler.add_periodic(gitsync_job(source.name), partial(gitsync.poll, source.name),
+                                   seconds=settings.git.poll_interval)
         informers["canaries"].subscribe(lambda event, obj: _on_rollback(scheduler, gitsync, obj))
     elector = None
     if settings.enable_leader_election:

@@ -1,4 +1,16 @@
-"""From settings to a GitSource: the flag-configured source, with credentials read from a Secret.
+"""From settings to GitSources: the flag-configured source (``default``) and those of a sources
+file (``--git-config``), with credentials read from Secrets.
+
+A sources file lists several repositories::
+
+    sources:
+      - name: apps              # names the sync-state ConfigMap canary-gitsync-<name>
+        url: ssh://git@git.example.com/apps.git
+        branch: main            # or tag, or commit
+        paths: [k8s]
+        secret: canary-system/apps-git
+        gitRollback: revert     # none | pin (default) | revert
+        readonly: false
 
 The Secret (``--git-secret namespace/name``) holds ``identity`` (an SSH private key) with
 ``known_hosts``, or ``token`` (HTTPS); optionally ``allowed_signers`` (SSH) or ``gpg_keys`` (armored
@@ -8,8 +20,11 @@ public keys) to verify commit signatures.
 from __future__ import annotations
 
 import base64
+from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic.alias_generators import to_camel
 
 from canary.errors import PermanentError
 from canary.gitsync.rollbacks import DEFAULT_AUTHOR
@@ -39,22 +54,90 @@ class GitSettings(BaseModel):
     rollback: RollbackPolicy = "pin"
     readonly: bool = False
     author: str = Field(default=DEFAULT_AUTHOR, pattern=r"^[^<>]+<[^<>\s]+>$")
+    sources_file: Path | None = None
+
+    @property
+    def enabled(self) -> bool:
+        """A source is configured by flags or by a sources file."""
+        return self.url is not None or self.sources_file is not None
 
 
-def secret_data(kube: Kube, ref: str) -> dict[str, str]:
+class SourceEntry(BaseModel):
+    """One source of a sources file (or of the ``--git-*`` flags, named ``default``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", alias_generator=to_camel, populate_by_name=True)
+
+    name: str = Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=48)
+    url: str
+    branch: str | None = "main"
+    tag: str | None = None
+    commit: str | None = None
+    paths: tuple[str, ...] = (".",)
+    timeout: float = Field(default=60.0, gt=0)
+    secret: str | None = Field(default=None, pattern=r"^[a-z0-9-]+/[a-z0-9.-]+$")
+    git_rollback: RollbackPolicy = "pin"
+    readonly: bool = False
+
+
+class SourcesFile(BaseModel):
+    """The ``--git-config`` file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sources: list[SourceEntry] = Field(min_length=1)
+
+
+def load_sources_file(path: Path) -> list[SourceEntry]:
+    """The sources listed in ``path``; a problem names the file and the field."""
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise PermanentError(f"--git-config {path}: cannot read it: {exc}") from exc
+    try:
+        return SourcesFile.model_validate(raw).sources
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise PermanentError(f"--git-config {path}: {problems}") from exc
+
+
+def entries_from(settings: GitSettings) -> list[SourceEntry]:
+    """The flag source (if ``--git-url`` is set) and the sources file's, with unique names."""
+    entries = []
+    if settings.url is not None:
+        entries.append(SourceEntry(name=DEFAULT_SOURCE, url=settings.url, branch=settings.branch, tag=settings.tag,
+                                   commit=settings.commit, paths=settings.paths, timeout=settings.timeout,
+                                   secret=settings.secret, git_rollback=settings.rollback,
+                                   readonly=settings.readonly))
+    if settings.sources_file is not None:
+        entries += load_sources_file(settings.sources_file)
+    names = [e.name for e in entries]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise PermanentError(f"--git-config {settings.sources_file}: sources.name must be unique; "
+                             f"{', '.join(twice)} is used more than once (the --git-url source is called "
+                             f"{DEFAULT_SOURCE!r})")
+    if not entries:
+        raise PermanentError("--git-url or --git-config is required for a Git sync")
+    return entries
+
+
+def secret_data(kube: Kube, ref: str, *, source: str = DEFAULT_SOURCE) -> dict[str, str]:
     """The decoded data of the Secret ``namespace/name``."""
     namespace, name = ref.split("/", 1)
     found = kube.get("v1", "Secret", name, namespace=namespace)
     if found is None:
-        raise PermanentError(f"--git-secret: Secret {ref} not found")
+        raise PermanentError(f"Git source {source}: secret: Secret {ref} not found")
     return {k: base64.b64decode(v).decode() for k, v in (found.get("data") or {}).items()}
 
 
-def source_from(settings: GitSettings, kube: Kube | None) -> GitSource:
-    """The source the ``--git-*`` flags describe."""
-    if settings.url is None:
-        raise PermanentError("--git-url is required for a Git sync")
-    data = secret_data(kube, settings.secret) if settings.secret and kube is not None else {}
+def sources_from(settings: GitSettings, kube: Kube | None) -> tuple[GitSource, ...]:
+    """Every configured source, its credentials read from its Secret."""
+    return tuple(source_of(entry, kube, readonly=settings.readonly) for entry in entries_from(settings))
+
+
+def source_of(entry: SourceEntry, kube: Kube | None, *, readonly: bool = False) -> GitSource:
+    """The source an entry describes; ``readonly`` (``--git-readonly``) applies to every source."""
+    data = secret_data(kube, entry.secret, source=entry.name) if entry.secret and kube is not None else {}
     credentials = None
     if data.get("identity") or data.get("token"):
         credentials = GitCredentials(https_token=data.get("token"), ssh_private_key=data.get("identity"),
@@ -64,6 +147,6 @@ def source_from(settings: GitSettings, kube: Kube | None) -> GitSource:
         verify = SignatureCheck(kind="ssh", keys=data["allowed_signers"])
     elif data.get("gpg_keys"):
         verify = SignatureCheck(kind="gpg", keys=data["gpg_keys"])
-    return GitSource(name=DEFAULT_SOURCE, url=settings.url, branch=settings.branch, tag=settings.tag,
-                     commit=settings.commit, paths=settings.paths, timeout=settings.timeout,
-                     credentials=credentials, verify=verify, rollback=settings.rollback, readonly=settings.readonly)
+    return GitSource(name=entry.name, url=entry.url, branch=entry.branch, tag=entry.tag, commit=entry.commit,
+                     paths=entry.paths, timeout=entry.timeout, credentials=credentials, verify=verify,
+                     rollback=entry.git_rollback, readonly=readonly or entry.readonly)

@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from canary.errors import PermanentError
+from canary.gitsync.config import GitSettings, sources_from
+
+
+def _file(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "sources.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_a_sources_file_adds_sources_beside_the_flag_source(tmp_path: Path) -> None:
+    path = _file(tmp_path, """\
+sources:
+  - name: apps
+    url: git://git.example.com/apps.git
+    paths: [k8s, shared]
+    gitRollback: revert
+  - name: infra
+    url: file:///srv/infra.git
+    tag: v1.2.0
+    readonly: true
+""")
+    sources = sources_from(GitSettings(url="file:///srv/main.git", sources_file=path), None)
+
+    assert [s.name for s in sources] == ["default", "apps", "infra"]
+    apps, infra = sources[1], sources[2]
+    assert (apps.paths, apps.rollback, apps.branch, apps.readonly) == (("k8s", "shared"), "revert", "main", False)
+    assert (infra.tag, infra.rollback, infra.readonly) == ("v1.2.0", "pin", True)
+    assert all(s.readonly for s in sources_from(GitSettings(sources_file=path, readonly=True), None)), \
+        "--git-readonly applies to every source"
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("sources:\n  - name: apps\n    url: file:///a\n    gitRollback: undo\n",
+     "sources.0.gitRollback: Input should be 'none', 'pin' or 'revert'"),
+    ("sources:\n  - name: Apps\n    url: file:///a\n", "sources.0.name: String should match pattern"),
+    ("sources:\n  - name: apps\n    url: file:///a\n    brnach: main\n", "sources.0.brnach: Extra inputs are not"),
+    ("sources: []\n", "sources: List should have at least 1 item"),
+    ("sources:\n  - name: a\n    url: file:///a\n  - name: a\n    url: file:///b\n", "a is used more than once"),
+    ("sources: [\n", "cannot read it"),
+])
+def test_a_bad_sources_file_is_refused_naming_the_file_and_field(tmp_path: Path, text: str, message: str) -> None:
+    path = _file(tmp_path, text)
+    with pytest.raises(PermanentError, match=f"--git-config {path}: .*") as caught:
+        sources_from(GitSettings(sources_file=path), None)
+    assert message in str(caught.value)
+
+
+def test_the_flag_source_and_a_file_source_cannot_share_the_name_default(tmp_path: Path) -> None:
+    path = _file(tmp_path, "sources:\n  - name: default\n    url: file:///b\n")
+    with pytest.raises(PermanentError, match="default is used more than once"):
+        sources_from(GitSettings(url="file:///a", sources_file=path), None)
