@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import structlog
@@ -94,6 +94,7 @@ class GitSync:
             FAILURES.labels(source=source.name).inc()
             log.warning("git fetch failed; the cluster is left as it is", source=source.name, error=str(exc))
             if not dry_run:
+                self._remember_error(source.name, f"fetch failed: {exc}")
                 self._health(source.name, failed=True, message=f"fetch failed: {exc}", commit=None)
             raise
         rendered: Rendered | RenderError
@@ -142,6 +143,7 @@ class GitSync:
             FAILURES.labels(source=name).inc()
             log.warning("git remote unreachable; cluster left as it is", source=name, error=str(exc),
                         retry_in=round(delay, 1))
+            self._remember_error(name, f"remote unreachable ({failures} in a row, retrying in {delay:.0f}s): {exc}")
             return f"{name}: remote failed ({failures} in a row), retrying in {delay:.0f}s"
         self._backoff.pop(name, None)
         known = self._store.load(name)
@@ -151,16 +153,33 @@ class GitSync:
         retry = self._failed_commit.get(name)
         if retry is not None and retry[0] == head and time.monotonic() < retry[2] and not due:
             return f"{name}: commit {head[:12]} failed to sync, retrying in {retry[2] - time.monotonic():.0f}s"
-        report = self.sync(source)
+        try:
+            report = self.sync(source)
+        except CanaryError as exc:
+            self._commit_failed(name, head, retry)
+            return f"{name}: {exc}"
         if report.ok:
             self._failed_commit.pop(name, None)
         else:
-            # The same commit is tried again with backoff (its problem may be passing, like an API
-            # error); a new commit is synced at once.
-            failures = retry[1] + 1 if retry is not None and retry[0] == head else 1
-            delay = min(self.settings.poll_interval * 2 ** failures, MAX_BACKOFF)
-            self._failed_commit[name] = (head, failures, time.monotonic() + delay)
+            self._commit_failed(name, head, retry)
         return summary(report)
+
+    def _commit_failed(self, name: str, head: str, retry: tuple[str, int, float] | None) -> None:
+        """Try the same commit again with backoff (its problem may pass, like an API error, or be
+        fixed, like a missing signing key); a new commit is synced at once."""
+        failures = retry[1] + 1 if retry is not None and retry[0] == head else 1
+        delay = min(self.settings.poll_interval * 2 ** failures, MAX_BACKOFF)
+        self._failed_commit[name] = (head, failures, time.monotonic() + delay)
+
+    def _remember_error(self, name: str, message: str) -> None:
+        """Keep a failure that stopped the pass before apply in the sync state, for ``canary sync status``."""
+        try:
+            known = self._store.load(name)
+            self._store.save(replace(known, last_error=message) if known is not None else Inventory(
+                source=name, revision=None, objects=(), last_error=message,
+                synced_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds")))
+        except CanaryError as exc:
+            log.warning("could not record the failure in the sync state", source=name, error=str(exc))
 
     def _record(self, source: GitSource, report: SyncReport, seconds: float) -> None:
         DURATION.labels(source=source.name).observe(seconds)

@@ -36,7 +36,11 @@ class ControllerProcess:
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT,
                                             env={**os.environ, "CANARY_LOG_LEVEL": "debug", **self.env})
-        wait_until(self._ready, bool, what=f"the controller to be ready (log {self.log})", timeout=60)
+        try:
+            wait_until(self._ready, bool, what=f"the controller to be ready (log {self.log})", timeout=60)
+        except BaseException:
+            self.stop()  # the test's cleanup only runs after a successful start
+            raise
 
     def _ready(self) -> bool:
         assert self.process is not None

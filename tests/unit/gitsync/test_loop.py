@@ -30,9 +30,13 @@ def test_an_unreachable_remote_is_retried_with_growing_backoff(monkeypatch: pyte
     monkeypatch.setattr(loop, "ls_remote_head", unreachable)
     monkeypatch.setattr(time, "monotonic", lambda: now[0])
     source = GitSource(name="app", url="git://127.0.0.1:9/app.git")
-    gitsync = GitSync(NoKube(), SyncSettings(sources=(source,), poll_interval=10), cache_root=tmp_path)  # type: ignore[arg-type]
+    store = MemoryStore()
+    gitsync = GitSync(NoKube(), SyncSettings(sources=(source,), poll_interval=10), cache_root=tmp_path,  # type: ignore[arg-type]
+                      store=store)
 
     assert gitsync.poll("app") == "app: remote failed (1 in a row), retrying in 20s"
+    assert store.saved["app"].last_error == ("remote unreachable (1 in a row, retrying in 20s): "
+                                             "git source app: cannot connect"), "canary sync status shows it"
     now[0] += 10
     assert gitsync.poll("app").startswith("app: waiting 10s")
     now[0] += 11
