@@ -206,7 +206,8 @@ GitCommit = Annotated[str | None, typer.Option("--git-commit", envvar="CANARY_GI
 GitPath = Annotated[list[str] | None, typer.Option("--git-path", envvar="CANARY_GIT_PATH",
                                                    help="Folder of manifests in the repository (repeatable).")]
 GitSecret = Annotated[str | None, typer.Option("--git-secret", envvar="CANARY_GIT_SECRET",
-                                               help="namespace/name of a Secret with identity+known_hosts or token.")]
+                                               help="namespace/name of a Secret with identity+known_hosts or token "
+                                               "(or the folder where it is mounted).")]
 GitTimeout = Annotated[float, typer.Option("--git-timeout", envvar="CANARY_GIT_TIMEOUT",
                                            help="Seconds any one git call may take.")]
 GitConfig = Annotated[Path | None, typer.Option("--git-config", envvar="CANARY_GIT_CONFIG", exists=True,

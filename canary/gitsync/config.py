@@ -12,7 +12,8 @@ A sources file lists several repositories::
         gitRollback: revert     # none | pin (default) | revert
         readonly: false
 
-The Secret (``--git-secret namespace/name``) holds ``identity`` (an SSH private key) with
+The Secret (``--git-secret namespace/name``, or the absolute path of a folder where such a Secret
+is mounted, one file per key) holds ``identity`` (an SSH private key) with
 ``known_hosts``, or ``token`` (HTTPS); optionally ``allowed_signers`` (SSH) or ``gpg_keys`` (armored
 public keys) to verify commit signatures.
 """
@@ -32,6 +33,9 @@ from canary.gitsync.source import GitCredentials, GitSource, RollbackPolicy, Sig
 from canary.kube.client import Kube
 
 DEFAULT_SOURCE = "default"
+# namespace/name of a Secret, or the absolute path of a folder holding one file per key.
+SECRET_PATTERN = r"^([a-z0-9-]+/[a-z0-9.-]+|/.+)$"  # noqa: S105 - a pattern, not a password
+SECRET_KEYS = ("identity", "known_hosts", "token", "allowed_signers", "gpg_keys")
 
 
 class GitSettings(BaseModel):
@@ -47,7 +51,7 @@ class GitSettings(BaseModel):
     poll_interval: float = Field(default=10.0, gt=0)
     sync_interval: float = Field(default=300.0, gt=0)
     timeout: float = Field(default=60.0, gt=0)
-    secret: str | None = Field(default=None, pattern=r"^[a-z0-9-]+/[a-z0-9.-]+$")
+    secret: str | None = Field(default=None, pattern=SECRET_PATTERN)
     inventory_namespace: str = "canary-system"
     webhook_secret: str | None = Field(default=None, repr=False)
     prune: bool = True
@@ -74,7 +78,7 @@ class SourceEntry(BaseModel):
     commit: str | None = None
     paths: tuple[str, ...] = (".",)
     timeout: float = Field(default=60.0, gt=0)
-    secret: str | None = Field(default=None, pattern=r"^[a-z0-9-]+/[a-z0-9.-]+$")
+    secret: str | None = Field(default=None, pattern=SECRET_PATTERN)
     git_rollback: RollbackPolicy = "pin"
     readonly: bool = False
 
@@ -121,8 +125,15 @@ def entries_from(settings: GitSettings) -> list[SourceEntry]:
     return entries
 
 
-def secret_data(kube: Kube, ref: str, *, source: str = DEFAULT_SOURCE) -> dict[str, str]:
-    """The decoded data of the Secret ``namespace/name``."""
+def secret_data(kube: Kube | None, ref: str, *, source: str = DEFAULT_SOURCE) -> dict[str, str]:
+    """The decoded data of the Secret ``namespace/name``, or the files of a mounted one."""
+    if ref.startswith("/"):
+        folder = Path(ref)
+        if not folder.is_dir():
+            raise PermanentError(f"Git source {source}: secret: {ref} is not a folder")
+        return {key: (folder / key).read_text() for key in SECRET_KEYS if (folder / key).is_file()}
+    if kube is None:
+        return {}
     namespace, name = ref.split("/", 1)
     found = kube.get("v1", "Secret", name, namespace=namespace)
     if found is None:
@@ -137,7 +148,7 @@ def sources_from(settings: GitSettings, kube: Kube | None) -> tuple[GitSource, .
 
 def source_of(entry: SourceEntry, kube: Kube | None, *, readonly: bool = False) -> GitSource:
     """The source an entry describes; ``readonly`` (``--git-readonly``) applies to every source."""
-    data = secret_data(kube, entry.secret, source=entry.name) if entry.secret and kube is not None else {}
+    data = secret_data(kube, entry.secret, source=entry.name) if entry.secret else {}
     credentials = None
     if data.get("identity") or data.get("token"):
         credentials = GitCredentials(https_token=data.get("token"), ssh_private_key=data.get("identity"),

@@ -56,3 +56,17 @@ def test_the_flag_source_and_a_file_source_cannot_share_the_name_default(tmp_pat
     path = _file(tmp_path, "sources:\n  - name: default\n    url: file:///b\n")
     with pytest.raises(PermanentError, match="default is used more than once"):
         sources_from(GitSettings(url="file:///a", sources_file=path), None)
+
+
+def test_credentials_can_come_from_a_mounted_secret_folder(tmp_path: Path) -> None:
+    folder = tmp_path / "git-secret"
+    folder.mkdir()
+    (folder / "token").write_text("s3cret")
+    (folder / "allowed_signers").write_text("dev@example.com ssh-ed25519 AAAA\n")
+    (source,) = sources_from(GitSettings(url="https://git.example.com/a.git", secret=str(folder)), None)
+    assert source.credentials is not None
+    assert source.credentials.https_token == "s3cret"  # noqa: S105 - the test's token
+    assert source.verify is not None
+    assert source.verify.kind == "ssh"
+    with pytest.raises(PermanentError, match="Git source default: secret: /nowhere is not a folder"):
+        sources_from(GitSettings(url="https://git.example.com/a.git", secret="/nowhere"), None)  # noqa: S106
