@@ -270,17 +270,30 @@ class _Tick:
                     Event("Ignored", f"Request {action} ignored: the canary is {self.phase}", warning=True))
 
     def _reverted(self) -> Decision | None:
-        """After a rollback the target went back to the promoted revision (a revert in Git, or by hand):
-        record it as applied, so the cluster and Git agree and nothing is released."""
+        """The target went back to the revision the primary runs (a revert in Git, or by hand): there
+        is nothing to release. After a rollback it is recorded as applied, so the cluster and Git
+        agree; a run under way (started, say, by the first half of a revert applied in two writes)
+        is stopped rather than analysing the primary's own revision as a canary."""
         promoted = self.status.last_promoted_spec
-        if self.phase is not Phase.FAILED or promoted in (None, self.status.last_applied_spec):
+        if promoted in (None, self.status.last_applied_spec) or self.seen.revision != promoted:
             return None
-        if self.seen.revision != promoted:
+        if self.phase is Phase.FAILED:
+            return _act(
+                "target back at the promoted revision",
+                SetStatus(sync_revision=True),
+                Event("Synced", f"{self.target} is back at the promoted revision {promoted}: nothing to release"),
+            )
+        if self.phase not in (Phase.PROGRESSING, Phase.WAITING, Phase.WAITING_PROMOTION):
             return None
         return _act(
-            "target back at the promoted revision",
-            SetStatus(sync_revision=True),
-            Event("Synced", f"{self.target} is back at the promoted revision {promoted}: nothing to release"),
+            "target back at the promoted revision: run stopped",
+            SetRoutes(primary=TOTAL_WEIGHT, canary=0),
+            ScaleTarget(up=False),
+            SetStatus(phase=Phase.INITIALIZED, canary_weight=0, failed_checks=0, iterations=0, sync_revision=True,
+                      analysis=()),
+            Event("Synced", f"{self.target} is back at the promoted revision {promoted}: run stopped, "
+                  "nothing to release"),
+            Alert(Severity.INFO, f"{self.target} went back to the promoted revision; the run was stopped."),
         )
 
     def _idle(self) -> Decision | None:

@@ -1,8 +1,10 @@
 """One APScheduler job per Canary, at its analysis interval, plus immediate runs on changes.
 
 A job runs at most once at a time (max_instances=1); runs that pile up while one is busy are
-coalesced. Watch events run a job at once only when something a user changed (a generation, a
-config's content), never on status updates, so that the interval keeps its meaning.
+coalesced. Watch events run a job soon only when something a user changed (a generation, a
+config's content), never on status updates, so that the interval keeps its meaning. A change of
+a target or of its configs runs the job SETTLE_SECONDS later, so that objects written together (a
+Deployment and its ConfigMap from one commit) are judged as one revision, not as two.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from canary.workloads import configs
 log = structlog.get_logger(__name__)
 Obj = dict[str, Any]
 Tick = Callable[[str, str], str]
+SETTLE_SECONDS = 0.3
 
 
 def _job_id(namespace: str, name: str) -> str:
@@ -85,10 +88,16 @@ class CanaryScheduler:
         self._scheduler.add_job(self._run_periodic, "interval", seconds=seconds, id=job_id, args=(job_id, work),
                                 next_run_time=dt.datetime.now(dt.UTC), replace_existing=True)
 
-    def trigger_job(self, job_id: str) -> None:
-        """Run the job ``job_id`` now."""
+    def trigger_job(self, job_id: str, *, delay: float = 0.0) -> None:
+        """Run the job ``job_id`` in ``delay`` seconds (now by default), or sooner if it is due sooner."""
+        job = self._scheduler.get_job(job_id)
+        if job is None:
+            return
+        at = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=delay)
+        if delay and job.next_run_time is not None and job.next_run_time <= at:
+            return
         try:
-            self._scheduler.modify_job(job_id, next_run_time=dt.datetime.now(dt.UTC))
+            self._scheduler.modify_job(job_id, next_run_time=at)
         except JobLookupError:
             return
 
@@ -99,9 +108,9 @@ class CanaryScheduler:
         except Exception:  # a failed pass is retried at the next period
             log.exception("job failed", job=job_id)
 
-    def trigger(self, namespace: str, name: str) -> None:
-        """Run the canary's job now (it runs at its interval afterwards)."""
-        self.trigger_job(_job_id(namespace, name))
+    def trigger(self, namespace: str, name: str, *, delay: float = 0.0) -> None:
+        """Run the canary's job now, or in ``delay`` seconds (it runs at its interval afterwards)."""
+        self.trigger_job(_job_id(namespace, name), delay=delay)
 
     def on_canary(self, event: str, canary: Obj) -> None:
         """Informer handler for Canaries: keep the jobs in step with the objects."""
@@ -136,7 +145,7 @@ class CanaryScheduler:
         for canary in self._list():
             if canary["metadata"]["namespace"] == namespace and \
                     ((canary.get("spec") or {}).get("targetRef") or {}).get("name") == name:
-                self.trigger(namespace, canary["metadata"]["name"])
+                self.trigger(namespace, canary["metadata"]["name"], delay=SETTLE_SECONDS)
 
     def on_config(self, kind: str, targets: Callable[[str], list[Obj]]) -> Callable[[str, Obj], None]:
         """An informer handler for ConfigMaps or Secrets: run the canaries whose target uses the config."""

@@ -327,18 +327,18 @@ def git_ahead(kube: Kube, inventory: Inventory, records: Sequence[RollbackRecord
         for canary in kube.list_objects("canary.dev/v1alpha1", "Canary", namespace=ref.namespace):
             status = canary.get("status") or {}
             name = canary["metadata"]["name"]
-            if ((canary.get("spec") or {}).get("targetRef") or {}).get("name") != ref.name or \
-                    status.get("phase") != "Failed":
+            if ((canary.get("spec") or {}).get("targetRef") or {}).get("name") != ref.name:
                 continue
             applied, promoted = status.get("lastAppliedSpec"), status.get("lastPromotedSpec")
-            reverted = [r for r in records if r.canary == f"{ref.namespace}/{name}" and r.outcome == "reverted"]
-            if applied == promoted and reverted:
+            reverted = [r for r in records if r.canary == f"{ref.namespace}/{name}" and r.outcome == "reverted"
+                        and r.promoted == applied == promoted]
+            if reverted:
                 last = reverted[-1]
                 found.append(f"Git and the cluster agree: commit {(last.revert_commit or '')[:12]} reverted "
                              f"revision {last.revision} of Deployment {ref.name} (Canary {ref.namespace}/{name}) "
                              f"to revision {last.promoted}")
                 continue
-            if applied == promoted:
+            if applied == promoted or status.get("phase") != "Failed":
                 continue
             record = by_key.get(f"{ref.namespace}/{name}@{applied}")
             rollback = _describe(ref.namespace, name, ref.name, str(applied), failing_checks(status))

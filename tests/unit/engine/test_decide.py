@@ -121,6 +121,24 @@ def test_a_target_reverted_to_the_promoted_revision_after_a_rollback_is_recorded
     assert world.phase() is Phase.PROGRESSING, "pushing the failed revision again is a new release"
 
 
+def test_a_run_is_stopped_when_the_target_goes_back_to_the_promoted_revision() -> None:
+    world = World(make_spec(stepWeight=10, maxWeight=50))
+    world.initialise()
+    world.release("rev-2")
+    world.run_until(lambda w: w.status.canary_weight == 20)
+
+    world.release("rev-1")
+    decision = world.tick()
+
+    assert decision.summary == "target back at the promoted revision: run stopped"
+    assert world.phase() is Phase.INITIALIZED
+    assert world.routes[-1] == (100, 0)
+    assert not world.target_up
+    assert world.status.last_applied_spec == world.status.last_promoted_spec == "rev-1"
+    assert world.primary_revision == "rev-1", "nothing was promoted"
+    assert world.tick().effects == ()
+
+
 def test_step_weights_follow_the_list() -> None:
     world = World(make_spec(stepWeights=[1, 5, 20, 60]))
     world.initialise()
@@ -277,18 +295,6 @@ def test_a_new_revision_during_analysis_restarts_it() -> None:
     assert world.phase() is Phase.PROGRESSING
     world.run_until(lambda w: w.phase() is Phase.SUCCEEDED)
     assert world.primary_revision == "rev-3"
-
-
-def test_returning_to_the_promoted_revision_starts_no_run() -> None:
-    world = World(make_spec())
-    world.initialise()
-    world.release("rev-2")
-    world.run_until(lambda w: w.phase() is Phase.SUCCEEDED)
-    world.release("rev-3")
-    world.tick()
-    world.release("rev-2")
-    world.tick()
-    assert world.phase() is Phase.PROGRESSING, "rev-3 is analysed; rev-2 is the promoted one"
 
 
 def test_skip_analysis_promotes_at_once() -> None:
