@@ -300,10 +300,11 @@ def demo(
     state_dir: StateDir = None,
     keep: Annotated[bool, typer.Option(help="Leave the stack and the controller running afterwards.")] = False,
 ) -> None:
-    """Start the local stack and the controller, then release a good and a bad version of podinfo, live."""
+    """Start the local stack and the controller syncing a Git repository, then release a good and a bad
+    version of podinfo by commits, live; the bad one is rolled back and reverted in Git."""
     logging.configure("warning")
     releases = demo_app.Demo(state_dir=_state_dir(state_dir).resolve(), console=out).run(keep=keep)
-    if [r.phase for r in releases] != ["Succeeded", "Failed"]:
+    if [r.phase for r in releases] != ["Succeeded", "Failed", "Reverted"]:
         raise typer.Exit(1)
 
 

@@ -1,14 +1,19 @@
-"""``canary demo``: a good release promoted and a bad one rolled back, live, on the local stack.
+"""``canary demo``: from a commit to a safe release, live, on the local stack.
 
-It brings the local stack up (or uses the running one), installs the CRDs, starts the controller
-as a separate process (as it would run in a cluster), deploys podinfo with a Canary routed through
-Gateway API and judged by the built-in success rate and a latency MetricTemplate, and then
-releases two versions: one healthy, one answering 30% errors (the traffic simulator reads the
-``sim.canary.dev/error-rate`` annotation). It ends with a summary and stops what it started.
+It brings the local stack up (or uses the running one), installs the CRDs, makes a Git repository
+(a bare one in the state folder, as a Git server would hold it) and starts the controller as a
+separate process syncing it, with ``--git-rollback revert``. The first commit deploys podinfo
+with a Canary routed through Gateway API and judged by the built-in success rate and a latency
+MetricTemplate; two more commits release a healthy version and one answering 30% errors (the
+traffic simulator reads the ``sim.canary.dev/error-rate`` annotation). The bad release is rolled
+back and the controller pushes a revert commit, after which the cluster and Git agree. It ends
+with a summary and stops what it started.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
 import time
@@ -17,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
 from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
@@ -32,6 +38,8 @@ from canary.waiting import wait_until
 
 Obj = dict[str, Any]
 NAMESPACE = "demo"
+SYNC_NAMESPACE = "canary-system"
+MANIFEST = "k8s/podinfo.yaml"
 APP = "podinfo"
 IMAGE = "ghcr.io/stefanprodan/podinfo"
 LATENCY_QUERY = (
@@ -52,6 +60,7 @@ class Release:
     seconds: float = 0.0
     weights: tuple[str, ...] = ()
     reason: str = ""
+    commit: str = ""
 
 
 def deployment(version: str, *, error_rate: int) -> Obj:
@@ -91,6 +100,58 @@ def metric_template() -> Obj:
             "spec": {"provider": {"type": "prometheus"}, "query": LATENCY_QUERY}}
 
 
+def manifests(version: str, *, error_rate: int) -> str:
+    """The file the demo keeps in Git: the Namespace, the latency MetricTemplate, podinfo and its Canary."""
+    namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}
+    documents = [namespace, metric_template(), canary(), deployment(version, error_rate=error_rate)]
+    return "# podinfo, released as a canary by every commit that changes its template\n" + \
+        yaml.safe_dump_all(documents, sort_keys=False)
+
+
+class Repository:
+    """A bare repository (the "server") and a working clone the demo commits from, with the git CLI."""
+
+    def __init__(self, folder: Path) -> None:
+        self.bare, self.work = folder / "podinfo.git", folder / "work"
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        self.git("init", "--quiet", "--bare", "--initial-branch=main", str(self.bare), cwd=folder)
+        self.git("clone", "--quiet", str(self.bare), str(self.work), cwd=folder)
+        self.git("checkout", "--quiet", "-B", "main", cwd=self.work)
+
+    @property
+    def url(self) -> str:
+        """What the controller is told to sync."""
+        return self.bare.as_uri()
+
+    def git(self, *args: str, cwd: Path) -> str:
+        """Run git with a fixed identity and no user or system configuration."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+        env.update(GIT_CONFIG_GLOBAL=os.devnull, GIT_CONFIG_NOSYSTEM="1", GIT_AUTHOR_NAME="Demo",
+                   GIT_AUTHOR_EMAIL="demo@example.com", GIT_COMMITTER_NAME="Demo",
+                   GIT_COMMITTER_EMAIL="demo@example.com")
+        return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True,
+                              timeout=60).stdout.strip()
+
+    def commit(self, text: str, message: str) -> str:
+        """Write the manifest, commit and push it; the commit's id."""
+        if self.head():
+            self.git("pull", "--quiet", "--ff-only", "origin", "main", cwd=self.work)  # the controller may push
+        path = self.work / MANIFEST
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        self.git("add", "--all", cwd=self.work)
+        self.git("commit", "--quiet", "--message", message, cwd=self.work)
+        self.git("push", "--quiet", "origin", "HEAD:refs/heads/main", cwd=self.work)
+        return self.head()
+
+    def head(self) -> str:
+        """The branch's commit on the "server" ("" before the first push)."""
+        found = subprocess.run(["git", "rev-parse", "--verify", "--quiet", "refs/heads/main"], cwd=self.bare,
+                               capture_output=True, text=True, check=False, timeout=30)
+        return found.stdout.strip()
+
+
 class Demo:
     """The steps of one demo run."""
 
@@ -105,16 +166,20 @@ class Demo:
         try:
             state = self._stack()
             kube = Kube.from_kubeconfig(Path(state.kubeconfig))
-            self._install(kube, state)
-            releases = [self._release(kube, Release("good release", "6.7.1", error_rate=0)),
-                        self._release(kube, Release("bad release", "6.7.2", error_rate=30))]
+            repository = self._install(kube, state)
+            releases = [self._release(kube, repository, Release("good release", "6.7.1", error_rate=0)),
+                        self._release(kube, repository, Release("bad release", "6.7.2", error_rate=30))]
+            if releases[-1].phase == "Failed":
+                releases.append(self._revert(kube, repository, releases[-1]))
             self.console.print(summary(releases))
             return releases
         finally:
             if not keep:
                 self._stop()
             else:
-                self.console.print(f"left running; stop it with: canary local down --state-dir {self.state_dir}")
+                pid = self.controller.pid if self.controller is not None else "?"
+                self.console.print(f"left running; stop it with: kill {pid}; canary local down --state-dir "
+                                   f"{self.state_dir}", highlight=False)
 
     def _stack(self) -> stack.StackState:
         existing = stack.load_state(self.state_dir)
@@ -123,42 +188,52 @@ class Demo:
         return stack.up(stack.StackOptions(state_dir=self.state_dir),
                         progress=lambda line: self.console.print(f"   {line}", highlight=False))
 
-    def _install(self, kube: Kube, state: stack.StackState) -> None:
-        self.console.print("[bold]2. CRDs[/] (ours and Gateway API v1.4.1) and the controller")
+    def _install(self, kube: Kube, state: stack.StackState) -> Repository:
+        self.console.print("[bold]2. CRDs[/] (ours and Gateway API v1.4.1), a Git repository and the controller")
         install_crds(kube, CANARY_CRDS)
         install_crds(kube, GATEWAY_API_CRDS)
+        self._fresh_start(kube)
+        repository = Repository(Path(state.state_dir) / "demo-git")
+        first = repository.commit(manifests("6.7.0", error_rate=0), "podinfo 6.7.0 with a Canary")
         (port,) = free_ports(1)
         log = Path(state.state_dir) / "logs" / "controller.log"
         with log.open("ab") as out:
             self.controller = subprocess.Popen(
                 [sys.executable, "-m", "canary", "controller", "--kubeconfig", state.kubeconfig,
-                 "--metrics-server", state.prometheus_url, "--port", str(port)], stdout=out, stderr=subprocess.STDOUT)
-        self.console.print(f"   controller pid {self.controller.pid}, log {log}")
-        self.console.print(f"[bold]3. namespace {NAMESPACE}[/]: podinfo 6.7.0, a latency MetricTemplate, a Canary")
-        self._fresh_namespace(kube)
-        kube.create(metric_template())
-        kube.create(deployment("6.7.0", error_rate=0))
-        kube.create(canary())
+                 "--metrics-server", state.prometheus_url, "--port", str(port), "--git-url", repository.url,
+                 "--git-path", "k8s", "--git-poll-interval", "1", "--git-rollback", "revert",
+                 "--git-inventory-namespace", SYNC_NAMESPACE],
+                stdout=out, stderr=subprocess.STDOUT,
+                env={**os.environ, "CANARY_CACHE_DIR": str(Path(state.state_dir) / "gitsync-cache")})
+        self.console.print(f"   repository {repository.url}, working copy {repository.work}")
+        self.console.print(f"   controller pid {self.controller.pid} (--git-rollback revert), log {log}")
+        self.console.print(f"[bold]3. commit {first[:7]}[/]: namespace {NAMESPACE}, podinfo 6.7.0, a latency "
+                           "MetricTemplate and a Canary, all from Git")
         began = time.monotonic()
         wait_until(lambda: _phase(kube), lambda phase: phase == "Initialized",
                    what="the Canary to be initialised", timeout=120, interval=0.2)
-        self.console.print(f"   initialised in {time.monotonic() - began:.1f}s: podinfo-primary serves, "
+        self.console.print(f"   synced and initialised in {time.monotonic() - began:.1f}s: podinfo-primary serves, "
                            "podinfo is scaled to zero")
+        return repository
 
-    def _fresh_namespace(self, kube: Kube) -> None:
+    def _fresh_start(self, kube: Kube) -> None:
+        """Remove what an earlier run left: the namespace and the sync state of its repository."""
+        if kube.get("v1", "Namespace", SYNC_NAMESPACE) is None:
+            kube.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": SYNC_NAMESPACE}})
+        for name in ("canary-gitsync-default",):
+            if kube.get("v1", "ConfigMap", name, namespace=SYNC_NAMESPACE) is not None:
+                kube.delete("v1", "ConfigMap", name, namespace=SYNC_NAMESPACE)
         if kube.get("v1", "Namespace", NAMESPACE) is not None:
             kube.delete("v1", "Namespace", NAMESPACE)
             wait_until(lambda: kube.get("v1", "Namespace", NAMESPACE), lambda ns: ns is None,
                        what=f"namespace {NAMESPACE} to be deleted", timeout=120)
-        kube.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
-        wait_until(lambda: kube.get("v1", "ServiceAccount", "default", namespace=NAMESPACE), bool,
-                   what="the default ServiceAccount", timeout=60)
 
-    def _release(self, kube: Kube, release: Release) -> Release:
+    def _release(self, kube: Kube, repository: Repository, release: Release) -> Release:
         number = 4 if release.error_rate == 0 else 5
-        self.console.print(f"[bold]{number}. {release.title}[/]: podinfo {release.version}"
+        commit = repository.commit(manifests(release.version, error_rate=release.error_rate),
+                                   f"podinfo {release.version}")
+        self.console.print(f"[bold]{number}. {release.title}[/]: commit {commit[:7]}, podinfo {release.version}"
                            + (f", answering {release.error_rate}% errors" if release.error_rate else ""))
-        kube.apply(deployment(release.version, error_rate=release.error_rate), field_manager="canary-demo")
         began = time.monotonic()
         weights: list[str] = []
         with Live(console=self.console, refresh_per_second=4, transient=False) as live:
@@ -178,7 +253,26 @@ class Demo:
         failing = [r for r in status.get("analysis") or [] if r.get("verdict") != "pass"]
         reason = failing[-1].get("message", "") if phase == "Failed" and failing else ""
         return Release(release.title, release.version, release.error_rate, phase=phase,
-                       seconds=time.monotonic() - began, weights=tuple(weights), reason=reason)
+                       seconds=time.monotonic() - began, weights=tuple(weights), reason=reason, commit=commit)
+
+    def _revert(self, kube: Kube, repository: Repository, failed: Release) -> Release:
+        self.console.print("[bold]6. Git after the rollback[/]: the controller reverts the bad commit")
+        began = time.monotonic()
+        revert = wait_until(repository.head, lambda head: head != failed.commit,
+                            what="the controller to push a revert commit", timeout=60, interval=0.1)
+        subject = repository.git("log", "-1", "--format=%s (%an)", revert, cwd=repository.bare)
+        self.console.print(f"   commit {revert[:7]} on main: {subject}", highlight=False)
+        diff = repository.git("diff", failed.commit, revert, cwd=repository.bare)
+        for line in diff.splitlines():
+            if line[:1] in "+-" and line[:3] not in ("+++", "---"):
+                self.console.print(f"     {line}", highlight=False, markup=False)
+        status = wait_until(lambda: (kube.get(API_VERSION, "Canary", APP, namespace=NAMESPACE) or {}).get("status")
+                            or {}, lambda s: s.get("lastAppliedSpec") == s.get("lastPromotedSpec"),
+                            what="the cluster to agree with Git", timeout=60, interval=0.1)
+        self.console.print(f"   synced: podinfo is back at revision {status.get('lastPromotedSpec')}, the one "
+                           "podinfo-primary runs; nothing to release, the cluster and Git agree")
+        return Release("revert in Git", "6.7.1", error_rate=0, phase="Reverted", seconds=time.monotonic() - began,
+                       reason=f"commit {revert[:7]}: {subject}", commit=revert)
 
     def _stop(self) -> None:
         if self.controller is not None and self.controller.poll() is None:
@@ -210,8 +304,8 @@ def summary(releases: list[Release]) -> Table:
     for column in ("release", "version", "outcome", "time", "weights (primary/canary)", "why"):
         table.add_column(column, overflow="fold")
     for release in releases:
-        outcome = {"Succeeded": "[green]promoted[/]", "Failed": "[red]rolled back[/]"}.get(release.phase,
-                                                                                           release.phase)
+        outcome = {"Succeeded": "[green]promoted[/]", "Failed": "[red]rolled back[/]",
+                   "Reverted": "[yellow]Git = cluster[/]"}.get(release.phase, release.phase)
         table.add_row(release.title, release.version, outcome, f"{release.seconds:.1f}s",
                       " → ".join(release.weights), release.reason)
     return table

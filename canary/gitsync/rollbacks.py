@@ -239,6 +239,7 @@ class Rollbacks:
             config = _find(rendered, kind, release.namespace, name)
             todo.append((config, [c for part in ("data", "binaryData")
                                   for c in changes({part: live.get(part) or {}}, {part: promoted.get(part) or {}})]))
+        todo = [(found, found_edits) for found, found_edits in todo if found_edits]
         for found, found_edits in todo:
             _edit_file(checkout, found, found_edits)
         return [found.source.file for found, _ in todo]

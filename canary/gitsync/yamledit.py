@@ -13,6 +13,7 @@ from __future__ import annotations
 import difflib
 import io
 import json
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +27,9 @@ Obj = dict[str, Any]
 # (mapping, sequence, offset) indentations seen in Kubernetes manifests; the one that reproduces a
 # file best is used to write it back.
 _STYLES = ((2, 2, 0), (2, 4, 2), (4, 4, 2), (4, 6, 4))
+# Folding widths: PyYAML's and ruamel's default, and none (what people write by hand).
+_WIDTHS = (80, 4096)
+_DOCUMENT_START = re.compile(r"^---(\s|$)")
 
 
 class EditError(PermanentError):
@@ -124,31 +128,47 @@ def patch(document: Obj, edits: Sequence[Change], *, where: str) -> None:
             node[last] = change.value
 
 
-def _yaml(style: tuple[int, int, int]) -> YAML:
+def _yaml(style: tuple[int, int, int], *, width: int, explicit_start: bool) -> YAML:
     handler = YAML()
     handler.preserve_quotes = True
-    handler.width = 4096
+    handler.width = width
+    handler.explicit_start = explicit_start
     handler.indent(mapping=style[0], sequence=style[1], offset=style[2])
     return handler
 
 
-def _dump(handler: YAML, documents: list[Any]) -> str:
+def _dump(handler: YAML, document: Any) -> str:  # noqa: ANN401 - any YAML value
     out = io.StringIO()
-    handler.dump_all(documents, out)
+    handler.dump(document, out)
     return out.getvalue()
 
 
-def _closest_style(text: str) -> YAML:
-    """The indentation that writes the unchanged file back with the fewest differing lines."""
-    def distance(style: tuple[int, int, int]) -> int:
-        handler = _yaml(style)
-        again = _dump(handler, list(handler.load_all(text))).splitlines()
+def _closest_handler(text: str) -> YAML:
+    """The indentation and line width that write the unchanged document back with the fewest differing lines."""
+    explicit = _DOCUMENT_START.match(text) is not None
+
+    def distance(handler: YAML) -> int:
+        again = _dump(handler, handler.load(text)).splitlines()
         return sum(1 for line in difflib.ndiff(text.splitlines(), again) if line[:1] in "+-")
-    return _yaml(min(_STYLES, key=distance))
+    return min((_yaml(style, width=width, explicit_start=explicit) for style in _STYLES for width in _WIDTHS),
+               key=distance)
+
+
+def _documents(text: str) -> list[str]:
+    """The file cut at its ``---`` lines, each part with its own marker, so that the parts joined are the file."""
+    parts: list[list[str]] = [[]]
+    for line in text.splitlines(keepends=True):
+        if _DOCUMENT_START.match(line) and parts[-1]:
+            parts.append([])
+        parts[-1].append(line)
+    return ["".join(part) for part in parts if part]
 
 
 def edit_file(name: str, text: str, select: Callable[[Obj], bool], edit: Callable[[Obj], None]) -> str:
-    """``text`` (the file ``name``) with ``edit`` applied to the one document ``select`` picks."""
+    """``text`` (the file ``name``) with ``edit`` applied to the one document ``select`` picks.
+
+    Only that document is written again; the others stay as they were, byte for byte.
+    """
     if name.endswith(".json"):
         try:
             document = json.loads(text)
@@ -158,16 +178,22 @@ def edit_file(name: str, text: str, select: Callable[[Obj], bool], edit: Callabl
             raise EditError(f"{name}: the object is not in this file")
         edit(document)
         return json.dumps(document, indent=2) + "\n"
+    parts = _documents(text)
     try:
-        handler = _closest_style(text)
-        documents = list(handler.load_all(text))
+        loaded = [YAML().load(part) for part in parts]
     except YAMLError as exc:
         raise EditError(f"{name}: not valid YAML: {exc}") from exc
-    picked = [d for d in documents if isinstance(d, dict) and select(d)]
+    picked = [i for i, document in enumerate(loaded) if isinstance(document, dict) and select(document)]
     if len(picked) != 1:
         raise EditError(f"{name}: expected the object once in this file, found it {len(picked)} times")
-    edit(picked[0])
-    return _dump(handler, documents)
+    index = picked[0]
+    handler = _closest_handler(parts[index])
+    document = handler.load(parts[index])
+    edit(document)
+    written = _dump(handler, document)
+    if not parts[index].endswith("\n"):
+        written = written.rstrip("\n")
+    return "".join([*parts[:index], written, *parts[index + 1:]])
 
 
 def describe(edits: Sequence[Change]) -> Iterator[str]:

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import difflib
+
 import pytest
+import yaml
 
 from canary.gitsync.yamledit import Change, EditError, Named, changes, edit_file, patch
 
@@ -86,3 +89,24 @@ def test_an_edit_that_cannot_apply_names_the_file_and_the_change() -> None:
                                                                    "x")], where="k8s/web.yaml")
     with pytest.raises(EditError, match="expected the object once in this file, found it 0 times"):
         edit_file("k8s/web.yaml", FILE, lambda d: d.get("kind") == "Secret", lambda d: None)
+
+
+def test_a_file_written_by_pyyaml_keeps_its_folded_lines_and_its_other_documents_byte_for_byte() -> None:
+    query = ('histogram_quantile(0.99, sum(rate(requests_bucket{namespace="{{ namespace }}", '
+             'workload="{{ target }}"}[1m])) by (le))')
+    template = {"apiVersion": "canary.dev/v1alpha1", "kind": "MetricTemplate", "metadata": {"name": "latency"},
+                "spec": {"query": query}}
+    deploy = {"apiVersion": "apps/v1", "kind": "Deployment",
+              "metadata": {"name": "web", "annotations": {"note": "a long annotation " * 8}},
+              "spec": {"template": {"spec": {"containers": [{"name": "web", "image": "web:2"}]}}}}
+    text = "# two documents\n" + yaml.safe_dump_all([template, deploy], sort_keys=False)
+    assert len(text.splitlines()) > 14, "PyYAML folded the long lines"
+
+    edited = edit_file("k8s/web.yaml", text, lambda d: d.get("kind") == "Deployment",
+                       lambda d: patch(d, [Change(("spec", "template", "spec", "containers", Named("web"), "image"),
+                                                  "web:1")], where="k8s/web.yaml"))
+
+    changed = [line for line in difflib.unified_diff(text.splitlines(), edited.splitlines(), lineterm="", n=0)
+               if line[:1] in "+-" and line[:3] not in ("+++", "---")]
+    assert changed == ["-        image: web:2", "+        image: web:1"]
+    assert list(yaml.safe_load_all(edited))[1]["spec"]["template"]["spec"]["containers"][0]["image"] == "web:1"
