@@ -34,6 +34,7 @@ LAST_SUCCESS = Gauge("canary_gitsync_last_success_timestamp_seconds", "When a sy
 APPLIED = Counter("canary_gitsync_objects_applied_total", "Objects created or changed by the sync.", ["source"])
 PRUNED = Counter("canary_gitsync_objects_pruned_total", "Objects deleted because they left Git.", ["source"])
 MAX_BACKOFF = 300.0
+REMOTE_UNREACHABLE = "remote unreachable"
 FAILURES = Counter("canary_gitsync_failures_total", "Sync passes that failed.", ["source"])
 
 
@@ -143,10 +144,12 @@ class GitSync:
             FAILURES.labels(source=name).inc()
             log.warning("git remote unreachable; cluster left as it is", source=name, error=str(exc),
                         retry_in=round(delay, 1))
-            self._remember_error(name, f"remote unreachable ({failures} in a row, retrying in {delay:.0f}s): {exc}")
+            self._remember_error(name, f"{REMOTE_UNREACHABLE} ({failures} in a row, retrying in {delay:.0f}s): {exc}")
             return f"{name}: remote failed ({failures} in a row), retrying in {delay:.0f}s"
-        self._backoff.pop(name, None)
+        recovered = self._backoff.pop(name, None) is not None
         known = self._store.load(name)
+        if recovered and known is not None and (known.last_error or "").startswith(REMOTE_UNREACHABLE):
+            self._store.save(replace(known, last_error=None))
         due = time.monotonic() - self._last_sync.get(name, float("-inf")) >= self.settings.sync_interval
         if known is not None and known.revision == head and not due and not self._rollbacks.pending(source, known):
             return f"{name}: up to date at {head[:12]}"

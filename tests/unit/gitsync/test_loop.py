@@ -48,6 +48,16 @@ def test_an_unreachable_remote_is_retried_with_growing_backoff(monkeypatch: pyte
         now[0] += 10_000
     assert gitsync.poll("app").endswith("retrying in 300s"), "capped"
 
+    monkeypatch.setattr(loop, "ls_remote_head", lambda source: "a" * 40)
+    monkeypatch.setattr(loop, "fetch", lambda source, cache: Checkout(
+        path=tmp_path, commit="a" * 40, ref="refs/heads/main", message="m", author="a", time=datetime.now(UTC),
+        source=source))
+    monkeypatch.setattr(loop, "render", lambda root, paths: Rendered(objects=()))
+    monkeypatch.setattr(loop, "sync", lambda *args, **kwargs: _report("app"))
+    now[0] += 10_000
+    gitsync.poll("app")
+    assert store.saved["app"].last_error is None, "the remote is back: the error is cleared"
+
 
 class MemoryStore:
     def __init__(self) -> None:
