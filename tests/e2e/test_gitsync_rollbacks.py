@@ -131,7 +131,7 @@ def test_a_rolled_back_release_is_reverted_in_git_and_the_cluster_and_git_agree(
             assert message.startswith("canary-controller <canary-controller@canary.dev>\nRevert podinfo to its "
                                       f"promoted revision {seeded['lastPromotedSpec']}"), message
             assert f"Canary {namespace}/podinfo rolled back revision {failed['lastAppliedSpec']}" in message
-            assert "\n- request-duration " in message, "the failing check is named"
+            assert "\n- request-duration" in message, "the failing check is named"
             assert git("rev-parse", f"{revert}^", cwd=upstream.bare) == bad, "one commit on top of the bad one"
             manifest = git("show", f"{revert}:k8s/app/deployment.yaml", cwd=upstream.bare)
             assert "image: podinfo:6.7.0" in manifest
