@@ -4,14 +4,16 @@ and a git daemon serving it on loopback."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
+import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from canary.local import procs
+from canary.local import procs, stack
 from canary.local.ports import free_ports, is_listening
 from canary.waiting import wait_until
 
@@ -94,3 +96,32 @@ def daemon(tmp_path: Path) -> Iterator[int]:
         yield port
     finally:
         procs.stop(record)
+
+
+def sync_status(local_stack: stack.StackState, namespace: str, *extra: str) -> str:
+    """What ``canary sync status`` prints for the sync state kept in ``namespace``."""
+    done = subprocess.run([sys.executable, "-m", "canary", "sync", "status", "--git-inventory-namespace", namespace,
+                           "--kubeconfig", local_stack.kubeconfig, *extra], capture_output=True, text=True,
+                          check=False, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def have_ssh_signing() -> bool:
+    """ssh-keygen can sign (OpenSSH 8.2 or later)."""
+    if shutil.which("ssh-keygen") is None:
+        return False
+    probe = subprocess.run(["ssh-keygen", "-Y", "sign"], capture_output=True, text=True, check=False)
+    return "unknown option" not in probe.stderr and "illegal option" not in probe.stderr
+
+
+def ssh_key(folder: Path, name: str) -> tuple[Path, str]:
+    """A new ed25519 key pair: the private key's path and the public key's line."""
+    key = folder / name
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", str(key)], check=True)
+    return key, key.with_suffix(".pub").read_text().strip()
+
+
+def signed_by(key: Path) -> tuple[str, ...]:
+    """git flags that SSH-sign a commit with ``key``."""
+    return ("-c", "gpg.format=ssh", "-c", f"user.signingkey={key}", "-c", "commit.gpgsign=true")

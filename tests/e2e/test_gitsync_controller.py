@@ -19,7 +19,7 @@ from canary.local import stack
 from canary.waiting import wait_until
 from tests.e2e.canaries import canary_status, deployment, image_of, wait_phase
 from tests.e2e.controllers import ControllerProcess
-from tests.e2e.gitrepos import Upstream
+from tests.e2e.gitrepos import Upstream, sync_status
 
 pytestmark = pytest.mark.usefixtures("canary_crds")
 HOOK_SECRET = "hook-s3cret"  # noqa: S105 - a test secret
@@ -115,10 +115,8 @@ def test_commits_are_synced_released_as_canaries_by_poll_and_by_webhook(
         # A bound no release can meet: the release fails its checks and is rolled back.
         upstream.commit(_layout(namespace, "podinfo:6.7.3", metrics="request-duration<=0"), "release 6.7.3")
         wait_phase(kube, namespace, "podinfo", "Failed", timeout=60)
-        status = subprocess.run([sys.executable, "-m", "canary", "sync", "status", "--git-inventory-namespace",
-                                 namespace, "--kubeconfig", local_stack.kubeconfig], capture_output=True, text=True,
-                                check=False, timeout=60)
-        assert "Git is ahead of the cluster: Canary" in status.stdout, status.stdout
+        status = sync_status(local_stack, namespace)
+        assert "Git is ahead of the cluster: Canary" in status, status
         resynced = _canary_sync(local_stack, url, namespace)
         assert ": created 0, changed 0," in resynced.stdout, resynced.stdout
         assert image_of(deployment(kube, namespace, "podinfo-primary")) == "podinfo:6.7.2"
@@ -143,9 +141,6 @@ def test_canary_sync_dry_run_shows_the_diff_and_writes_nothing(
     applied = _canary_sync(local_stack, url, namespace)
     assert applied.returncode == 0, applied.stderr
     assert ": created 2," in applied.stdout
-    status = subprocess.run([sys.executable, "-m", "canary", "sync", "status", "--git-inventory-namespace",
-                             namespace, "--kubeconfig", local_stack.kubeconfig], capture_output=True, text=True,
-                            check=False, timeout=60)
-    assert status.returncode == 0, status.stderr
-    assert f"commit:  {upstream.head()}" in status.stdout
-    assert "objects: 2" in status.stdout
+    status = sync_status(local_stack, namespace)
+    assert f"commit:  {upstream.head()}" in status
+    assert "objects: 2" in status

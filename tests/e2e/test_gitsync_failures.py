@@ -10,9 +10,6 @@ from __future__ import annotations
 import base64
 import itertools
 import json
-import shutil
-import subprocess
-import sys
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -27,7 +24,7 @@ from canary.local import procs, stack
 from canary.local.ports import free_ports, is_listening
 from canary.waiting import wait_until
 from tests.e2e.controllers import ControllerProcess, metric_total
-from tests.e2e.gitrepos import Upstream
+from tests.e2e.gitrepos import Upstream, have_ssh_signing, signed_by, ssh_key, sync_status
 
 pytestmark = pytest.mark.usefixtures("canary_crds")
 FAILURES = "canary_gitsync_failures_total"
@@ -103,14 +100,6 @@ def _controller(local_stack: stack.StackState, namespace: str, folder: Path, url
         env={"CANARY_CACHE_DIR": str(folder / "cache")})
 
 
-def _sync_status(local_stack: stack.StackState, namespace: str) -> str:
-    done = subprocess.run([sys.executable, "-m", "canary", "sync", "status", "--git-inventory-namespace", namespace,
-                           "--kubeconfig", local_stack.kubeconfig], capture_output=True, text=True, check=False,
-                          timeout=60)
-    assert done.returncode == 0, done.stderr
-    return done.stdout
-
-
 def _log_events(controller: ControllerProcess, event: str) -> list[dict[str, object]]:
     """The controller's JSON log lines whose event starts with ``event``, in order."""
     found = []
@@ -169,7 +158,7 @@ def test_a_commit_with_broken_yaml_applies_and_prunes_nothing_until_a_fix_is_com
         assert failed.revision == seed
         assert _fingerprint(kube, namespace) == before, "a broken commit applied or pruned something"
 
-        status = _sync_status(local_stack, namespace)
+        status = sync_status(local_stack, namespace)
         assert f"commit:  {seed}" in status, status
         assert ("error:   k8s/app/service.yaml, document 1: YAML error at line 5: mapping values are not allowed "
                 "here") in status, status
@@ -178,7 +167,7 @@ def test_a_commit_with_broken_yaml_applies_and_prunes_nothing_until_a_fix_is_com
         _wait_synced(kube, namespace, fixed)
         assert _release(kube, namespace) == "2.0.0"
         assert kube.get("v1", "ConfigMap", "extra", namespace=namespace) is None, "the fix prunes what left Git"
-        status = _sync_status(local_stack, namespace)
+        status = sync_status(local_stack, namespace)
         assert f"commit:  {fixed}" in status, status
         assert "error:   -" in status, status
     finally:
@@ -213,7 +202,7 @@ def test_an_unreachable_remote_leaves_the_cluster_alone_and_is_retried_with_back
         inventory = _inventory(kube, namespace)
         assert inventory is not None
         assert inventory.revision == seed
-        assert "error:   remote unreachable (" in _sync_status(local_stack, namespace)
+        assert "error:   remote unreachable (" in sync_status(local_stack, namespace)
 
         daemon.start()
         _wait_synced(kube, namespace, pushed, timeout=30)
@@ -223,33 +212,15 @@ def test_an_unreachable_remote_leaves_the_cluster_alone_and_is_retried_with_back
         daemon.stop()
 
 
-def _have_ssh_signing() -> bool:
-    if shutil.which("ssh-keygen") is None:
-        return False
-    probe = subprocess.run(["ssh-keygen", "-Y", "sign"], capture_output=True, text=True, check=False)
-    return "unknown option" not in probe.stderr and "illegal option" not in probe.stderr
-
-
-def _ssh_key(folder: Path, name: str) -> tuple[Path, str]:
-    """A new ed25519 key pair: the private key's path and the public key's line."""
-    key = folder / name
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", str(key)], check=True)
-    return key, key.with_suffix(".pub").read_text().strip()
-
-
-def _signed_by(key: Path) -> tuple[str, ...]:
-    return ("-c", "gpg.format=ssh", "-c", f"user.signingkey={key}", "-c", "commit.gpgsign=true")
-
-
-@pytest.mark.skipif(not _have_ssh_signing(), reason="ssh-keygen cannot sign (OpenSSH 8.2 or later is needed)")
+@pytest.mark.skipif(not have_ssh_signing(), reason="ssh-keygen cannot sign (OpenSSH 8.2 or later is needed)")
 def test_with_allowed_signers_in_the_git_secret_a_signed_commit_is_applied_and_an_unsigned_one_is_not(
     kube: Kube, namespace: str, local_stack: stack.StackState, upstream: Upstream, daemon: int, tmp_path: Path
 ) -> None:
-    trusted, public = _ssh_key(tmp_path, "trusted")
+    trusted, public = ssh_key(tmp_path, "trusted")
     signers = base64.b64encode(f"dev@example.com {public}\n".encode()).decode()
     kube.create({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "git", "namespace": namespace},
                  "data": {"allowed_signers": signers}})
-    signed = upstream.commit(_layout(namespace, release="1.0.0"), "signed release 1.0.0", *_signed_by(trusted))
+    signed = upstream.commit(_layout(namespace, release="1.0.0"), "signed release 1.0.0", *signed_by(trusted))
     controller = _controller(local_stack, namespace, tmp_path / "controller", f"git://127.0.0.1:{daemon}/app.git",
                              "--git-secret", f"{namespace}/git")
     controller.start()
@@ -263,15 +234,15 @@ def test_with_allowed_signers_in_the_git_secret_a_signed_commit_is_applied_and_a
         assert _fingerprint(kube, namespace) == before, "an unsigned commit changed the cluster"
         assert _release(kube, namespace) == "1.0.0"
 
-        status = _sync_status(local_stack, namespace)
+        status = sync_status(local_stack, namespace)
         assert f"commit:  {signed}" in status, status
         assert (f"commit {unsigned} of refs/heads/main failed ssh signature verification: it is not signed"
                 in status), status
 
         resigned = upstream.commit(_layout(namespace, release="2.0.0"), "signed release 2.0.0",
-                                   *_signed_by(trusted))
+                                   *signed_by(trusted))
         _wait_synced(kube, namespace, resigned)
         assert _release(kube, namespace) == "2.0.0"
-        assert "error:   -" in _sync_status(local_stack, namespace)
+        assert "error:   -" in sync_status(local_stack, namespace)
     finally:
         controller.stop()

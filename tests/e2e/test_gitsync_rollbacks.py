@@ -4,8 +4,6 @@ that Git is ahead of the cluster."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,7 +17,7 @@ from canary.local.ports import free_ports, is_listening
 from canary.waiting import wait_until
 from tests.e2e.canaries import canary_status, deployment, events, image_of, wait_phase
 from tests.e2e.controllers import ControllerProcess
-from tests.e2e.gitrepos import Upstream, git
+from tests.e2e.gitrepos import Upstream, git, sync_status
 from tests.e2e.receivers import Receiver, receiver
 
 pytestmark = pytest.mark.usefixtures("canary_crds")
@@ -71,14 +69,6 @@ data:
   GREETING: {greeting}
 """,
     }
-
-
-def _sync_status(local_stack: stack.StackState, namespace: str) -> str:
-    done = subprocess.run([sys.executable, "-m", "canary", "sync", "status", "--git-inventory-namespace", namespace,
-                           "--kubeconfig", local_stack.kubeconfig], capture_output=True, text=True, check=False,
-                          timeout=60)
-    assert done.returncode == 0, done.stderr
-    return done.stdout
 
 
 def _controller(local_stack: stack.StackState, namespace: str, tmp_path: Path, url: str, alerts: Receiver,
@@ -153,7 +143,7 @@ def test_a_rolled_back_release_is_reverted_in_git_and_the_cluster_and_git_agree(
             assert settings is not None
             assert settings["data"] == {"GREETING": "hello"}
             assert deployment(kube, namespace, "podinfo")["spec"]["replicas"] == 0, "nothing is released"
-            assert "Git and the cluster agree: commit " + revert[:12] in _sync_status(local_stack, namespace)
+            assert "Git and the cluster agree: commit " + revert[:12] in sync_status(local_stack, namespace)
             assert any(e["reason"] == "GitReverted" for e in events(kube, namespace, "podinfo"))
             wait_until(lambda: [m for m in _messages(alerts) if "Reverted in Git" in m], bool,
                        what="the revert alert", timeout=10, interval=0.1)
@@ -188,7 +178,7 @@ def test_without_write_access_revert_falls_back_to_pin_and_says_git_is_ahead(
             assert f"at commit {bad[:12]}" in ahead[0]
             assert "revert not possible" in ahead[0], ahead[0]
             assert "refused" in ahead[0], ahead[0]
-            status = _sync_status(local_stack, namespace)
+            status = sync_status(local_stack, namespace)
             assert "Git is ahead of the cluster: Canary" in status, status
             assert "revert not possible" in status, status
             assert any(e["reason"] == "GitAhead" for e in events(kube, namespace, "podinfo"))

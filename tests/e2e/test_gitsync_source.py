@@ -29,7 +29,7 @@ from canary.gitsync.source import (
     push,
 )
 from canary.local.ports import free_ports
-from tests.e2e.gitrepos import Upstream, git
+from tests.e2e.gitrepos import Upstream, git, have_ssh_signing, signed_by, ssh_key
 
 TEST_CREDENTIAL = "glpat-very-s3cret-t0ken"
 
@@ -191,32 +191,16 @@ def test_credentials_stay_off_every_command_line(upstream: Upstream, cache: Path
         assert not Path(env["GIT_ASKPASS"]).exists(), "the private credential folder outlives the operation"
 
 
-def _have_ssh_signing() -> bool:
-    if shutil.which("ssh-keygen") is None:
-        return False
-    probe = subprocess.run(["ssh-keygen", "-Y", "sign"], capture_output=True, text=True, check=False)
-    return "unknown option" not in probe.stderr and "illegal option" not in probe.stderr
-
-
-def _ssh_key(folder: Path, name: str) -> tuple[Path, str]:
-    key = folder / name
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", str(key)], check=True)
-    return key, key.with_suffix(".pub").read_text().strip()
-
-
-@pytest.mark.skipif(not _have_ssh_signing(), reason="ssh-keygen cannot sign (OpenSSH 8.2 or later is needed)")
+@pytest.mark.skipif(not have_ssh_signing(), reason="ssh-keygen cannot sign (OpenSSH 8.2 or later is needed)")
 def test_ssh_signed_commits_are_verified_and_an_unsigned_one_keeps_the_last_verified_checkout(
     upstream: Upstream, url: str, cache: Path, tmp_path: Path
 ) -> None:
-    trusted, trusted_public = _ssh_key(tmp_path, "trusted")
-    stranger, _ = _ssh_key(tmp_path, "stranger")
+    trusted, trusted_public = ssh_key(tmp_path, "trusted")
+    stranger, _ = ssh_key(tmp_path, "stranger")
     source = GitSource("app", url, timeout=10,
                        verify=SignatureCheck(kind="ssh", keys=f"dev@example.com {trusted_public}\n"))
 
-    def sign_with(key: Path) -> tuple[str, ...]:
-        return ("-c", "gpg.format=ssh", "-c", f"user.signingkey={key}", "-c", "commit.gpgsign=true")
-
-    signed = upstream.commit({"k8s/app/deployment.yaml": "image: podinfo:6.1.0\n"}, "signed", *sign_with(trusted))
+    signed = upstream.commit({"k8s/app/deployment.yaml": "image: podinfo:6.1.0\n"}, "signed", *signed_by(trusted))
     checkout = fetch(source, cache)
     assert checkout.commit == signed
 
@@ -227,14 +211,14 @@ def test_ssh_signed_commits_are_verified_and_an_unsigned_one_keeps_the_last_veri
     assert git("rev-parse", "HEAD", cwd=checkout.path) == signed
     assert (checkout.path / "k8s/app/deployment.yaml").read_text() == "image: podinfo:6.1.0\n"
 
-    foreign = upstream.commit({"k8s/app/deployment.yaml": "image: evil:2\n"}, "foreign", *sign_with(stranger))
+    foreign = upstream.commit({"k8s/app/deployment.yaml": "image: evil:2\n"}, "foreign", *signed_by(stranger))
     with pytest.raises(UnverifiedCommit, match=rf"commit {foreign} .* failed ssh signature verification") as caught:
         fetch(source, cache)
     assert caught.value.commit == foreign
     assert caught.value.reason != "it is not signed"
     assert git("rev-parse", "HEAD", cwd=checkout.path) == signed
 
-    resigned = upstream.commit({"k8s/app/deployment.yaml": "image: podinfo:6.2.0\n"}, "good", *sign_with(trusted))
+    resigned = upstream.commit({"k8s/app/deployment.yaml": "image: podinfo:6.2.0\n"}, "good", *signed_by(trusted))
     assert fetch(source, cache).commit == resigned
     assert fetch(replace(source, verify=None), cache).commit == resigned
 

@@ -3,8 +3,6 @@ its own, with Events on its sync-state ConfigMap."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,7 +12,7 @@ from canary.kube.client import Kube
 from canary.local import stack
 from canary.waiting import wait_until
 from tests.e2e.controllers import ControllerProcess
-from tests.e2e.gitrepos import Upstream, git
+from tests.e2e.gitrepos import Upstream, git, sync_status
 
 pytestmark = pytest.mark.usefixtures("canary_crds")
 
@@ -77,10 +75,6 @@ def test_sources_from_a_settings_file_sync_and_prune_independently(
                   if e["involvedObject"]["name"] == "canary-gitsync-infra" and e["reason"] == "Synced"]
         assert any("pruned 1" in e["message"] for e in synced), [e["message"] for e in synced]
 
-        status = subprocess.run([sys.executable, "-m", "canary", "sync", "status", "--source", "infra",
-                                 "--git-inventory-namespace", namespace, "--kubeconfig", local_stack.kubeconfig],
-                                capture_output=True, text=True, check=False, timeout=60)
-        assert status.returncode == 0, status.stderr
-        assert f"commit:  {infra.head()}" in status.stdout
+        assert f"commit:  {infra.head()}" in sync_status(local_stack, namespace, "--source", "infra")
     finally:
         controller.stop()
