@@ -46,6 +46,7 @@ lint: $(INSTALLED)
 
 bench: setup
 	$(BIN)/python -m bench.local_stack 3
+	$(BIN)/python -m bench.gitsync_noop
 
 crds: $(INSTALLED)
 	$(BIN)/python -m canary.models.crds manifests/crds
