@@ -358,20 +358,27 @@ def sync_once(
 
 @sync_app.command("status")
 def sync_status(
-    source: Annotated[str, typer.Option(help="Source name.")] = DEFAULT_SOURCE,
+    source: Annotated[str | None, typer.Option(help="One source (every source by default).")] = None,
     git_inventory_namespace: GitInventory = "canary-system",
     kubeconfig: Kubeconfig = None,
 ) -> None:
-    """The source's last sync: commit, time, objects, last error."""
+    """Each source's last sync: commit, time, objects, last error; and releases Git is ahead of."""
     kube = _kube(kubeconfig)
-    inventory = ConfigMapInventoryStore(kube, git_inventory_namespace).load(source)
-    if inventory is None:
-        err.print(f"source {source} has not been synced (no state in namespace {git_inventory_namespace})")
+    store = ConfigMapInventoryStore(kube, git_inventory_namespace)
+    names = [source] if source is not None else store.sources()
+    if not names:
+        err.print(f"no source has been synced (no sync state in namespace {git_inventory_namespace})")
         raise typer.Exit(1)
-    typer.echo(f"source:  {inventory.source}\ncommit:  {inventory.revision or '-'}\nsynced:  {inventory.synced_at}"
-               f"\nobjects: {len(inventory.objects)}\nerror:   {inventory.last_error or '-'}")
-    for line in git_ahead(kube, inventory, read_ledger(kube, git_inventory_namespace, source)):
-        typer.echo(line)
+    for index, name in enumerate(names):
+        inventory = store.load(name)
+        if inventory is None:
+            err.print(f"source {name} has not been synced (no state in namespace {git_inventory_namespace})")
+            raise typer.Exit(1)
+        typer.echo(("\n" if index else "") + f"source:  {inventory.source}\ncommit:  {inventory.revision or '-'}\n"
+                   f"synced:  {inventory.synced_at}\nobjects: {len(inventory.objects)}\n"
+                   f"error:   {inventory.last_error or '-'}")
+        for line in git_ahead(kube, inventory, read_ledger(kube, git_inventory_namespace, name)):
+            typer.echo(line)
 
 
 @app.command("convert")

@@ -118,6 +118,12 @@ class ConfigMapInventoryStore:
             raise PermanentError(f"{where}: data.{DATA_KEY} is missing")
         return Inventory.from_json(text, where=where)
 
+    def sources(self) -> list[str]:
+        """The names of the sources with a saved inventory, sorted."""
+        return sorted(cm["metadata"]["name"].removeprefix(CONFIGMAP_PREFIX)
+                      for cm in self._kube.list_objects("v1", "ConfigMap", namespace=self._namespace)
+                      if cm["metadata"]["name"].startswith(CONFIGMAP_PREFIX) and DATA_KEY in (cm.get("data") or {}))
+
     def save(self, inventory: Inventory) -> None:
         """Replace the inventory of ``inventory.source``."""
         self._kube.apply({

@@ -76,5 +76,8 @@ def test_sources_from_a_settings_file_sync_and_prune_independently(
         assert any("pruned 1" in e["message"] for e in synced), [e["message"] for e in synced]
 
         assert f"commit:  {infra.head()}" in sync_status(local_stack, namespace, "--source", "infra")
+        both = sync_status(local_stack, namespace)
+        assert "source:  apps\n" in both, both
+        assert "source:  infra\n" in both, both
     finally:
         controller.stop()
