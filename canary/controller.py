@@ -250,7 +250,7 @@ def start(controller: Controller, settings: ControllerSettings) -> None:
     hooks = None
     if controller.gitsync is not None and settings.git.webhook_secret:
         gitsync = controller.gitsync
-        hooks = receiver(settings.git.webhook_secret, lambda: [s.name for s in gitsync.settings.sources],
+        hooks = receiver(settings.git.webhook_secret, lambda: {s.name: s.ref for s in gitsync.settings.sources},
                          lambda name: controller.scheduler.trigger_job(gitsync_job(name)))
     controller.server = HttpServer(settings.port, app(ready=controller.ready, extra=hooks)).start()
     for name, informer in controller.informers.items():

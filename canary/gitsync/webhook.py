@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -32,32 +33,50 @@ def verified(secret: str, headers: Mapping[str, str], body: bytes) -> bool:
     return token is not None and hmac.compare_digest(token, secret)
 
 
-def receiver(secret: str, sources: Callable[[], Iterable[str]], trigger: Callable[[str], None]
+def pushed_ref(body: bytes) -> str | None:
+    """The ``ref`` a push event names, if the body is a JSON object with one."""
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        return None
+    ref = payload.get("ref") if isinstance(payload, dict) else None
+    return ref if isinstance(ref, str) else None
+
+
+def receiver(secret: str, sources: Callable[[], Mapping[str, str]], trigger: Callable[[str], None]
              ) -> Callable[[dict[str, Any], StartResponse], Iterable[bytes] | None]:
-    """A WSGI handler for the telemetry server's extra paths; None for paths that aren't its own."""
+    """A WSGI handler for the telemetry server's extra paths; None for paths that aren't its own.
+
+    ``sources`` maps each source's name to the ref it follows (``refs/heads/main``, say).
+    """
 
     def handle(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes] | None:
         path = environ.get("PATH_INFO", "")
         if not path.startswith(PREFIX):
             return None
         name = path[len(PREFIX):]
+        status, text = _verdict(environ, name)
+        if status.startswith("202"):
+            trigger(name)
+        start_response(status, [("Content-Type", "text/plain")])
+        return [text.encode() + b"\n"]
 
-        def answer(status: str, text: str) -> Iterable[bytes]:
-            start_response(status, [("Content-Type", "text/plain")])
-            return [text.encode() + b"\n"]
-
+    def _verdict(environ: dict[str, Any], name: str) -> tuple[str, str]:
         if environ.get("REQUEST_METHOD") != "POST":
-            return answer("405 Method Not Allowed", "POST only")
+            return "405 Method Not Allowed", "POST only"
         length = int(environ.get("CONTENT_LENGTH") or 0)
         if length > MAX_BODY:
-            return answer("413 Payload Too Large", "body too large")
+            return "413 Payload Too Large", "body too large"
         body = environ["wsgi.input"].read(length) if length else b""
         headers = {k[5:].replace("_", "-").lower(): v for k, v in environ.items() if k.startswith("HTTP_")}
         if not verified(secret, headers, body):
-            return answer("401 Unauthorized", "bad or missing signature")
-        if name not in set(sources()):
-            return answer("404 Not Found", f"no git source {name!r}")
-        trigger(name)
-        return answer("202 Accepted", f"sync of {name} started")
+            return "401 Unauthorized", "bad or missing signature"
+        follows = sources().get(name)
+        if follows is None:
+            return "404 Not Found", f"no git source {name!r}"
+        ref = pushed_ref(body)
+        if ref is not None and ref != follows:
+            return "200 OK", f"ignored: the push is to {ref}, source {name} follows {follows}"
+        return "202 Accepted", f"sync of {name} started"
 
     return handle
