@@ -359,10 +359,21 @@ class _Tick:
     def _canary_ready(self) -> Decision | None:
         if self.seen.canary.ready or self.phase in (Phase.PROMOTING, Phase.FINALISING):
             return None
-        if self.seen.canary.stuck:
+        if self.seen.canary.stuck or self._stalled():
             message = f"Progress deadline exceeded: canary not ready: {self.seen.canary.message}"
             return self._rollback(message, alert=message)
         return _act(f"waiting for the canary: {self.seen.canary.message}")
+
+    def _stalled(self) -> bool:
+        """The run made no progress (no status write) for progressDeadlineSeconds, and at least two
+        intervals, while the canary is not ready. The Deployment's own deadline may be longer, and
+        while old pods stay available (a new revision mid-run whose pods never become ready) the
+        Deployment looks healthy: Flagger would wait for it."""
+        since, now = self.status.last_transition_time, self.seen.now
+        if since is None or now is None:
+            return False
+        limit = max(self.spec.progress_deadline_seconds, 2 * self.analysis.interval_seconds)
+        return now - since > timedelta(seconds=limit)
 
     def _skip_analysis(self) -> Decision | None:
         if not self.spec.skip_analysis:

@@ -117,6 +117,28 @@ def test_a_canary_whose_pods_never_become_ready_fails_at_the_progress_deadline(
     assert deployment(kube, namespace, "web")["spec"]["replicas"] == 0
 
 
+def test_a_revision_arriving_mid_run_whose_pods_never_become_ready_fails_at_the_canary_deadline(
+    kube: Kube, namespace: str, controller: ControllerProcess
+) -> None:
+    # The old canary pods stay available, so the Deployment looks healthy until its own deadline (600 s).
+    kube.create(make_deployment("web", namespace, replicas=2, image="web:1"))
+    kube.create(make_canary("web", namespace, progressDeadlineSeconds=5,
+                            analysis={"interval": "1s", "threshold": 2, "stepWeight": 5, "maxWeight": 50}))
+    wait_phase(kube, namespace, "web", "Initialized")
+    release(kube, namespace, "web:2")
+    wait_until(lambda: canary_status(kube, namespace, "web").get("canaryWeight", 0), lambda weight: weight >= 10,
+               what="the first release to be under way", timeout=60, interval=0.1)
+
+    release(kube, namespace, "web:3", annotations={"sim.canary.dev/unready": "true"})
+    failed = wait_phase(kube, namespace, "web", "Failed", timeout=60)
+
+    assert route_weights(kube, namespace, "web") == (100, 0)
+    assert image_of(deployment(kube, namespace, "web-primary")) == "web:1"
+    target = deployment(kube, namespace, "web")
+    assert target["spec"]["progressDeadlineSeconds"] == 600, "not the Deployment's deadline"
+    assert failed["conditions"][0]["reason"] == "Failed"
+
+
 def test_no_data_fails_by_default_but_a_skip_metric_lets_the_release_through(
     kube: Kube, namespace: str, controller: ControllerProcess
 ) -> None:

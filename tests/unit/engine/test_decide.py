@@ -280,6 +280,26 @@ def test_a_canary_that_never_becomes_ready_fails_at_the_progress_deadline() -> N
     assert not world.target_up
 
 
+def test_a_restarted_run_whose_new_pods_never_become_ready_fails_at_the_canary_deadline() -> None:
+    # Old pods stay available, so the Deployment looks healthy and never reports a deadline of its own.
+    spec = make_spec(stepWeight=10).model_copy(update={"progress_deadline_seconds": 30})
+    world = World(spec)
+    world.initialise()
+    world.release("rev-2")
+    world.run_until(lambda w: w.weights == (80, 20))
+    world.release("rev-3")
+    world.tick()
+    world.canary = Readiness(ready=False, message="1 of 2 updated replicas available")
+
+    summaries = [world.tick().summary for _ in range(30)]
+    assert set(summaries) == {"waiting for the canary: 1 of 2 updated replicas available"}, "waits the deadline"
+    world.tick()
+    assert world.phase() is Phase.FAILED
+    assert world.alerts[-1].message == ("Progress deadline exceeded: canary not ready: 1 of 2 updated replicas "
+                                        "available")
+    assert world.weights == (100, 0)
+
+
 def test_a_new_revision_during_analysis_restarts_it() -> None:
     world = World(make_spec(stepWeight=10))
     world.initialise()
