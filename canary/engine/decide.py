@@ -370,8 +370,7 @@ class _Tick:
         while old pods stay available (a new revision mid-run whose pods never become ready) the
         Deployment looks healthy: Flagger would wait for it."""
         since, now = self.status.last_transition_time, self.seen.now
-        # Only a progressing run writes its status every interval; a gate may hold one for hours.
-        if since is None or now is None or self.phase is not Phase.PROGRESSING:
+        if since is None or now is None:
             return False
         limit = max(self.spec.progress_deadline_seconds, 2 * self.analysis.interval_seconds)
         return now - since > timedelta(seconds=limit)

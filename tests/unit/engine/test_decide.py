@@ -300,21 +300,6 @@ def test_a_restarted_run_whose_new_pods_never_become_ready_fails_at_the_canary_d
     assert world.weights == (100, 0)
 
 
-def test_a_canary_briefly_unready_while_a_gate_holds_the_promotion_for_long_is_not_rolled_back() -> None:
-    spec = make_spec(stepWeight=50, webhooks=hooks("confirm-promotion")).model_copy(
-        update={"progress_deadline_seconds": 30})
-    world = World(spec)
-    world.checks = lambda check, w: CheckResult(passed=check not in (Check.CONFIRM_PROMOTION, Check.ROLLBACK))
-    world.initialise()
-    world.release("rev-2")
-    world.run_until(lambda w: w.phase() is Phase.WAITING_PROMOTION)
-    for _ in range(100):
-        world.tick()
-    world.canary = Readiness(ready=False, message="1 of 2 updated replicas available")
-    assert world.tick().summary == "waiting for the canary: 1 of 2 updated replicas available"
-    assert world.phase() is Phase.WAITING_PROMOTION
-
-
 def test_a_new_revision_during_analysis_restarts_it() -> None:
     world = World(make_spec(stepWeight=10))
     world.initialise()
