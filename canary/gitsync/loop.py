@@ -139,7 +139,7 @@ class GitSync:
             head = ls_remote_head(source)
         except CanaryError as exc:
             failures += 1
-            delay = min(self.settings.poll_interval * 2 ** failures, MAX_BACKOFF)
+            delay = self._backoff_delay(failures)
             self._backoff[name] = (failures, time.monotonic() + delay)
             FAILURES.labels(source=name).inc()
             log.warning("git remote unreachable; cluster left as it is", source=name, error=str(exc),
@@ -171,8 +171,12 @@ class GitSync:
         """Try the same commit again with backoff (its problem may pass, like an API error, or be
         fixed, like a missing signing key); a new commit is synced at once."""
         failures = retry[1] + 1 if retry is not None and retry[0] == head else 1
-        delay = min(self.settings.poll_interval * 2 ** failures, MAX_BACKOFF)
+        delay = self._backoff_delay(failures)
         self._failed_commit[name] = (head, failures, time.monotonic() + delay)
+
+    def _backoff_delay(self, failures: int) -> float:
+        """Seconds before the next try after ``failures`` in a row: doubling from the poll interval, capped."""
+        return float(min(self.settings.poll_interval * 2.0 ** failures, MAX_BACKOFF))
 
     def _remember_error(self, name: str, message: str) -> None:
         """Keep a failure that stopped the pass before apply in the sync state, for ``canary sync status``."""

@@ -322,10 +322,13 @@ def git_ahead(kube: Kube, inventory: Inventory, records: Sequence[RollbackRecord
     """What ``canary sync status`` says about releases from this source that the engine rolled back."""
     by_key = {r.key: r for r in records}
     found = []
+    canaries: dict[str, list[Obj]] = {}
     for ref in inventory.objects:
         if ref.kind != "Deployment" or not ref.namespace:
             continue
-        for canary in kube.list_objects("canary.dev/v1alpha1", "Canary", namespace=ref.namespace):
+        if ref.namespace not in canaries:
+            canaries[ref.namespace] = kube.list_objects("canary.dev/v1alpha1", "Canary", namespace=ref.namespace)
+        for canary in canaries[ref.namespace]:
             status = canary.get("status") or {}
             name = canary["metadata"]["name"]
             if ((canary.get("spec") or {}).get("targetRef") or {}).get("name") != ref.name:

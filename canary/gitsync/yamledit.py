@@ -14,7 +14,7 @@ import difflib
 import io
 import json
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -194,9 +194,3 @@ def edit_file(name: str, text: str, select: Callable[[Obj], bool], edit: Callabl
     if not parts[index].endswith("\n"):
         written = written.rstrip("\n")
     return "".join([*parts[:index], written, *parts[index + 1:]])
-
-
-def describe(edits: Sequence[Change]) -> Iterator[str]:
-    """One line per change, for commit messages."""
-    for change in edits:
-        yield str(change)

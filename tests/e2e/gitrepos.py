@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,21 +82,52 @@ def upstream(tmp_path: Path) -> Upstream:
     return Upstream(bare=bare, work=work)
 
 
+@dataclass
+class GitDaemon:
+    """A git daemon serving ``served`` on ``port`` (pushes allowed when ``push``); it can be stopped and
+    started again on the same port."""
+
+    served: Path
+    port: int
+    log: Path
+    push: bool = True
+    record: procs.ProcessRecord | None = None
+
+    def start(self) -> None:
+        enable = ["--enable=receive-pack"] if self.push else []
+        self.record = procs.spawn(
+            "git-daemon",
+            ["git", "daemon", "--reuseaddr", f"--base-path={self.served}", "--export-all", "--listen=127.0.0.1",
+             f"--port={self.port}", *enable, str(self.served)],
+            log=self.log)
+        wait_until(lambda: is_listening(self.port), bool, what=f"git daemon on port {self.port}", timeout=10,
+                   interval=0.05)
+
+    def stop(self) -> None:
+        if self.record is not None:
+            procs.stop(self.record)
+            self.record = None
+        wait_until(lambda: is_listening(self.port), lambda listening: not listening,
+                   what=f"port {self.port} to be free", timeout=10, interval=0.05)
+
+
+@contextmanager
+def serving(tmp_path: Path, *, push: bool = True) -> Iterator[int]:
+    """A git daemon serving tmp_path/served on a free loopback port, for the duration of the block."""
+    (port,) = free_ports(1)
+    server = GitDaemon(served=tmp_path / "served", port=port, log=tmp_path / f"git-daemon-{port}.log", push=push)
+    server.start()
+    try:
+        yield port
+    finally:
+        server.stop()
+
+
 @pytest.fixture
 def daemon(tmp_path: Path) -> Iterator[int]:
     """A git daemon serving tmp_path/served (pushes allowed) on a free loopback port."""
-    (port,) = free_ports(1)
-    record = procs.spawn(
-        "git-daemon",
-        ["git", "daemon", "--reuseaddr", f"--base-path={tmp_path / 'served'}", "--export-all",
-         "--listen=127.0.0.1", f"--port={port}", "--enable=receive-pack", str(tmp_path / "served")],
-        log=tmp_path / "git-daemon.log",
-    )
-    try:
-        wait_until(lambda: is_listening(port), bool, what=f"git daemon on port {port}", timeout=10, interval=0.05)
+    with serving(tmp_path) as port:
         yield port
-    finally:
-        procs.stop(record)
 
 
 def sync_status(local_stack: stack.StackState, namespace: str, *extra: str) -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import itertools
 import json
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -20,11 +19,11 @@ import yaml
 from canary.gitsync.config import DEFAULT_SOURCE
 from canary.gitsync.inventory import ConfigMapInventoryStore, Inventory
 from canary.kube.client import Kube
-from canary.local import procs, stack
-from canary.local.ports import free_ports, is_listening
+from canary.local import stack
+from canary.local.ports import free_ports
 from canary.waiting import wait_until
 from tests.e2e.controllers import ControllerProcess, metric_total
-from tests.e2e.gitrepos import Upstream, have_ssh_signing, signed_by, ssh_key, sync_status
+from tests.e2e.gitrepos import GitDaemon, Upstream, have_ssh_signing, signed_by, ssh_key, sync_status
 
 pytestmark = pytest.mark.usefixtures("canary_crds")
 FAILURES = "canary_gitsync_failures_total"
@@ -110,32 +109,6 @@ def _log_events(controller: ControllerProcess, event: str) -> list[dict[str, obj
         if str(entry.get("event")).startswith(event):
             found.append(entry)
     return found
-
-
-@dataclass
-class GitDaemon:
-    """A git daemon serving ``served`` on ``port``, which can be stopped and started again on the same port."""
-
-    served: Path
-    port: int
-    log: Path
-    record: procs.ProcessRecord | None = None
-
-    def start(self) -> None:
-        self.record = procs.spawn(
-            "git-daemon",
-            ["git", "daemon", "--reuseaddr", f"--base-path={self.served}", "--export-all", "--listen=127.0.0.1",
-             f"--port={self.port}", str(self.served)],
-            log=self.log)
-        wait_until(lambda: is_listening(self.port), bool, what=f"git daemon on port {self.port}", timeout=10,
-                   interval=0.05)
-
-    def stop(self) -> None:
-        if self.record is not None:
-            procs.stop(self.record)
-            self.record = None
-        wait_until(lambda: is_listening(self.port), lambda listening: not listening,
-                   what=f"port {self.port} to be free", timeout=10, interval=0.05)
 
 
 def test_a_commit_with_broken_yaml_applies_and_prunes_nothing_until_a_fix_is_committed(

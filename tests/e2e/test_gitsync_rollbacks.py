@@ -5,19 +5,16 @@ that Git is ahead of the cluster."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from canary.kube.client import Kube
-from canary.local import procs, stack
-from canary.local.ports import free_ports, is_listening
+from canary.local import stack
 from canary.waiting import wait_until
 from tests.e2e.canaries import canary_status, deployment, events, image_of, wait_phase
 from tests.e2e.controllers import ControllerProcess
-from tests.e2e.gitrepos import Upstream, git, sync_status
+from tests.e2e.gitrepos import Upstream, git, serving, sync_status
 from tests.e2e.receivers import Receiver, receiver
 
 pytestmark = pytest.mark.usefixtures("canary_crds")
@@ -85,20 +82,6 @@ def _messages(alerts: Receiver) -> list[str]:
         return [str(body.get("text") or body) for _, body in alerts.calls]
 
 
-@contextmanager
-def _read_only_daemon(tmp_path: Path) -> Iterator[int]:
-    """A git daemon that serves tmp_path/served for fetching only (pushes are refused)."""
-    (port,) = free_ports(1)
-    record = procs.spawn("git-daemon-ro", ["git", "daemon", "--reuseaddr", f"--base-path={tmp_path / 'served'}",
-                                           "--export-all", "--listen=127.0.0.1", f"--port={port}",
-                                           str(tmp_path / "served")], log=tmp_path / "git-daemon-ro.log")
-    try:
-        wait_until(lambda: is_listening(port), bool, what=f"git daemon on port {port}", timeout=10, interval=0.05)
-        yield port
-    finally:
-        procs.stop(record)
-
-
 def test_a_rolled_back_release_is_reverted_in_git_and_the_cluster_and_git_agree(
     kube: Kube, namespace: str, local_stack: stack.StackState, upstream: Upstream, daemon: int, tmp_path: Path
 ) -> None:
@@ -164,7 +147,7 @@ def test_without_write_access_revert_falls_back_to_pin_and_says_git_is_ahead(
     kube: Kube, namespace: str, local_stack: stack.StackState, upstream: Upstream, tmp_path: Path
 ) -> None:
     upstream.commit({**_files(namespace, "podinfo:6.7.0", "hello"), "k8s/app/service.yaml": None}, "seed")
-    with receiver() as alerts, _read_only_daemon(tmp_path) as port:
+    with receiver() as alerts, serving(tmp_path, push=False) as port:
         controller = _controller(local_stack, namespace, tmp_path, f"git://127.0.0.1:{port}/app.git", alerts,
                                  "--git-rollback", "revert")
         controller.start()
