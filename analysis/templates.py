@@ -15,6 +15,9 @@ lands in, found by following PromQL's lexer through the template:
 - in a ``#`` comment: it must not hold a line break, which would end the comment.
 
 Anything else is a ``TemplateError`` that names the placeholder.
+
+``interval`` is the metric's window as a duration; it is written in PromQL's own grammar
+(``1m30s``, never Go's ``1.5m``, which Prometheus refuses), to the millisecond.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Literal
 
 from analysis.errors import TemplateError
@@ -51,7 +55,7 @@ class TemplateContext:
     namespace: str
     target: str
     service: str
-    interval: str
+    interval: timedelta
     variables: Mapping[str, str] = field(default_factory=dict)
     ingress: str | None = None
     route: str | None = None
@@ -61,6 +65,8 @@ class TemplateContext:
         if placeholder in ("ingress", "route"):
             value: str | None = getattr(self, placeholder)
             return self.target if value is None else value
+        if placeholder == "interval":
+            return promql_duration(self.interval)
         if placeholder in _FIELDS:
             return str(getattr(self, placeholder))
         head, _, key = placeholder.partition(".")
@@ -68,6 +74,19 @@ class TemplateContext:
             return self.variables[key]
         known = [*_FIELDS, *(f"variables.{k}" for k in sorted(self.variables))]
         raise TemplateError(f'unknown template variable "{placeholder}"; known: {", ".join(known)}')
+
+
+def promql_duration(window: timedelta) -> str:
+    """``window`` in PromQL's duration grammar (``1h30m``, ``1m30s``, ``1s500ms``), rounded to milliseconds."""
+    millis = round(window.total_seconds() * 1000)
+    if millis <= 0:
+        raise TemplateError(f"the interval must be positive, got {window}")
+    parts = []
+    for unit, size in (("h", 3_600_000), ("m", 60_000), ("s", 1000), ("ms", 1)):
+        count, millis = divmod(millis, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts)
 
 
 def render_promql(query: str, ctx: TemplateContext) -> str:

@@ -21,6 +21,7 @@ from rich.table import Table
 from canary import controller as controller_app
 from canary import controls, logging, status_view
 from canary import demo as demo_app
+from canary.defaults import CONTROLLER_NAMESPACE, GIT_BRANCH
 from canary.engine.decide import Request
 from canary.errors import CanaryError, PermanentError
 from canary.gitsync.config import DEFAULT_SOURCE, GitSettings, sources_from
@@ -31,6 +32,7 @@ from canary.gitsync.rollbacks import DEFAULT_AUTHOR, git_ahead, read_ledger
 from canary.kube.client import Kube
 from canary.local import binaries, stack
 from canary.models import flagger
+from canary.models.base import seconds_of
 from canary.settings import ControllerSettings
 
 app = typer.Typer(help="Progressive delivery for Kubernetes.", no_args_is_help=True,
@@ -111,6 +113,31 @@ def local_status(state_dir: StateDir = None) -> None:
         raise typer.Exit(1)
 
 
+def _seconds(value: str | float) -> float:
+    """A duration flag's value in seconds: a Go duration ("90s", "5m", "1h30m") or a bare number of seconds."""
+    try:
+        seconds = seconds_of(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    if seconds < 0:
+        raise typer.BadParameter(f"must not be negative, got {value}")
+    return seconds
+
+
+def _duration(value: str | float) -> float:
+    """A duration flag that must be more than zero, in seconds."""
+    seconds = _seconds(value)
+    if seconds == 0:
+        raise typer.BadParameter(f"must be more than zero, got {value}")
+    return seconds
+
+
+def _duration_option(*names: str, envvar: str, help: str) -> Any:  # noqa: ANN401 - typer's own names
+    """A typer option that takes a duration; its value is seconds."""
+    return typer.Option(*names, envvar=envvar, parser=_duration, metavar="DURATION",
+                        help=f"{help} A Go duration (90s, 5m, 1h30m) or seconds.")
+
+
 def _csv(value: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in value.split(",") if part.strip())
 
@@ -136,10 +163,14 @@ def controller(
     enable_leader_election: Annotated[bool, typer.Option(envvar="CANARY_ENABLE_LEADER_ELECTION",
                                                          help="Act only while holding a Lease.")] = False,
     leader_election_namespace: Annotated[str, typer.Option(envvar="CANARY_LEADER_ELECTION_NAMESPACE",
-                                                           help="Namespace of the leader Lease.")] = "canary-system",
-    leader_election_lease_seconds: Annotated[int, typer.Option(envvar="CANARY_LEADER_ELECTION_LEASE_SECONDS",
-                                                               help="Seconds without renewal before another "
-                                                               "replica takes over.")] = 15,
+                                                           help="Namespace of the leader Lease.")
+                                 ] = CONTROLLER_NAMESPACE,
+    leader_election_lease_seconds: Annotated[int | None, typer.Option(
+        envvar="CANARY_LEADER_ELECTION_LEASE_SECONDS", help="Seconds without renewal before another replica "
+        "takes over [default: 15].")] = None,
+    leader_election_lease_duration: Annotated[float | None, _duration_option(
+        "--leader-election-lease-duration", envvar="CANARY_LEADER_ELECTION_LEASE_DURATION",
+        help="The same as --leader-election-lease-seconds, as a duration (whole seconds).")] = None,
     cluster_name: Annotated[str, typer.Option(envvar="CANARY_CLUSTER_NAME", help="Cluster name in alerts.")] = "",
     slack_url: Annotated[str | None, typer.Option(envvar="CANARY_SLACK_URL", help="Slack webhook for alerts "
                                                   "(prefer an AlertProvider with a Secret).")] = None,
@@ -147,19 +178,20 @@ def controller(
                                                        help="Default AlertProvider (namespace/name) for canaries "
                                                        "without alerts.")] = None,
     git_url: GitUrl = None,
-    git_branch: GitBranch = "main",
+    git_branch: GitBranch = GIT_BRANCH,
     git_tag: GitTag = None,
     git_commit: GitCommit = None,
     git_path: GitPath = None,
     git_secret: GitSecret = None,
     git_timeout: GitTimeout = 60.0,
     git_config: GitConfig = None,
-    git_inventory_namespace: GitInventory = "canary-system",
-    git_poll_interval: Annotated[float, typer.Option(envvar="CANARY_GIT_POLL_INTERVAL",
-                                                     help="Seconds between checks for a new commit.")] = 10.0,
-    git_sync_interval: Annotated[float, typer.Option(envvar="CANARY_GIT_SYNC_INTERVAL",
-                                                     help="Seconds between full resyncs, which correct drift.")
-                                 ] = 300.0,
+    git_inventory_namespace: GitInventory = CONTROLLER_NAMESPACE,
+    git_poll_interval: Annotated[float, _duration_option(
+        "--git-poll-interval", envvar="CANARY_GIT_POLL_INTERVAL", help="Time between checks for a new commit.")
+                                 ] = 10.0,
+    git_sync_interval: Annotated[float, _duration_option(
+        "--git-sync-interval", envvar="CANARY_GIT_SYNC_INTERVAL", help="Time between full resyncs, which correct "
+        "drift.")] = 300.0,
     git_rollback: Annotated[str, typer.Option(envvar="CANARY_GIT_ROLLBACK",
                                               help="After a rolled-back release from Git: none, pin (record it and "
                                               "say Git is ahead) or revert (push a commit restoring the promoted "
@@ -183,7 +215,8 @@ def controller(
         selector_labels=_csv(selector_labels), include_label_prefix=_csv(include_label_prefix),
         enable_config_tracking=enable_config_tracking, enable_leader_election=enable_leader_election,
         leader_election_namespace=leader_election_namespace,
-        leader_election_lease_seconds=leader_election_lease_seconds, cluster_name=cluster_name, slack_url=slack_url,
+        leader_election_lease_seconds=_lease_seconds(leader_election_lease_seconds, leader_election_lease_duration),
+        cluster_name=cluster_name, slack_url=slack_url,
         alert_provider=alert_provider,
         git=_git_settings(url=git_url, branch=git_branch, tag=git_tag, commit=git_commit, paths=git_path,
                           secret=git_secret, timeout=git_timeout, inventory=git_inventory_namespace,
@@ -198,6 +231,18 @@ def controller(
     controller_app.run(settings, stop)
 
 
+def _lease_seconds(seconds: int | None, duration: float | None) -> int:
+    """One lease length from the two flags that set it; they must agree when both are given."""
+    if duration is not None and duration != int(duration):
+        raise typer.BadParameter(f"must be whole seconds, got {duration:g}s",
+                                 param_hint="--leader-election-lease-duration")
+    if seconds is not None and duration is not None and seconds != duration:
+        raise typer.BadParameter(f"{seconds} differs from --leader-election-lease-duration {duration:g}s; "
+                                 "give one of them", param_hint="--leader-election-lease-seconds")
+    chosen = seconds if seconds is not None else duration
+    return 15 if chosen is None else int(chosen)
+
+
 GitUrl = Annotated[str | None, typer.Option("--git-url", envvar="CANARY_GIT_URL", help="Repository to sync.")]
 GitBranch = Annotated[str, typer.Option("--git-branch", envvar="CANARY_GIT_BRANCH", help="Branch to follow.")]
 GitTag = Annotated[str | None, typer.Option("--git-tag", envvar="CANARY_GIT_TAG", help="Tag to follow instead.")]
@@ -208,8 +253,8 @@ GitPath = Annotated[list[str] | None, typer.Option("--git-path", envvar="CANARY_
 GitSecret = Annotated[str | None, typer.Option("--git-secret", envvar="CANARY_GIT_SECRET",
                                                help="namespace/name of a Secret with identity+known_hosts or token "
                                                "(or the folder where it is mounted).")]
-GitTimeout = Annotated[float, typer.Option("--git-timeout", envvar="CANARY_GIT_TIMEOUT",
-                                           help="Seconds any one git call may take.")]
+GitTimeout = Annotated[float, _duration_option("--git-timeout", envvar="CANARY_GIT_TIMEOUT",
+                                              help="How long any one git call may take.")]
 GitConfig = Annotated[Path | None, typer.Option("--git-config", envvar="CANARY_GIT_CONFIG", exists=True,
                                                dir_okay=False, help="YAML file listing several Git sources.")]
 GitInventory = Annotated[str, typer.Option("--git-inventory-namespace", envvar="CANARY_GIT_INVENTORY_NAMESPACE",
@@ -225,7 +270,9 @@ def _git_settings(*, url: str | None, branch: str, tag: str | None, commit: str 
 Namespace = Annotated[str, typer.Option("--namespace", "-n", help="The Canary's namespace.")]
 Name = Annotated[str, typer.Argument(help="The Canary's name.")]
 Kubeconfig = Annotated[Path | None, typer.Option(envvar="KUBECONFIG", help="Kubeconfig of the cluster.")]
-Wait = Annotated[float, typer.Option(help="Seconds to wait for the controller to act (0: don't wait).")]
+Wait = Annotated[float, typer.Option(parser=_seconds, metavar="DURATION",
+                                     help="How long to wait for the controller to act, a Go duration or seconds "
+                                     "(0: don't wait).")]
 
 
 def _kube(kubeconfig: Path | None) -> Kube:
@@ -260,6 +307,9 @@ def _request(action: Request, name: str, namespace: str, kubeconfig: Path | None
         err.print(f"requested {action.value} of Canary {namespace}/{name}")
         return
     handled = controls.wait_handled(kube, namespace, name, value, timeout=wait)
+    if handled.get("requestRefused"):
+        err.print(f"Canary {namespace}/{name}: {handled['requestRefused']}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
     err.print(f"{action.value} of Canary {namespace}/{name} handled; phase now {handled.get('phase')}")
 
 
@@ -317,7 +367,7 @@ app.add_typer(sync_app, name="sync")
 def sync_once(
     ctx: typer.Context,
     git_url: GitUrl = None,
-    git_branch: GitBranch = "main",
+    git_branch: GitBranch = GIT_BRANCH,
     git_tag: GitTag = None,
     git_commit: GitCommit = None,
     git_path: GitPath = None,
@@ -326,7 +376,7 @@ def sync_once(
     git_config: GitConfig = None,
     source_name: Annotated[str | None, typer.Option("--source", help="Which source of --git-config to sync.")
                            ] = None,
-    git_inventory_namespace: GitInventory = "canary-system",
+    git_inventory_namespace: GitInventory = CONTROLLER_NAMESPACE,
     dry_run: Annotated[bool, typer.Option(help="Show what would be created, changed and pruned; write nothing.")
                        ] = False,
     allow_mass_prune: Annotated[bool, typer.Option(help="Prune even when most of the inventory would go.")] = False,
@@ -359,7 +409,7 @@ def sync_once(
 @sync_app.command("status")
 def sync_status(
     source: Annotated[str | None, typer.Option(help="One source (every source by default).")] = None,
-    git_inventory_namespace: GitInventory = "canary-system",
+    git_inventory_namespace: GitInventory = CONTROLLER_NAMESPACE,
     kubeconfig: Kubeconfig = None,
 ) -> None:
     """Each source's last sync: commit, time, objects, last error; and releases Git is ahead of."""

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import structlog
 
+from canary.engine.canaries import Canaries
 from canary.engine.checks import CheckRunner
 from canary.engine.generated import GeneratedCanaries
 from canary.engine.gitreleases import FailedReleases
@@ -27,12 +28,14 @@ from canary.gitsync.inventory import configmap_name
 from canary.gitsync.loop import GitSync, SyncSettings, summary
 from canary.gitsync.rollbacks import FailedRelease, Ledger, Rollbacks
 from canary.gitsync.webhook import receiver
+from canary.kube import Obj
 from canary.kube.cache import Informer
 from canary.kube.client import Kube
 from canary.kube.events import EventRecorder
 from canary.kube.lease import LeaseElector
+from canary.kube.namespaces import ensure_namespace
 from canary.models.base import API_VERSION
-from canary.models.canary import Canary, Phase
+from canary.models.canary import Canary, CanaryHead, Phase, Severity
 from canary.notify.base import Notice, Notifier, routes
 from canary.notify.dispatch import AlertDispatcher, ProviderRef
 from canary.routers import services
@@ -121,18 +124,19 @@ def build(settings: ControllerSettings) -> Controller:
         default_provider = ProviderRef(name=provider_name, namespace=provider_namespace)
     notifier = AlertDispatcher(informers["alertproviders"], informers["secrets"], default_url=settings.slack_url,
                                default_provider=default_provider, cluster=settings.cluster_name)
+    canaries = Canaries(informers["canaries"])
     reconciler = Reconciler(
-        kube=kube, canaries=informers["canaries"], deployments=deployments, routers=routers,
+        kube=kube, canaries=canaries, deployments=deployments, routers=routers,
         checks=CheckRunner(webhooks=webhooks, templates=informers["metrictemplates"], secrets=informers["secrets"],
                            metrics_server=settings.metrics_server, clock=_now),
         webhooks=webhooks, events=EventRecorder(kube), notifier=notifier, clock=_now)
-    scheduler = CanaryScheduler(reconciler.tick, workers=settings.workers,
-                                list_canaries=informers["canaries"].list_objects)
+    scheduler = CanaryScheduler(reconciler.tick, workers=settings.workers, canaries=canaries)
     informers["canaries"].subscribe(scheduler.on_canary)
+    informers["canaries"].subscribe(reconciler.forget)
     informers["deployments"].subscribe(scheduler.on_target)
     informers["configmaps"].subscribe(scheduler.on_config("ConfigMap", informers["deployments"].list_objects))
     informers["secrets"].subscribe(scheduler.on_config("Secret", informers["deployments"].list_objects))
-    generated = GeneratedCanaries(kube, deployments=informers["deployments"], canaries=informers["canaries"],
+    generated = GeneratedCanaries(kube, deployments=informers["deployments"], canaries=canaries,
                                   events=EventRecorder(kube))
     scheduler.add_periodic(GENERATED_JOB, generated.sync, seconds=10)
     informers["deployments"].subscribe(lambda event, obj: scheduler.trigger_job(GENERATED_JOB)
@@ -142,8 +146,8 @@ def build(settings: ControllerSettings) -> Controller:
         sources = sources_from(settings.git, kube)
         events = EventRecorder(kube)
         rollbacks = Rollbacks(kube, ledger=Ledger(kube, settings.git.inventory_namespace),
-                              releases=FailedReleases(informers["canaries"], deployments),
-                              announce=_RollbackAnnouncer(notifier, informers["canaries"], events),
+                              releases=FailedReleases(canaries, deployments),
+                              announce=_RollbackAnnouncer(notifier, canaries, events),
                               author=settings.git.author)
         gitsync = GitSync(kube, SyncSettings(sources=sources, inventory_namespace=settings.git.inventory_namespace,
                                              poll_interval=settings.git.poll_interval,
@@ -174,9 +178,9 @@ class _SyncAnnouncer:
     notifier: Notifier
     namespace: str
 
-    def __call__(self, source: str, severity: str, message: str, commit: str | None) -> None:
+    def __call__(self, source: str, severity: Severity, message: str, commit: str | None) -> None:
         self.notifier.notify(Notice(canary=f"gitsync/{source}", namespace=self.namespace, severity=severity,
-                                    message=message, phase="Failed" if severity == "error" else "Synced",
+                                    message=message, phase="Failed" if severity is Severity.ERROR else "Synced",
                                     revision=(commit or "")[:12], alerts=()))
 
 
@@ -185,15 +189,17 @@ class _RollbackAnnouncer:
     """A handled rollback (pinned or reverted in Git) goes to the Canary's own alerts and events."""
 
     notifier: Notifier
-    canaries: Informer
+    canaries: Canaries
     events: EventRecorder
 
-    def __call__(self, release: FailedRelease, severity: str, reason: str, message: str) -> None:
-        obj = self.canaries.get(release.namespace, release.canary)
-        if obj is None:
+    def __call__(self, release: FailedRelease, severity: Severity, reason: str, message: str) -> None:
+        found = self.canaries.get(release.namespace, release.canary)
+        if found is None:
             return
-        canary = Canary.model_validate(obj)
-        self.events.record(obj, reason=reason, message=message, warning=severity != "info")
+        obj, canary = found
+        if not isinstance(canary, Canary):
+            return
+        self.events.record(obj, reason=reason, message=message, warning=severity is not Severity.INFO)
         self.notifier.notify(Notice(canary=release.canary, namespace=release.namespace, severity=severity,
                                     message=message, phase=str(canary.status.phase),
                                     revision=release.failed_revision, alerts=routes(canary.spec.analysis.alerts),
@@ -217,10 +223,9 @@ class _SyncEvents:
                                warning=not report.ok)
 
 
-def _on_rollback(scheduler: CanaryScheduler, gitsync: GitSync, obj: dict[str, object]) -> None:
+def _on_rollback(scheduler: CanaryScheduler, gitsync: GitSync, obj: Obj) -> None:
     """A canary that just failed may be a release from Git: let the sync handle it now, not at the next poll."""
-    status = obj.get("status")
-    if isinstance(status, dict) and status.get("phase") == Phase.FAILED.value:
+    if CanaryHead.of(obj).status.phase == Phase.FAILED.value:
         for source in gitsync.settings.sources:
             scheduler.trigger_job(gitsync_job(source.name))
 
@@ -245,6 +250,14 @@ def _lead(scheduler: CanaryScheduler, leading: bool) -> None:
 
 def start(controller: Controller, settings: ControllerSettings) -> None:
     """Start caches, the HTTP port, and (once leading, or at once without election) the ticks."""
+    own = []
+    if settings.enable_leader_election:
+        own.append((settings.leader_election_namespace, "--leader-election-namespace"))
+    if settings.git.enabled:
+        own.append((settings.git.inventory_namespace, "--git-inventory-namespace"))
+    for namespace, flag in own:
+        if ensure_namespace(controller.kube, namespace, flag=flag):
+            log.info("namespace created", namespace=namespace, why=flag)
     for informer in controller.informers.values():
         informer.start()
     hooks = None

@@ -8,15 +8,13 @@ spec.suspend, Flagger's field. So the controls work with the controller anywhere
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from canary.engine.decide import REQUEST_ANNOTATION, Request
 from canary.errors import PermanentError
+from canary.kube import Obj
 from canary.kube.client import Kube
 from canary.models.base import API_VERSION
 from canary.waiting import wait_until
-
-Obj = dict[str, Any]
 
 
 def get_canary(kube: Kube, namespace: str, name: str) -> Obj:

@@ -20,7 +20,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import yaml
 from rich.console import Console, Group
@@ -29,6 +28,8 @@ from rich.table import Table
 from rich.text import Text
 
 from canary import status_view
+from canary.defaults import CONTROLLER_NAMESPACE
+from canary.kube import Obj
 from canary.kube.client import Kube
 from canary.local import stack
 from canary.local.install import CANARY_CRDS, GATEWAY_API_CRDS, install_crds
@@ -36,9 +37,8 @@ from canary.local.ports import free_ports
 from canary.models.base import API_VERSION
 from canary.waiting import wait_until
 
-Obj = dict[str, Any]
 NAMESPACE = "demo"
-SYNC_NAMESPACE = "canary-system"
+SYNC_NAMESPACE = CONTROLLER_NAMESPACE
 MANIFEST = "k8s/podinfo.yaml"
 APP = "podinfo"
 IMAGE = "ghcr.io/stefanprodan/podinfo"

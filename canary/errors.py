@@ -4,7 +4,8 @@ Callers decide what to do from the type alone, never from a message::
 
     CanaryError
     ├── PermanentError      bad input: report it (status condition, CLI message), do not retry
-    │   └── InvalidObject   the API server refused an object (400/422)
+    │   ├── InvalidObject   the API server refused an object (400/422)
+    │   └── Forbidden       the API server refused the caller (401/403): RBAC or credentials
     ├── TemporaryError      API or network trouble: retry with backoff
     │   └── Conflict        a write lost a race (409): re-read, recompute, retry
     └── LocalStackError     the local stack could not be built, started or stopped
@@ -24,6 +25,10 @@ class PermanentError(CanaryError):
 
 class InvalidObject(PermanentError):
     """The API server refused an object as invalid; the message is the server's."""
+
+
+class Forbidden(PermanentError):
+    """The API server refused the request for who made it (401/403): a missing RBAC rule or bad credentials."""
 
 
 class TemporaryError(CanaryError):

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from canary.defaults import CONTROLLER_NAME, CONTROLLER_NAMESPACE
 from canary.gitsync.config import GitSettings
 from canary.workloads.deployments import DEFAULT_SELECTOR_LABELS
 
@@ -23,8 +24,8 @@ class ControllerSettings(BaseModel):
     include_label_prefix: tuple[str, ...] = ()
     enable_config_tracking: bool = True
     enable_leader_election: bool = False
-    leader_election_namespace: str = "canary-system"
-    leader_election_id: str = "canary-controller"
+    leader_election_namespace: str = CONTROLLER_NAMESPACE
+    leader_election_id: str = CONTROLLER_NAME
     leader_election_lease_seconds: int = Field(default=15, ge=2)
     cluster_name: str = ""
     slack_url: str | None = Field(default=None, repr=False)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
 from pydantic import ValidationError
 from rich.console import Group
@@ -11,9 +10,9 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
+from canary.kube import Obj
 from canary.models.canary import Canary, Phase, Strategy
 
-Obj = dict[str, Any]
 _COLOURS = {Phase.SUCCEEDED: "green", Phase.FAILED: "red", Phase.PROGRESSING: "yellow",
             Phase.WAITING: "magenta", Phase.WAITING_PROMOTION: "magenta", Phase.PROMOTING: "cyan",
             Phase.FINALISING: "cyan"}

@@ -23,7 +23,10 @@ class ProviderConfig:
     text of the CAs to trust instead of the system's; ``insecure_skip_verify`` turns
     verification off and wins over it. ``timeout`` bounds one request and ``attempts`` the
     requests per query. ``window`` is how many seconds back the back ends that take a time
-    range (Datadog, CloudWatch) look; Flagger looks back ten metric intervals.
+    range as parameters (Datadog's ``from``/``to``, CloudWatch's ``StartTime``/``EndTime``) look;
+    the controller sets it to ten times the metric's interval, as Flagger does. The other back
+    ends read their look-back from the query itself (PromQL ranges, Graphite's ``from``,
+    InfluxQL's ``WHERE time``, NRQL's ``SINCE``).
     """
 
     type: str = "prometheus"

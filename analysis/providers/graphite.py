@@ -4,6 +4,9 @@ Query convention, Flagger's: the template's query is the render API's query stri
 ``target=sumSeries(app.{{ target }}.errors)&from=-5min``; a query without ``target=`` is one
 target. Whitespace outside quotes is dropped, so a long target can be written over several lines.
 The answer is the last non-null datapoint of the one series the query returns.
+
+No ``window`` here: the look-back is the query's own ``from`` (graphite-web's default, without
+one, is the last 24 hours), as in Flagger.
 """
 
 from __future__ import annotations

@@ -6,6 +6,8 @@ query names it in full (``FROM "telegraf"."autogen"."cpu"``). The Secret's ``use
 ``password`` go as basic auth, which InfluxDB 1.x accepts in place of ``u``/``p`` parameters
 (so they never appear in a URL), or its ``token`` as a bearer token (InfluxDB's JWT).
 The answer is the first value of the one series the query returns.
+
+No ``window`` here: the look-back is in the InfluxQL itself (``WHERE time > now() - 5m``).
 """
 
 from __future__ import annotations

@@ -5,6 +5,9 @@ The Secret's ``apiKey`` (a user key, ``NRAK-...``) goes as the ``API-Key`` heade
 ``https://api.newrelic.com/graphql`` when none is given (``https://api.eu.newrelic.com/graphql``
 for EU accounts). The query is NRQL with its own ``SINCE``; its answer must be one row with one
 value (``SELECT average(duration) ...``; a ``percentile()`` of one level counts as one value).
+
+No ``window`` here: the look-back is the NRQL's own ``SINCE`` (New Relic's default, without one,
+is the last hour).
 """
 
 from __future__ import annotations

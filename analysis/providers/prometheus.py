@@ -2,18 +2,31 @@
 
 Built by the registry from a ``ProviderConfig``: the Secret's ``token`` (bearer) or
 ``username``/``password`` (basic auth), custom headers, a CA bundle or insecureSkipVerify, and
-the shared time rules of ``transport.HttpClient``. Prometheus also gets each attempt's timeout
-as its ``timeout`` parameter, so that it stops evaluating a query nobody waits for.
+the shared time rules of ``transport.HttpClient``. The queries go through prometheus-api-client's
+``PrometheusConnect``, on the ``DeadlineSession`` of each attempt: the session carries the TLS
+settings, credentials and headers and bounds the exchange by the deadline, and tenacity (in
+``HttpClient.call``) owns the retries, so PrometheusConnect's own urllib3 retries are off.
+Prometheus also gets each query's timeout as its ``timeout`` parameter, so that it stops
+evaluating a query nobody waits for.
+
+No ``window`` here: an instant query's look-back is in the PromQL itself (``rate(...[1m])``), and
+a range query's start and end come from its caller.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
+import requests
+from prometheus_api_client.exceptions import PrometheusApiClientException
+from prometheus_api_client.prometheus_connect import PrometheusConnect
+from urllib3.util.retry import Retry
+
 from analysis.providers.base import Outcome, QueryResult, RangeResult
 from analysis.providers.config import ProviderConfig, require_address
-from analysis.providers.transport import HttpClient, QueryFailed, basic_or_bearer, shown
+from analysis.providers.transport import DeadlineSession, HttpClient, QueryFailed, basic_or_bearer, shown
 
 
 def reduce_result(result: Any) -> QueryResult:  # noqa: ANN401 - the shape depends on the result type
@@ -48,6 +61,11 @@ def _labels(metric: dict[str, str]) -> str:
     return "{" + ",".join(f'{k}="{v}"' for k, v in sorted(metric.items())) + "}"
 
 
+# Tenacity retries, inside the deadline; urllib3 must not retry as well. read=False, as requests'
+# own default: with Retry(0) alone, a read timeout would come back as a ConnectionError.
+_NO_RETRIES = Retry(0, read=False)
+
+
 class PrometheusProvider:
     """Instant and range queries against one Prometheus server (or anything speaking its HTTP API)."""
 
@@ -58,8 +76,8 @@ class PrometheusProvider:
     def query(self, query: str, *, deadline: float | None = None) -> QueryResult:
         """Run an instant query and reduce it to one value."""
         try:
-            data = self._data("query", {"query": query}, deadline=deadline)
-            return reduce_result(data.get("result"))
+            result = self._ask(lambda client, params: client.custom_query(query, params=params), deadline=deadline)
+            return reduce_result(result)
         except (KeyError, IndexError, TypeError, ValueError):
             return QueryResult(Outcome.UNAVAILABLE, message=f"{self._source} answered with an unexpected result")
         except QueryFailed as failure:
@@ -67,17 +85,21 @@ class PrometheusProvider:
 
     def query_range(self, query: str, *, start: datetime, end: datetime, step: timedelta,
                     deadline: float | None = None) -> RangeResult:
-        """Run a range query; the samples of its one series, oldest first."""
+        """Run a range query; the samples of its one series, oldest first.
+
+        PrometheusConnect sends ``start`` and ``end`` rounded to whole seconds.
+        """
         if start.tzinfo is None or end.tzinfo is None:
             raise ValueError("query_range needs timezone-aware start and end")
-        params = {"query": query, "start": f"{start.timestamp():.3f}", "end": f"{end.timestamp():.3f}",
-                  "step": f"{step.total_seconds():g}"}
         try:
-            data = self._data("query_range", params, deadline=deadline)
-            if data.get("resultType") != "matrix":
+            result = self._ask(lambda client, params: client.custom_query_range(
+                query, start_time=start, end_time=end, step=f"{step.total_seconds():g}", params=params),
+                deadline=deadline)
+            if not isinstance(result, list) or not all(isinstance(s, dict) and "values" in s for s in result):
+                # PrometheusConnect hands over data.result only; series without "values" are no matrix.
                 return RangeResult(Outcome.UNAVAILABLE, message=f"{self._source} answered a range query with "
-                                                                f"{data.get('resultType')!r}, not a matrix")
-            return reduce_matrix(data.get("result") or [])
+                                                                "something other than a matrix")
+            return reduce_matrix(result)
         except (KeyError, IndexError, TypeError, ValueError):
             return RangeResult(Outcome.UNAVAILABLE, message=f"{self._source} answered with an unexpected result")
         except QueryFailed as failure:
@@ -87,17 +109,27 @@ class PrometheusProvider:
     def _source(self) -> str:
         return f"Prometheus at {shown(self.url)}"
 
-    def _data(self, endpoint: str, params: dict[str, str], *, deadline: float | None) -> dict[str, Any]:
+    def _ask(self, ask: Callable[[PrometheusConnect, dict[str, str]], Any], *, deadline: float | None) -> Any:  # noqa: ANN401 - data.result, whose shape depends on its type
+        """``data.result`` of one query that ``ask`` makes through PrometheusConnect, with the HttpClient's rules."""
         budget = self._http.default_deadline if deadline is None else deadline
-        params["timeout"] = f"{max(1, round(min(self._http.timeout, budget) * 1000))}ms"
-        reply = self._http.send("GET", f"{self.url}/api/v1/{endpoint}", params=params, deadline=budget)
-        if reply.status != 200:
-            raise reply.refusal(lambda body: f"{body['errorType']}: {body['error']}")
-        body = reply.json()
-        data = body.get("data") if isinstance(body, dict) and body.get("status") == "success" else None
-        if not isinstance(data, dict):
-            raise QueryFailed(Outcome.UNAVAILABLE, f"unexpected answer: {reply.snippet()}")
-        return data
+        params = {"timeout": f"{max(1, round(min(self._http.timeout, budget) * 1000))}ms"}
+
+        def exchange(session: DeadlineSession) -> Any:  # noqa: ANN401 - as above
+            # Its timeout is annotated int; requests takes seconds as a float.
+            client = PrometheusConnect(self.url, session=session, retry=_NO_RETRIES,
+                                       timeout=session.timeout)  # type: ignore[arg-type]
+            try:
+                return ask(client, params)
+            except PrometheusApiClientException:
+                # Its message holds only a repr of the body; the session kept the answer itself.
+                raise session.reply.refusal(lambda body: f"{body['errorType']}: {body['error']}") from None
+            except requests.exceptions.JSONDecodeError:
+                raise session.reply.not_json() from None
+            except (KeyError, TypeError):
+                # Its data["result"] on a body without them.
+                raise QueryFailed(Outcome.UNAVAILABLE, f"unexpected answer: {session.reply.snippet()}") from None
+
+        return self._http.call(exchange, deadline=budget)
 
 
 def from_config(config: ProviderConfig, *, field: str) -> PrometheusProvider:

@@ -1,14 +1,16 @@
 """HTTP for the metric providers: credentials, TLS, a timeout, and bounded retries inside a deadline.
 
 Every provider module builds one ``HttpClient`` from its ``ProviderConfig`` and sends its
-requests through it. A failure comes back as ``QueryFailed``, which the provider turns into a
-``QueryResult`` (or ``RangeResult``) naming itself.
+requests through it: ``send`` for a plain request, ``call`` to run a client library (Prometheus's
+PrometheusConnect) on a ``DeadlineSession`` that carries the same settings. A failure comes back
+as ``QueryFailed``, which the provider turns into a ``QueryResult`` (or ``RangeResult``) naming
+itself.
 
 The rules for time: a query may take at most its deadline, retries included. Each attempt's
-timeout is cut to the time left; a retry starts only after a lost connection or a gateway error
-(502, 503, 504) and only when the pause before it still fits. Each request runs in a daemon
-thread that the caller waits for no longer than the time left, because the socket timeouts of
-``requests`` bound each wait on the network, not the whole exchange: a server that trickles its
+timeout is cut to the time left; tenacity retries after a lost connection or a gateway error
+(502, 503, 504) only, and only when the pause before the retry still fits. Each request runs in a
+daemon thread that the caller waits for no longer than the time left, because the socket timeouts
+of ``requests`` bound each wait on the network, not the whole exchange: a server that trickles its
 answer could otherwise hold a tick for many timeouts.
 """
 
@@ -26,11 +28,19 @@ import warnings
 import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
 from requests.auth import AuthBase, HTTPBasicAuth
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    stop_before_delay,
+    wait_fixed,
+)
 from urllib3.exceptions import InsecureRequestWarning
 
 from analysis.errors import CredentialsError, ProviderSpecError
@@ -42,6 +52,8 @@ PAUSE = 0.2
 
 Params = Mapping[str, str] | list[tuple[str, str]]
 """Query parameters: a list when a name repeats (Graphite's ``target``)."""
+
+T = TypeVar("T")
 
 _RETRIED_STATUSES = frozenset({502, 503, 504})
 _OBJECT_REPR = re.compile(r"<[^<>]*>: ")
@@ -77,13 +89,21 @@ class Reply:
     reason: str
     body: bytes
 
+    @classmethod
+    def of(cls, response: requests.Response) -> Reply:
+        """A ``requests`` response, whose body it has read already."""
+        return cls(response.status_code, response.reason or "", response.content)
+
     def json(self) -> Any:  # noqa: ANN401 - JSON is whatever the back end sent; callers check its shape
         """The body as JSON, or UNAVAILABLE when it isn't JSON (a proxy's error page, say)."""
         try:
             return json.loads(self.body)
         except ValueError:
-            raise QueryFailed(Outcome.UNAVAILABLE, f"HTTP {self.status}: the answer is not JSON: "
-                                                   f"{self.snippet()}") from None
+            raise self.not_json() from None
+
+    def not_json(self) -> QueryFailed:
+        """The failure of an answer that should have been JSON and isn't."""
+        return QueryFailed(Outcome.UNAVAILABLE, f"HTTP {self.status}: the answer is not JSON: {self.snippet()}")
 
     def snippet(self) -> str:
         """The start of the body on one line, for messages."""
@@ -178,18 +198,83 @@ def _remove(path: str) -> None:
         os.unlink(path)
 
 
+class _Retried(Exception):
+    """A failure worth another attempt: a lost connection or a gateway error; its text ends the message."""
+
+
+class DeadlineSession(requests.Session):
+    """A ``requests`` session whose every send ends by a deadline, however slowly the server answers.
+
+    The socket timeouts of ``requests`` bound each wait on the network, not the whole exchange,
+    so each send runs in a daemon thread that the caller waits for no longer than the time left.
+    A gateway error (502, 503, 504) is raised as a retryable failure here, so the retry policy
+    sees it whoever sent the request: PrometheusConnect only tells 200 from the rest. The last
+    answer stays in ``reply``, read in full. ``HttpClient`` makes one per attempt, so an
+    abandoned exchange never shares a pool with the next.
+    """
+
+    def __init__(self, *, end: float, budget: float, timeout: float) -> None:
+        super().__init__()
+        self.timeout = timeout
+        self._end, self._budget = end, budget
+        self._reply: Reply | None = None
+        self._inside = threading.local()
+
+    @property
+    def reply(self) -> Reply:
+        """The last answer this session received."""
+        if self._reply is None:
+            raise RuntimeError("the session has received no answer yet")
+        return self._reply
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # noqa: ANN401 - requests' own keyword arguments
+        """Send ``request`` in a daemon thread and wait for its answer until the deadline at most."""
+        if getattr(self._inside, "exchange", False):
+            # A redirect, followed from inside the exchange: the outer send already bounds it.
+            return super().send(request, **kwargs)
+        left = self._end - time.monotonic()
+        if left <= 0:
+            raise self._late()
+        kwargs["timeout"] = kwargs.get("timeout") or self.timeout
+        box: list[requests.Response | BaseException] = []
+        done = threading.Event()
+
+        def run() -> None:
+            self._inside.exchange = True
+            try:
+                box.append(requests.Session.send(self, request, **kwargs))
+            except BaseException as exc:  # handed over to the waiting caller, raised there
+                box.append(exc)
+            finally:
+                done.set()
+
+        threading.Thread(target=run, name="metric-query", daemon=True).start()
+        if not done.wait(left):
+            raise self._late()
+        outcome = box[0]
+        if isinstance(outcome, BaseException):
+            raise outcome
+        reply = self._reply = Reply.of(outcome)
+        if reply.status in _RETRIED_STATUSES:
+            raise _Retried(f"HTTP {reply.status} {reply.reason}: {reply.snippet()}")
+        return outcome
+
+    def _late(self) -> QueryFailed:
+        return QueryFailed(Outcome.UNAVAILABLE, f"no answer within the deadline of {self._budget:g}s")
+
+
 class HttpClient:
     """Sends one provider's requests with its headers, authentication, TLS settings and time rules."""
 
     def __init__(self, *, headers: Mapping[str, str] | None = None, auth: AuthBase | None = None,
                  tls: Tls | None = None, timeout: float = 5.0, attempts: int = 2,
-                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         self._headers = dict(headers or {})
         self._auth = auth
         self._tls = tls
         self._timeout = timeout
         self._attempts = max(1, attempts)
-        self._clock, self._sleep = clock, sleep
+        self._sleep = sleep
 
     @classmethod
     def for_config(cls, config: ProviderConfig, *, field: str, auth: AuthBase | None) -> HttpClient:
@@ -215,66 +300,70 @@ class HttpClient:
         Returns any reply that isn't retried, 4xx and 5xx included: the provider knows how its
         back end words errors. Raises ``QueryFailed`` when no reply came in time.
         """
+
+        def exchange(session: DeadlineSession) -> Reply:
+            # verify is passed on: left out, requests would let REQUESTS_CA_BUNDLE override the session's.
+            session.request(method, url, params=params or {}, json=json_body, data=data, headers=dict(headers or {}),
+                            timeout=session.timeout, verify=session.verify)
+            return session.reply
+
+        return self.call(exchange, deadline=deadline)
+
+    def call(self, exchange: Callable[[DeadlineSession], T], *, deadline: float | None = None) -> T:
+        """Run ``exchange`` on a fresh ``DeadlineSession`` per attempt, with tenacity owning the retries.
+
+        The session carries the headers, authentication and TLS settings, and its ``timeout`` is
+        the attempt's share of the deadline. Lost connections and gateway errors are retried while
+        the attempts last and the pause before the next still fits in the deadline; every other
+        failure ends the call at once. Raises ``QueryFailed`` when no usable answer came in time.
+        """
         budget = self.default_deadline if deadline is None else deadline
-        end = self._clock() + budget
-        request = requests.Request(method, url, params=params or {}, json=json_body, data=data,
-                                   headers={**self._headers, **(headers or {})}, auth=self._auth)
-        tries = 0
-        while True:
-            left = end - self._clock()
-            if left <= 0:
-                raise QueryFailed(Outcome.UNAVAILABLE, f"no answer within the deadline of {budget:g}s")
-            tries += 1
-            timeout = min(self._timeout, left)
+        end = time.monotonic() + budget
+        retrying = Retrying(
+            # stop_before_delay, not stop_after_delay: no retry starts that the deadline could not wait for.
+            stop=stop_after_attempt(self._attempts) | stop_before_delay(budget),
+            wait=wait_fixed(PAUSE), retry=retry_if_exception_type(_Retried), sleep=self._sleep,
+            retry_error_callback=_give_up)
+
+        def attempt() -> T:
+            return self._attempt(exchange, end=end, budget=budget)
+
+        return retrying(attempt)
+
+    def _attempt(self, exchange: Callable[[DeadlineSession], T], *, end: float, budget: float) -> T:
+        left = end - time.monotonic()
+        if left <= 0:
+            raise QueryFailed(Outcome.UNAVAILABLE, f"no answer within the deadline of {budget:g}s")
+        timeout = min(self._timeout, left)
+        with self._session(end=end, budget=budget, timeout=timeout) as session:
             try:
-                reply = self._exchange(request, timeout=timeout, wait=left, budget=budget)
+                return exchange(session)
             except requests.exceptions.SSLError as exc:
                 raise QueryFailed(Outcome.UNAVAILABLE, f"TLS failed: {_reason(exc)}") from None
             except requests.exceptions.ConnectTimeout:
-                failure = f"no connection within {timeout:g}s"
+                raise _Retried(f"no connection within {timeout:g}s") from None
             except requests.ConnectionError as exc:
-                failure = f"cannot connect: {_reason(exc)}"
+                raise _Retried(f"cannot connect: {_reason(exc)}") from None
             except requests.Timeout:
                 # A timeout cut short by the deadline is the deadline's doing, and reads as such.
                 limit = f"the deadline of {budget:g}s" if timeout < self._timeout else f"{timeout:g}s"
                 raise QueryFailed(Outcome.UNAVAILABLE, f"no answer within {limit}") from None
             except requests.RequestException as exc:
                 raise QueryFailed(Outcome.UNAVAILABLE, f"{type(exc).__name__}: {_reason(exc)}") from None
-            else:
-                if reply.status not in _RETRIED_STATUSES:
-                    return reply
-                failure = f"HTTP {reply.status} {reply.reason}: {reply.snippet()}"
-            if tries >= self._attempts or end - self._clock() <= PAUSE:
-                after = f" ({tries} attempts)" if tries > 1 else ""
-                raise QueryFailed(Outcome.UNAVAILABLE, failure + after)
-            self._sleep(PAUSE)
 
-    def _exchange(self, request: requests.Request, *, timeout: float, wait: float, budget: float) -> Reply:
-        """One request in a daemon thread, waited for at most ``wait`` seconds."""
-        box: list[Reply | BaseException] = []
-        done = threading.Event()
-        verify = self._tls.verify if self._tls is not None else True
+    def _session(self, *, end: float, budget: float, timeout: float) -> DeadlineSession:
+        session = DeadlineSession(end=end, budget=budget, timeout=timeout)
+        session.headers.update(self._headers)
+        session.auth = self._auth
+        session.verify = self._tls.verify if self._tls is not None else True
+        return session
 
-        def run() -> None:
-            try:
-                # A session per request: an abandoned exchange never shares a pool with the next.
-                with requests.Session() as session:
-                    prepared = session.prepare_request(request)
-                    settings = session.merge_environment_settings(prepared.url, {}, None, verify, None)
-                    response = session.send(prepared, timeout=timeout, allow_redirects=True, **settings)
-                    box.append(Reply(response.status_code, response.reason or "", response.content))
-            except BaseException as exc:  # handed over to the waiting caller, raised there
-                box.append(exc)
-            finally:
-                done.set()
 
-        threading.Thread(target=run, name="metric-query", daemon=True).start()
-        if not done.wait(wait):
-            raise QueryFailed(Outcome.UNAVAILABLE, f"no answer within the deadline of {budget:g}s")
-        outcome = box[0]
-        if isinstance(outcome, BaseException):
-            raise outcome
-        return outcome
+def _give_up(state: RetryCallState) -> NoReturn:
+    """The last retryable failure as the call's, with the number of attempts it took."""
+    failure = state.outcome.exception() if state.outcome is not None else None
+    after = f" ({state.attempt_number} attempts)" if state.attempt_number > 1 else ""
+    raise QueryFailed(Outcome.UNAVAILABLE, f"{failure}{after}")
 
 
 def shown(url: str) -> str:

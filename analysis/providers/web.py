@@ -10,6 +10,8 @@ body, the query is a JSON object instead::
 as JSON. Headers are the spec's; the Secret's ``token`` (bearer) or ``username`` and
 ``password`` (basic) authenticate. The path must select exactly one value: a number, a string
 holding one, or a boolean (true is 1, false is 0).
+
+No ``window`` here: whatever time range the endpoint takes is in its URL or the query's body.
 """
 
 from __future__ import annotations

@@ -27,7 +27,6 @@ from analysis.providers.registry import provider_for
 from analysis.templates import TemplateContext, render_promql
 from canary.engine.decide import Check, CheckResult
 from canary.kube.cache import Informer
-from canary.models.base import parse_duration
 from canary.models.canary import Canary, CanaryMetric, CanaryWebhook, HookType, MetricResult, Phase
 from canary.models.resources import MetricTemplate
 from canary.webhooks import WebhookCaller, payload
@@ -37,6 +36,8 @@ _GATES = {Check.CONFIRM_ROLLOUT: HookType.CONFIRM_ROLLOUT, Check.CONFIRM_TRAFFIC
           Check.PRE_ROLLOUT: HookType.PRE_ROLLOUT}
 _SAMPLES = 30
 CA_KEY = "ca.crt"
+WINDOW_INTERVALS = 10
+"""Providers that take a time range look back this many metric intervals (Flagger's factor)."""
 
 
 @dataclass(frozen=True)
@@ -116,7 +117,7 @@ class CheckRunner:
                  deadline: float) -> Comparison:
         settings = metric.comparison
         assert settings is not None  # noqa: S101 - only called for comparison metrics
-        window = parse_duration(metric.effective_interval)
+        window = metric.window
         step = max(timedelta(seconds=1), window / _SAMPLES)
         try:
             query = self._query(canary, metric, mesh)
@@ -138,7 +139,7 @@ class CheckRunner:
 
     def _context(self, canary: Canary, metric: CanaryMetric, target: str) -> TemplateContext:
         return TemplateContext(name=canary.metadata.name, namespace=canary.metadata.namespace or "", target=target,
-                               service=canary.spec.service_names[0], interval=metric.effective_interval,
+                               service=canary.spec.service_names[0], interval=metric.window,
                                variables=metric.template_variables or {})
 
     def _query(self, canary: Canary, metric: CanaryMetric, mesh: str) -> _Query:
@@ -159,10 +160,10 @@ class CheckRunner:
                 type=spec.type, address=spec.address or self._metrics_server,
                 headers={k: ", ".join(v) for k, v in (spec.headers or {}).items()}, credentials=credentials,
                 region=spec.region, insecure_skip_verify=spec.insecure_skip_verify, ca_bundle=ca_bundle,
-                timeout=self._timeout)
+                timeout=self._timeout, window=_window(metric))
             return _Query(template.spec.query, config, field)
         config = ProviderConfig("prometheus", canary.spec.metrics_server or self._metrics_server,
-                                timeout=self._timeout)
+                                timeout=self._timeout, window=_window(metric))
         if metric.name in BUILTIN_METRICS:
             return _Query(builtin_query(mesh, metric.name), config, "spec.metricsServer")
         if metric.query:
@@ -185,6 +186,11 @@ class CheckRunner:
         if key not in self._providers:
             self._providers[key] = provider_for(query.config, field=query.field)
         return self._providers[key]
+
+
+def _window(metric: CanaryMetric) -> float:
+    """Seconds a provider that takes a time range looks back for ``metric``."""
+    return WINDOW_INTERVALS * metric.window.total_seconds()
 
 
 def _comparison_result(metric: CanaryMetric, comparison: Comparison, now: datetime) -> MetricResult:

@@ -10,14 +10,15 @@ traffic shift, finalise, the failed-checks threshold, pre-rollout hooks or analy
 strategy's step.
 
 Webhooks and metric checks are I/O and are only run when the decision reaches them, so
-``decide`` does not call them: it returns ``Need(check)`` and the reconciler calls it again
-with the result added, until it returns ``Act(effects)``. Each call is pure.
+``decide`` does not call them: it returns ``Need(check)``, and ``resolve`` (used by the
+reconciler and by the tests' release player alike) runs the check and decides again with the
+result added, until the answer is ``Act(effects)``. Each call of ``decide`` is pure.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -31,7 +32,6 @@ from canary.engine.effects import (
     ScaleTarget,
     SetRoutes,
     SetStatus,
-    Severity,
 )
 from canary.models.canary import (
     TOTAL_WEIGHT,
@@ -41,6 +41,7 @@ from canary.models.canary import (
     HookType,
     MetricResult,
     Phase,
+    Severity,
     Strategy,
 )
 from canary.workloads.readiness import Readiness
@@ -59,6 +60,11 @@ class Request(StrEnum):
     PROMOTE = "promote"
     ABORT = "abort"
     RETRY = "retry"
+
+
+_WHEN_ALLOWED: dict[str, str] = {Request.PROMOTE: "works while Progressing, Waiting or WaitingPromotion",
+                 Request.ABORT: "works while Progressing, Waiting or WaitingPromotion",
+                 Request.RETRY: "works only when Failed"}
 
 
 class Check(StrEnum):
@@ -88,7 +94,11 @@ class CheckResult:
 
 @dataclass(frozen=True)
 class Observed:
-    """What the reconciler saw this tick (from caches and the router)."""
+    """What the reconciler saw this tick (from caches and the router).
+
+    ``primary_revision`` is the revision the primary was made from, when it says (None before
+    there is a primary, or for one made by an older controller).
+    """
 
     revision: str
     primary: Readiness
@@ -99,6 +109,7 @@ class Observed:
     router_has_match: bool = True
     request: str | None = None
     now: datetime | None = None
+    primary_revision: str | None = None
     checks: Mapping[Check, CheckResult] = field(default_factory=dict)
 
 
@@ -111,13 +122,31 @@ class Need:
 
 @dataclass(frozen=True)
 class Act:
-    """Carry out ``effects`` in order; ``summary`` says why, for the log."""
+    """Carry out ``effects`` in order; ``summary`` says why, for the log.
+
+    ``hold`` marks a hold for missing data (the weight is kept, nothing counted); any other
+    decision ends a hold that was under way.
+    """
 
     effects: tuple[Effect, ...]
     summary: str
+    hold: bool = False
+
+    def with_status(self, change: SetStatus) -> Act:
+        """This act with ``change`` merged into its first status write, or added as one."""
+        effects = list(self.effects)
+        for index, effect in enumerate(effects):
+            if isinstance(effect, SetStatus):
+                updates = {k: v for k, v in change.__dict__.items() if v is not None and v is not False}
+                effects[index] = replace(effect, **updates)
+                break
+        else:
+            effects.append(change)
+        return replace(self, effects=tuple(effects))
 
 
 Decision = Need | Act
+MAX_CHECKS = len(Check)
 
 
 def _act(summary: str, *effects: Effect) -> Act:
@@ -127,6 +156,18 @@ def _act(summary: str, *effects: Effect) -> Act:
 def decide(spec: CanarySpec, status: CanaryStatus, seen: Observed) -> Decision:
     """The next step of the canary described by ``spec`` and ``status``."""
     return _Tick(spec, status, seen).run()
+
+
+def resolve(spec: CanarySpec, status: CanaryStatus, seen: Observed, run: Callable[[Check], CheckResult]) -> Act:
+    """Decide, running each check that ``decide`` asks for (once) until it acts."""
+    for _ in range(MAX_CHECKS + 1):
+        decision = decide(spec, status, seen)
+        if isinstance(decision, Act):
+            return decision
+        if decision.check in seen.checks:
+            raise AssertionError(f"decide asked twice for {decision.check}")
+        seen = replace(seen, checks={**seen.checks, decision.check: run(decision.check)})
+    raise AssertionError(f"decide asked for more than {MAX_CHECKS} checks")
 
 
 def next_step_weight(analysis: CanaryAnalysis, canary_weight: int) -> int:
@@ -155,7 +196,6 @@ class _Tick:
         self.seen = seen
         self.phase = status.phase
         self.target = f"{spec.target_ref.kind} {spec.target_ref.name}"
-        self._holding = False
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -169,23 +209,17 @@ class _Tick:
             return True
         return revision not in (self.status.last_applied_spec, self.status.last_promoted_spec)
 
-    def _latest_failures(self) -> list[MetricResult]:
-        """The failing metrics of the last analysis step."""
-        history = self.status.analysis or []
-        latest = max((m.time for m in history), default=None)
-        return [m for m in history if m.time == latest and m.verdict != "pass"]
-
     def _rollback(self, reason: str, *, alert: str | None = None, request: str | None = None) -> Act:
         effects: list[Effect] = [
             SetRoutes(primary=TOTAL_WEIGHT, canary=0),
             ScaleTarget(up=False),
-            SetStatus(phase=Phase.FAILED, canary_weight=0, iterations=0, sync_revision=True, handled_request=request),
+            SetStatus(phase=Phase.FAILED, canary_weight=0, iterations=0, applied=self.seen.revision,
+                      handled_request=request),
             Event("Failed", f"Canary failed! Scaling down {self.target}: {reason}", warning=True),
             PostRolloutHooks(Phase.FAILED),
         ]
         if alert is not None:
-            details = tuple((m.name, m.message or m.verdict) for m in self._latest_failures())
-            effects.append(Alert(Severity.ERROR, alert, details=details))
+            effects.append(Alert(Severity.ERROR, alert, details=self.status.failing_checks()))
         return _act(f"rollback: {reason}", *effects)
 
     def _strategy(self) -> tuple[Strategy, int]:
@@ -211,17 +245,9 @@ class _Tick:
 
     def _end_hold(self, decision: Decision) -> Decision:
         """A decision that is not a hold for missing data ends one that was under way."""
-        if isinstance(decision, Need) or self.status.no_data_since is None or self._holding:
+        if isinstance(decision, Need) or self.status.no_data_since is None or decision.hold:
             return decision
-        writes = [i for i, e in enumerate(decision.effects) if isinstance(e, SetStatus)]
-        effects = list(decision.effects)
-        if writes:
-            first = effects[writes[0]]
-            assert isinstance(first, SetStatus)  # noqa: S101 - found by type just above
-            effects[writes[0]] = replace(first, clear_no_data_since=True)
-        else:
-            effects.append(SetStatus(clear_no_data_since=True))
-        return Act(effects=tuple(effects), summary=decision.summary)
+        return decision.with_status(SetStatus(clear_no_data_since=True))
 
     def _initialise(self) -> Decision | None:
         if self.phase not in (None, Phase.INITIALIZING):
@@ -232,11 +258,13 @@ class _Tick:
                                       alert=f"Progress deadline exceeded: {self.seen.primary.message}")
             starting = () if self.phase is Phase.INITIALIZING else (SetStatus(phase=Phase.INITIALIZING),)
             return _act(f"waiting for the primary: {self.seen.primary.message}", *starting)
+        # The primary runs the revision it was made from; a target changed since is a release to run.
+        running = self.seen.primary_revision or self.seen.revision
         return _act(
             "initialised",
             ScaleTarget(up=False),
             SetStatus(phase=Phase.INITIALIZED, canary_weight=0, failed_checks=0, iterations=0,
-                      sync_revision=True, promoted=True),
+                      applied=running, promoted=running),
             Event("Synced", f"Initialization done! {self.spec.target_ref.name}"),
             Alert(Severity.INFO, f"New {self.spec.target_ref.kind} detected, initialization completed."),
         )
@@ -253,7 +281,7 @@ class _Tick:
             return _act(
                 "promotion requested: skipping the remaining analysis",
                 Promote(),
-                SetStatus(phase=Phase.PROMOTING, sync_revision=True, handled_request=request),
+                SetStatus(phase=Phase.PROMOTING, applied=self.seen.revision, handled_request=request),
                 Event("Synced", f"Promotion requested! Copying {self.spec.target_ref.name} template spec to "
                       f"{self.spec.primary_name}"),
             )
@@ -262,12 +290,13 @@ class _Tick:
                 "retry requested: starting analysis again",
                 ScaleTarget(up=True),
                 SetStatus(phase=Phase.PROGRESSING, canary_weight=0, failed_checks=0, iterations=0,
-                          sync_revision=True, analysis=(), handled_request=request),
+                          applied=self.seen.revision, analysis=(), handled_request=request),
                 Event("Synced", f"Retry requested! Scaling up {self.target}"),
                 Alert(Severity.INFO, "Retrying the failed revision on request."),
             )
-        return _act(f"{action} request ignored in phase {self.phase}", SetStatus(handled_request=request),
-                    Event("Ignored", f"Request {action} ignored: the canary is {self.phase}", warning=True))
+        refused = f"{action} refused: the canary is {self.phase}; {action} {_WHEN_ALLOWED.get(action, 'is unknown')}"
+        return _act(refused, SetStatus(handled_request=request, request_refused=refused),
+                    Event("Ignored", f"Request {refused}", warning=True))
 
     def _reverted(self) -> Decision | None:
         """The target went back to the revision the primary runs (a revert in Git, or by hand): there
@@ -280,7 +309,7 @@ class _Tick:
         if self.phase is Phase.FAILED:
             return _act(
                 "target back at the promoted revision",
-                SetStatus(sync_revision=True),
+                SetStatus(applied=self.seen.revision),
                 Event("Synced", f"{self.target} is back at the promoted revision {promoted}: nothing to release"),
             )
         if self.phase not in (Phase.PROGRESSING, Phase.WAITING, Phase.WAITING_PROMOTION):
@@ -289,8 +318,8 @@ class _Tick:
             "target back at the promoted revision: run stopped",
             SetRoutes(primary=TOTAL_WEIGHT, canary=0),
             ScaleTarget(up=False),
-            SetStatus(phase=Phase.INITIALIZED, canary_weight=0, failed_checks=0, iterations=0, sync_revision=True,
-                      analysis=()),
+            SetStatus(phase=Phase.INITIALIZED, canary_weight=0, failed_checks=0, iterations=0,
+                      applied=self.seen.revision, analysis=()),
             Event("Synced", f"{self.target} is back at the promoted revision {promoted}: run stopped, "
                   "nothing to release"),
             Alert(Severity.INFO, f"{self.target} went back to the promoted revision; the run was stopped."),
@@ -337,8 +366,8 @@ class _Tick:
         return _act(
             "new revision: starting analysis",
             ScaleTarget(up=True),
-            SetStatus(phase=Phase.PROGRESSING, canary_weight=0, failed_checks=0, iterations=0, sync_revision=True,
-                      analysis=()),
+            SetStatus(phase=Phase.PROGRESSING, canary_weight=0, failed_checks=0, iterations=0,
+                      applied=self.seen.revision, analysis=()),
             Event("Synced", f"New revision detected! Scaling up {self.target}"),
             Alert(Severity.INFO, "New revision detected, progressing canary analysis."),
         )
@@ -351,8 +380,8 @@ class _Tick:
         return _act(
             "revision changed during analysis: restarting",
             SetRoutes(primary=TOTAL_WEIGHT, canary=0),
-            SetStatus(phase=Phase.PROGRESSING, canary_weight=0, failed_checks=0, iterations=0, sync_revision=True,
-                      analysis=()),
+            SetStatus(phase=Phase.PROGRESSING, canary_weight=0, failed_checks=0, iterations=0,
+                      applied=self.seen.revision, analysis=()),
             Event("Synced", f"New revision detected! Restarting analysis for {self.target}"),
         )
 
@@ -389,7 +418,7 @@ class _Tick:
             summary,
             *first,
             ScaleTarget(up=False),
-            SetStatus(phase=Phase.SUCCEEDED, canary_weight=0, iterations=0, promoted=True),
+            SetStatus(phase=Phase.SUCCEEDED, canary_weight=0, iterations=0, promoted=self.status.last_applied_spec),
             PostRolloutHooks(Phase.SUCCEEDED),
             Event("Synced", event),
             Alert(Severity.INFO, alert),
@@ -437,7 +466,7 @@ class _Tick:
     def _threshold(self) -> Decision | None:
         if self.phase not in ANALYSING or self.status.failed_checks < self.analysis.threshold:
             return None
-        failed = self._latest_failures()
+        failed = self.status.latest_failures()
         detail = "; ".join(f"{m.name}: {m.message}" for m in failed)
         reason = f"failed checks threshold reached {self.status.failed_checks}" + (f" ({detail})" if detail else "")
         return self._rollback(reason, alert=f"Failed checks threshold reached {self.status.failed_checks}"
@@ -465,7 +494,6 @@ class _Tick:
 
     def _hold(self, result: CheckResult) -> Act:
         """Keep the weight while a metric has no data; roll back when that outlasts the deadline."""
-        self._holding = True
         now = self.seen.now
         since = self.status.no_data_since or now
         deadline = timedelta(seconds=self.spec.progress_deadline_seconds)
@@ -473,7 +501,8 @@ class _Tick:
             message = f"no data for {self.spec.progress_deadline_seconds}s: {result.message}"
             return self._rollback(message, alert=f"Progress deadline exceeded: {message}")
         start = since if self.status.no_data_since is None else None
-        return _act(f"holding: {result.message}", SetStatus(no_data_since=start, analysis=result.metrics or None))
+        return Act(effects=(SetStatus(no_data_since=start, analysis=result.metrics or None),),
+                   summary=f"holding: {result.message}", hold=True)
 
     def _recorded(self) -> tuple[MetricResult, ...] | None:
         result = self.seen.checks.get(Check.ANALYSIS)
@@ -547,11 +576,10 @@ class _Tick:
         waiting = self._confirm_promotion(iterations)
         if waiting is not None:
             return waiting
-        if strategy is Strategy.BLUE_GREEN and done == iterations:
-            # One more iteration with all traffic on the canary before promoting.
-            effects = [SetStatus(iterations=done + 1, analysis=self._recorded())]
-            if self.seen.router_has_weights:
-                effects.insert(0, SetRoutes(primary=0, canary=TOTAL_WEIGHT))
-            return _act("blue/green: all traffic to the canary", *effects,
+        if strategy is Strategy.BLUE_GREEN and done == iterations and self.seen.router_has_weights:
+            # One more iteration with all traffic on the canary before promoting (only a router with
+            # weights can send it there; without, the primary takes the canary's template at once).
+            return _act("blue/green: all traffic to the canary", SetRoutes(primary=0, canary=TOTAL_WEIGHT),
+                        SetStatus(iterations=done + 1, analysis=self._recorded()),
                         Event("Synced", f"Routing all traffic to canary {self.spec.target_ref.name}"))
         return self._promote()

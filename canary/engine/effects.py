@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 
-from canary.models.canary import MetricResult, Phase
+from canary.models.canary import MetricResult, Phase, Severity
 
 
 @dataclass(frozen=True)
@@ -37,30 +36,23 @@ class Promote:
 class SetStatus:
     """Change status fields; ``None`` leaves a field as it is.
 
-    ``sync_revision`` records the revision now observed as the one applied (a run starts or a
-    failed revision is settled); ``promoted`` records the applied revision as promoted;
-    ``handled_request`` records a manual request (canary.dev/request) as done;
-    ``no_data_since`` starts a hold for missing data, ``clear_no_data_since`` ends it.
+    ``applied`` records a revision as the one applied (a run starts, or a failed revision is
+    settled) and ``promoted`` one as the revision the primary runs; ``handled_request`` records
+    a manual request (canary.dev/request) as handled, carried out unless ``request_refused`` says
+    why not; ``no_data_since`` starts a hold for missing data, ``clear_no_data_since`` ends it.
     """
 
     phase: Phase | None = None
     canary_weight: int | None = None
     failed_checks: int | None = None
     iterations: int | None = None
-    sync_revision: bool = False
-    promoted: bool = False
+    applied: str | None = None
+    promoted: str | None = None
     analysis: tuple[MetricResult, ...] | None = None
     handled_request: str | None = None
+    request_refused: str | None = None
     no_data_since: datetime | None = None
     clear_no_data_since: bool = False
-
-
-class Severity(StrEnum):
-    """Alert severities, Flagger's."""
-
-    INFO = "info"
-    WARN = "warn"
-    ERROR = "error"
 
 
 @dataclass(frozen=True)

@@ -7,33 +7,32 @@ generated Canary.
 
 from __future__ import annotations
 
-from typing import Any
-
 import structlog
 from pydantic import ValidationError
 
+from canary.defaults import FIELD_MANAGER
+from canary.engine.canaries import Canaries
 from canary.errors import CanaryError, PermanentError
+from canary.kube import Obj
 from canary.kube.apply import apply_if_changed
 from canary.kube.cache import Informer
 from canary.kube.client import Kube
 from canary.kube.events import EventRecorder
 from canary.models.base import API_VERSION
-from canary.models.canary import Canary
+from canary.models.canary import Canary, CanaryHead
 from canary.workloads.annotations import GENERATED_LABEL, canary_for, is_enabled
 
 log = structlog.get_logger(__name__)
-Obj = dict[str, Any]
-FIELD_MANAGER = "canary-controller"
 
 
-def _generated(canary: Obj) -> bool:
-    return ((canary.get("metadata") or {}).get("labels") or {}).get(GENERATED_LABEL) == "true"
+def _generated(canary: CanaryHead) -> bool:
+    return canary.metadata.labels.get(GENERATED_LABEL) == "true"
 
 
 class GeneratedCanaries:
     """Creates, updates and deletes generated Canaries."""
 
-    def __init__(self, kube: Kube, *, deployments: Informer, canaries: Informer, events: EventRecorder) -> None:
+    def __init__(self, kube: Kube, *, deployments: Informer, canaries: Canaries, events: EventRecorder) -> None:
         self._kube = kube
         self._deployments = deployments
         self._canaries = canaries
@@ -65,14 +64,13 @@ class GeneratedCanaries:
     def _sync_one(self, deployment: Obj) -> int:
         meta = deployment["metadata"]
         namespace, name = meta["namespace"], meta["name"]
-        existing = self._canaries.get(namespace, name)
+        existing = self._canaries.informer.get(namespace, name)
         if not is_enabled(deployment):
-            if existing is not None and _generated(existing):
+            if existing is not None and _generated(CanaryHead.of(existing)):
                 self._kube.delete(API_VERSION, "Canary", name, namespace=namespace)
                 return 1
             return 0
-        explicit = [c["metadata"]["name"] for c in self._canaries.list_objects(namespace)
-                    if not _generated(c) and ((c.get("spec") or {}).get("targetRef") or {}).get("name") == name]
+        explicit = [c.metadata.name for c in self._canaries.targeting(namespace, name) if not _generated(c)]
         if explicit:
             self._report(deployment, "CanaryExists", f"Deployment {namespace}/{name}: annotation canary.dev/enabled "
                          f"ignored: Canary {explicit[0]} already targets it")
@@ -84,7 +82,7 @@ class GeneratedCanaries:
             raise PermanentError(f"Deployment {namespace}/{name}: canary.dev annotations give an invalid Canary: "
                                  f"{exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}") from exc
         self._reported.pop((namespace, name), None)
-        return int(apply_if_changed(self._kube, self._canaries, body, field_manager=FIELD_MANAGER))
+        return int(apply_if_changed(self._kube, self._canaries.informer, body, field_manager=FIELD_MANAGER))
 
     def _report(self, deployment: Obj, reason: str, message: str) -> None:
         key = (deployment["metadata"]["namespace"], deployment["metadata"]["name"])

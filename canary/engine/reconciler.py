@@ -11,32 +11,31 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from functools import partial
 
 import structlog
-from pydantic import ValidationError
 
+from canary.engine.canaries import Canaries, InvalidCanary
 from canary.engine.checks import CheckRunner
-from canary.engine.decide import REQUEST_ANNOTATION, Act, Need, Observed, decide
+from canary.engine.decide import REQUEST_ANNOTATION, RUNNING, Observed, resolve
 from canary.engine.effects import Alert, Effect, Event, PostRolloutHooks, Promote, ScaleTarget, SetRoutes, SetStatus
 from canary.engine.status import apply_status
 from canary.errors import Conflict, PermanentError
-from canary.kube.cache import Informer
+from canary.kube import Obj
 from canary.kube.client import Kube
 from canary.kube.events import EventRecorder
 from canary.models.base import API_VERSION
-from canary.models.canary import Canary, CanaryStatus, HookType, Phase
+from canary.models.canary import Canary, CanaryHead, CanaryStatus, HookType, Phase
 from canary.notify.base import Notice, Notifier, routes
 from canary.routers.base import Router, RouteTarget, Weights
 from canary.routers.registry import RouterRegistry
+from canary.telemetry import metrics
 from canary.webhooks import WebhookCaller, payload
 from canary.workloads.deployments import Deployments, TargetState, owner_reference
 
 log = structlog.get_logger(__name__)
-Obj = dict[str, Any]
 READY = "Ready"
 FINALIZER = "canary.dev/finalizer"
-_MAX_CHECKS = 8
 
 
 @dataclass(frozen=True)
@@ -53,7 +52,7 @@ class TickContext:
 class Reconciler:
     """Runs ticks; one instance serves every canary of the controller."""
 
-    def __init__(self, *, kube: Kube, canaries: Informer, deployments: Deployments, routers: RouterRegistry,
+    def __init__(self, *, kube: Kube, canaries: Canaries, deployments: Deployments, routers: RouterRegistry,
                  checks: CheckRunner, webhooks: WebhookCaller, events: EventRecorder, notifier: Notifier,
                  clock: Callable[[], datetime]) -> None:
         self._kube = kube
@@ -68,15 +67,14 @@ class Reconciler:
 
     def tick(self, namespace: str, name: str) -> str:
         """Advance the canary ``namespace/name`` by one step; returns what was done, for the log."""
-        obj = self._canaries.get(namespace, name)
-        if obj is None:
+        found = self._canaries.get(namespace, name)
+        if found is None:
             return "gone"
+        obj, canary = found
         where = f"Canary {namespace}/{name}"
-        try:
-            canary = Canary.from_object(obj)
-        except ValidationError as exc:
-            return self._problem(obj, "InvalidSpec", f"{where}: {_validation_message(exc)}")
-        if obj["metadata"].get("deletionTimestamp"):
+        if isinstance(canary, InvalidCanary):
+            return self._problem(obj, "InvalidSpec", f"{where}: {canary.message}")
+        if canary.metadata.deletion_timestamp is not None:
             return self._finalize(obj, canary, where)
         obj = self._keep_finalizer(obj, wanted=canary.spec.revert_on_deletion)
         if canary.spec.suspend:
@@ -96,7 +94,7 @@ class Reconciler:
 
     def _observe(self, obj: Obj, canary: Canary, where: str) -> TickContext | str:
         router = self._routers.for_provider(canary.spec.provider, where=where)
-        rival = self._rival(canary)
+        rival = self._rival(CanaryHead.of(obj))
         if rival is not None:
             return self._problem(obj, "TargetConflict", f"{where}: spec.targetRef {canary.spec.target_ref.name} is "
                                  f"already the target of Canary {rival}", warning=True)
@@ -113,20 +111,28 @@ class Reconciler:
 
     def _keep_finalizer(self, obj: Obj, *, wanted: bool) -> Obj:
         """Hold the Canary's deletion for revertOnDeletion, and only then; returns the Canary as it now is."""
-        finalizers = list(obj["metadata"].get("finalizers") or [])
+        meta = obj["metadata"]
+        finalizers = list(meta.get("finalizers") or [])
         if (FINALIZER in finalizers) == wanted:
             return obj
         finalizers = [*finalizers, FINALIZER] if wanted else [f for f in finalizers if f != FINALIZER]
-        meta = obj["metadata"]
         updated = self._kube.merge_patch(
             API_VERSION, "Canary", meta["name"], namespace=meta["namespace"],
             patch={"metadata": {"resourceVersion": meta["resourceVersion"], "finalizers": finalizers}})
-        self._canaries.store(updated)
+        self._canaries.informer.store(updated)
         return updated
+
+    def forget(self, event: str, obj: Obj) -> None:
+        """Informer handler: a deleted Canary's gauges go with it."""
+        if event == "DELETED":
+            head = CanaryHead.of(obj)
+            target = head.target or ""
+            metrics.forget_canary(head.metadata.name, head.metadata.namespace,
+                                  workloads=(target, f"{target}-primary"))
 
     def _finalize(self, obj: Obj, canary: Canary, where: str) -> str:
         """revertOnDeletion: bring the target back and hand the apex Service to it, then let go."""
-        if FINALIZER not in (obj["metadata"].get("finalizers") or []):
+        if FINALIZER not in (canary.metadata.finalizers or []):
             return "deleting"
         state = self._deployments.observe(canary)
         if state is not None:
@@ -143,7 +149,7 @@ class Reconciler:
                 return f"terminating: waiting for the target: {readiness.message}"
             self._routers.release_apex(RouteTarget(canary=canary, owner=owner_reference(obj),
                                                    selector=state.selector))
-        fresh = self._canaries.get(obj["metadata"]["namespace"], obj["metadata"]["name"]) or obj
+        fresh = self._canaries.informer.get(obj["metadata"]["namespace"], obj["metadata"]["name"]) or obj
         meta = fresh["metadata"]
         self._kube.merge_patch(API_VERSION, "Canary", meta["name"], namespace=meta["namespace"], patch={
             "metadata": {"resourceVersion": meta["resourceVersion"],
@@ -151,41 +157,38 @@ class Reconciler:
         self._events.record(obj, reason="Terminated", message=f"{where}: target restored; deleting")
         return "terminated"
 
-    def _rival(self, canary: Canary) -> str | None:
+    def _rival(self, canary: CanaryHead) -> str | None:
         """An older Canary in the namespace with the same target, which keeps it."""
-        mine = (canary.metadata.model_extra or {}).get("creationTimestamp", ""), canary.metadata.name
-        for other in self._canaries.list_objects(canary.metadata.namespace):
-            spec = other.get("spec") or {}
-            if other["metadata"]["name"] == canary.metadata.name or \
-                    (spec.get("targetRef") or {}).get("name") != canary.spec.target_ref.name:
-                continue
-            theirs = other["metadata"].get("creationTimestamp", ""), other["metadata"]["name"]
-            if theirs < mine:
-                return str(other["metadata"]["name"])
+        meta = canary.metadata
+        for other in self._canaries.targeting(meta.namespace, canary.target or ""):
+            if other.metadata.name != meta.name and \
+                    (other.metadata.creation_timestamp, other.metadata.name) < (meta.creation_timestamp, meta.name):
+                return other.metadata.name
         return None
 
     def _decide_and_act(self, tick: TickContext) -> str:
+        """Decide, carry the decision out and record the canary's gauges; returns what was done."""
         now = self._clock()
         canary, state = tick.canary, tick.state
         weights = tick.router.weights(tick.route)
         seen = Observed(
-            revision=state.revision,
+            revision=state.revision, primary_revision=state.primary_revision,
             primary=self._deployments.readiness(canary, state.primary, primary=True, now=now),
             canary=self._deployments.readiness(canary, state.target, primary=False, now=now),
             primary_weight=weights.primary, canary_weight=weights.canary,
             router_has_weights=tick.router.has_weights, router_has_match=tick.router.has_match,
             request=(canary.metadata.annotations or {}).get(REQUEST_ANNOTATION), now=now)
-        for _ in range(_MAX_CHECKS):
-            decision = decide(canary.spec, canary.status, seen)
-            if isinstance(decision, Act):
-                break
-            assert isinstance(decision, Need)  # noqa: S101 - Decision is Need | Act
-            result = self._checks.run(decision.check, canary, revision=state.revision, provider=tick.router.name)
-            seen = Observed(**{**seen.__dict__, "checks": {**seen.checks, decision.check: result}})
-        else:
-            raise AssertionError(f"decide asked for more than {_MAX_CHECKS} checks")
+        decision = resolve(canary.spec, canary.status, seen,
+                           partial(self._checks.run, canary=canary, revision=state.revision,
+                                   provider=tick.router.name))
+        phase = canary.status.phase
         for effect in decision.effects:
             self._apply(tick, effect)
+            if isinstance(effect, SetStatus) and effect.phase is not None:
+                phase = effect.phase
+            if isinstance(effect, SetRoutes):
+                weights = Weights(primary=effect.primary, canary=effect.canary)
+        _record_metrics(canary, phase, weights)
         if decision.effects:
             log.info("tick", canary=canary.metadata.name, namespace=canary.metadata.namespace,
                      phase=canary.status.phase, revision=state.revision, action=decision.summary)
@@ -206,7 +209,7 @@ class Reconciler:
                 self._events.record(tick.obj, reason=reason, message=message, warning=warning)
             case Alert(severity=severity, message=message, details=details):
                 self._notifier.notify(Notice(canary=canary.metadata.name, namespace=canary.metadata.namespace or "",
-                                             severity=severity.value, message=message,
+                                             severity=severity, message=message,
                                              phase=str(canary.status.phase), revision=tick.state.revision,
                                              alerts=routes(canary.spec.analysis.alerts), details=details))
             case PostRolloutHooks(phase=phase):
@@ -224,20 +227,21 @@ class Reconciler:
 
     def _write_status(self, tick: TickContext, change: SetStatus) -> None:
         obj = tick.obj
+        status = tick.canary.status
         for _ in range(3):
-            status = apply_status(CanaryStatus.model_validate(obj.get("status") or {}), change,
-                                  revision=tick.state.revision, tracked_configs=tick.state.tracked_checksums or None,
+            status = apply_status(status, change, tracked_configs=tick.state.tracked_checksums or None,
                                   target_kind=tick.canary.spec.target_ref.kind, now=self._clock())
             try:
-                written = self._patch_status(obj, status.model_dump(by_alias=True, exclude_none=True, mode="json"))
+                written = self._patch_status(obj, _status_patch(obj, status))
             except Conflict:
                 fresh = self._kube.get(API_VERSION, "Canary", obj["metadata"]["name"],
                                        namespace=obj["metadata"]["namespace"])
                 if fresh is None or (fresh.get("status") or {}) != (obj.get("status") or {}):
                     raise  # the status moved on: this tick decided on old facts
                 obj = fresh
+                status = tick.canary.status
                 continue
-            self._canaries.store(written)
+            self._canaries.informer.store(written)
             return
         raise Conflict(f"Canary {obj['metadata']['namespace']}/{obj['metadata']['name']}: status kept conflicting")
 
@@ -248,13 +252,19 @@ class Reconciler:
                                       namespace=meta["namespace"], subresource="status")
 
     def _problem(self, obj: Obj, reason: str, message: str, *, warning: bool = True) -> str:
-        """Report a problem as the Ready condition and an Event, once per change."""
+        """Report a problem as the Ready condition and an Event, once per change; a manual request
+        waiting meanwhile is answered as refused, with the problem as the reason."""
         current = _ready_condition(obj)
-        if current is not None and current.get("reason") == reason and current.get("message") == message:
+        request = _pending_request(obj)
+        if current is not None and current.get("reason") == reason and current.get("message") == message \
+                and request is None:
             return message
         condition = {"type": READY, "status": "False", "reason": reason, "message": message,
                      "lastTransitionTime": self._clock().strftime("%Y-%m-%dT%H:%M:%SZ")}
-        self._set_ready(obj, condition)
+        refused = {}
+        if request is not None:
+            refused = {"handledRequest": request, "requestRefused": f"{request.split('/', 1)[0]} refused: {message}"}
+        self._set_ready(obj, condition, **refused)
         self._events.record(obj, reason=reason, message=message, warning=warning)
         log.warning("canary problem", canary=obj["metadata"]["name"], namespace=obj["metadata"]["namespace"],
                     reason=reason, message=message)
@@ -267,12 +277,12 @@ class Reconciler:
         self._set_ready(obj, {"type": READY, "status": "True", "reason": "Reconciled", "message": "",
                               "lastTransitionTime": self._clock().strftime("%Y-%m-%dT%H:%M:%SZ")})
 
-    def _set_ready(self, obj: Obj, condition: Obj) -> None:
-        status = dict(obj.get("status") or {})
+    def _set_ready(self, obj: Obj, condition: Obj, **fields: str) -> None:
+        status = {**(obj.get("status") or {}), **fields}
         others = [c for c in status.get("conditions") or [] if c.get("type") != READY]
         status["conditions"] = [*others, condition]
         try:
-            self._canaries.store(self._patch_status(obj, status))
+            self._canaries.informer.store(self._patch_status(obj, status))
         except Conflict:
             log.info("status changed meanwhile; reporting on the next tick", canary=obj["metadata"]["name"])
 
@@ -282,10 +292,24 @@ def _ready_condition(obj: Obj) -> Obj | None:
     return next((c for c in conditions if c.get("type") == READY), None)
 
 
-def _validation_message(exc: ValidationError) -> str:
-    parts = []
-    for error in exc.errors()[:5]:
-        location = ".".join(str(p) for p in error["loc"] if not str(p).startswith("function-"))
-        parts.append(f"{location}: {error['msg']}")
-    return "; ".join(parts)
+def _status_patch(obj: Obj, status: CanaryStatus) -> Obj:
+    """A merge patch from the stored status to ``status``: a field that became unset is sent as null,
+    since a merge patch keeps every key it does not name."""
+    wanted = status.model_dump(by_alias=True, exclude_none=True, mode="json")
+    return {**{key: None for key in obj.get("status") or {} if key not in wanted}, **wanted}
+
+
+def _pending_request(obj: Obj) -> str | None:
+    """A manual request (canary.dev/request) not yet handled."""
+    request = (obj["metadata"].get("annotations") or {}).get(REQUEST_ANNOTATION)
+    return request if request and request != (obj.get("status") or {}).get("handledRequest") else None
+
+
+def _record_metrics(canary: Canary, phase: Phase | None, weights: Weights) -> None:
+    """canary_weight per workload and canary_status (0 running, 1 settled, 2 failed), as Flagger's."""
+    name, namespace = canary.metadata.name, canary.metadata.namespace or ""
+    metrics.WEIGHT.labels(name=name, namespace=namespace, workload=canary.spec.primary_name).set(weights.primary)
+    metrics.WEIGHT.labels(name=name, namespace=namespace, workload=canary.spec.target_ref.name).set(weights.canary)
+    state = 0 if phase in RUNNING else 2 if phase is Phase.FAILED else 1
+    metrics.STATUS.labels(name=name, namespace=namespace).set(state)
 

@@ -2,7 +2,9 @@
 
 A job runs at most once at a time (max_instances=1); runs that pile up while one is busy are
 coalesced. Watch events run a job soon only when something a user changed (a generation, a
-config's content), never on status updates, so that the interval keeps its meaning. A change of
+manual request, a config's content), never on status updates, so that the interval keeps its
+meaning. The interval is the model's: a Canary its model refuses is ticked every
+``INVALID_RECHECK_SECONDS`` (the tick reports why it is invalid; fixing it runs a tick at once). A change of
 a target or of its configs runs the job SETTLE_SECONDS later, so that objects written together (a
 Deployment and its ConfigMap from one commit) are judged as one revision, not as two.
 """
@@ -11,50 +13,44 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from typing import Any
 
 import structlog
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from canary.engine.canaries import Canaries
+from canary.engine.decide import REQUEST_ANNOTATION
 from canary.errors import TemporaryError
+from canary.kube import Obj
 from canary.models.base import parse_duration
-from canary.models.canary import ANALYSIS_INTERVAL
+from canary.models.canary import ANALYSIS_INTERVAL, Canary
 from canary.telemetry import metrics
 from canary.workloads import configs
 
 log = structlog.get_logger(__name__)
-Obj = dict[str, Any]
 Tick = Callable[[str, str], str]
 SETTLE_SECONDS = 0.3
+INVALID_RECHECK_SECONDS = parse_duration(ANALYSIS_INTERVAL).total_seconds()
 
 
 def _job_id(namespace: str, name: str) -> str:
     return f"{namespace}/{name}"
 
 
-def interval_seconds(canary: Obj) -> float:
-    """The canary's analysis interval; Flagger's default when it is missing or unreadable."""
-    text = ((canary.get("spec") or {}).get("analysis") or {}).get("interval") or ANALYSIS_INTERVAL
-    try:
-        return max(1.0, parse_duration(text).total_seconds())
-    except ValueError:
-        return parse_duration(ANALYSIS_INTERVAL).total_seconds()
-
-
 class CanaryScheduler:
     """Keeps one job per Canary and runs ``tick(namespace, name)`` from it."""
 
-    def __init__(self, tick: Tick, *, workers: int = 10, list_canaries: Callable[[], list[Obj]]) -> None:
+    def __init__(self, tick: Tick, *, workers: int = 10, canaries: Canaries) -> None:
         self._tick = tick
-        self._list = list_canaries
+        self._canaries = canaries
         self._scheduler = BackgroundScheduler(
             executors={"default": ThreadPoolExecutor(workers)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
             timezone=dt.UTC,
         )
-        self._generations: dict[str, int] = {}
+        # What a user changed last: (generation, manual request) per job.
+        self._seen: dict[str, tuple[int, str | None]] = {}
 
     def start(self, *, paused: bool = False) -> None:
         """Start the scheduler (paused: jobs are kept but do not run until ``resume``)."""
@@ -78,10 +74,6 @@ class CanaryScheduler:
     def running(self) -> bool:
         """Whether jobs are being run."""
         return bool(self._scheduler.running) and self._scheduler.state == 1
-
-    def job_ids(self) -> list[str]:
-        """The ``namespace/name`` of every scheduled canary."""
-        return sorted(job.id for job in self._scheduler.get_jobs())
 
     def add_periodic(self, job_id: str, work: Callable[[], str], *, seconds: float) -> None:
         """Run ``work`` every ``seconds`` (and at once), like a canary's job."""
@@ -112,19 +104,22 @@ class CanaryScheduler:
         """Run the canary's job now, or in ``delay`` seconds (it runs at its interval afterwards)."""
         self.trigger_job(_job_id(namespace, name), delay=delay)
 
-    def on_canary(self, event: str, canary: Obj) -> None:
+    def on_canary(self, event: str, obj: Obj) -> None:
         """Informer handler for Canaries: keep the jobs in step with the objects."""
-        namespace, name = canary["metadata"]["namespace"], canary["metadata"]["name"]
+        meta = obj["metadata"]
+        namespace, name = meta["namespace"], meta["name"]
         job_id = _job_id(namespace, name)
         if event == "DELETED":
-            self._generations.pop(job_id, None)
+            self._seen.pop(job_id, None)
+            self._canaries.forget(obj)
             try:
                 self._scheduler.remove_job(job_id)
             except JobLookupError:
                 return
             return
-        seconds = interval_seconds(canary)
-        generation = int(canary["metadata"].get("generation") or 0)
+        canary = self._canaries.parse(obj)
+        seconds = canary.spec.analysis.interval_seconds if isinstance(canary, Canary) else INVALID_RECHECK_SECONDS
+        seen = (int(meta.get("generation") or 0), (meta.get("annotations") or {}).get(REQUEST_ANNOTATION))
         job = self._scheduler.get_job(job_id)
         if job is None:
             self._scheduler.add_job(self._run, "interval", seconds=seconds, id=job_id, args=(namespace, name),
@@ -132,9 +127,14 @@ class CanaryScheduler:
         elif job.trigger.interval.total_seconds() != seconds:
             self._scheduler.reschedule_job(job_id, trigger="interval", seconds=seconds)
             self.trigger(namespace, name)
-        elif self._generations.get(job_id) != generation:
+        elif self._seen.get(job_id) != seen:
             self.trigger(namespace, name)
-        self._generations[job_id] = generation
+        self._seen[job_id] = seen
+
+    def interval(self, namespace: str, name: str) -> float | None:
+        """Seconds between the ticks of a canary's job; None without a job."""
+        job = self._scheduler.get_job(_job_id(namespace, name))
+        return None if job is None else float(job.trigger.interval.total_seconds())
 
     def on_target(self, event: str, deployment: Obj) -> None:
         """Informer handler for Deployments: run the canaries of a target whose spec changed."""
@@ -142,10 +142,8 @@ class CanaryScheduler:
                 (deployment.get("status") or {}).get("observedGeneration"):
             return
         namespace, name = deployment["metadata"]["namespace"], deployment["metadata"]["name"]
-        for canary in self._list():
-            if canary["metadata"]["namespace"] == namespace and \
-                    ((canary.get("spec") or {}).get("targetRef") or {}).get("name") == name:
-                self.trigger(namespace, canary["metadata"]["name"], delay=SETTLE_SECONDS)
+        for head in self._canaries.targeting(namespace, name):
+            self.trigger(namespace, head.metadata.name, delay=SETTLE_SECONDS)
 
     def on_config(self, kind: str, targets: Callable[[str], list[Obj]]) -> Callable[[str, Obj], None]:
         """An informer handler for ConfigMaps or Secrets: run the canaries whose target uses the config."""

@@ -36,25 +36,26 @@ def apply_status(
     status: CanaryStatus,
     change: SetStatus,
     *,
-    revision: str,
     tracked_configs: dict[str, str] | None,
     target_kind: str,
     now: datetime,
 ) -> CanaryStatus:
-    """The status after ``change``, observed revision ``revision``, at ``now``."""
+    """The status after ``change`` at ``now``; ``tracked_configs`` go with an applied revision."""
     update: dict[str, Any] = {"last_transition_time": now}
-    for name in ("phase", "canary_weight", "failed_checks", "iterations", "handled_request", "no_data_since"):
+    for name in ("phase", "canary_weight", "failed_checks", "iterations", "no_data_since"):
         value = getattr(change, name)
         if value is not None:
             update[name] = value
+    if change.handled_request is not None:
+        update["handled_request"] = change.handled_request
+        update["request_refused"] = change.request_refused
     if change.clear_no_data_since:
         update["no_data_since"] = None
-    if change.sync_revision:
-        update["last_applied_spec"] = revision
-        update["revision"] = revision
+    if change.applied is not None:
+        update["last_applied_spec"] = change.applied
         update["tracked_configs"] = tracked_configs
-    if change.promoted:
-        update["last_promoted_spec"] = update.get("last_applied_spec", status.last_applied_spec)
+    if change.promoted is not None:
+        update["last_promoted_spec"] = change.promoted
     if change.analysis is not None:
         history = [*(status.analysis or []), *change.analysis] if change.analysis else []
         update["analysis"] = history[-ANALYSIS_HISTORY * max(1, len(change.analysis)):]

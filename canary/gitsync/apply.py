@@ -31,12 +31,13 @@ import yaml
 from canary.errors import CanaryError, PermanentError, WaitTimeout
 from canary.gitsync.inventory import FIELD_MANAGER, Inventory, InventoryStore, ObjectRef, ordered_union
 from canary.gitsync.render import Rendered, RenderedObject, RenderError
+from canary.kube import Obj
 from canary.kube.client import Kube
 from canary.kube.conditions import is_true
 from canary.models.base import API_VERSION as CANARY_API_VERSION
+from canary.models.canary import CanaryHead
 from canary.waiting import wait_until
 
-Obj = dict[str, Any]
 Identity = tuple[str, str, str, str]
 IGNORE_ANNOTATION = "canary.dev/ignore"
 PRUNE_ANNOTATION = "canary.dev/prune"
@@ -400,10 +401,10 @@ def _canary_targets(kube: Kube, desired: Sequence[RenderedObject]) -> frozenset[
         return frozenset()
     targets = set()
     for namespace in namespaces:
-        for canary in kube.list_objects(CANARY_API_VERSION, "Canary", namespace=namespace):
-            target = (canary.get("spec") or {}).get("targetRef") or {}
-            if target.get("kind") == "Deployment" and target.get("name"):
-                targets.add((namespace, str(target["name"])))
+        for canary in map(CanaryHead.of, kube.list_objects(CANARY_API_VERSION, "Canary", namespace=namespace)):
+            target = canary.spec.target_ref
+            if target.kind == "Deployment" and target.name:
+                targets.add((namespace, target.name))
     return frozenset(targets)
 
 

@@ -8,6 +8,7 @@ A sources file lists several repositories::
         url: ssh://git@git.example.com/apps.git
         branch: main            # or tag, or commit
         paths: [k8s]
+        timeout: 90s            # a Go duration, or seconds
         secret: canary-system/apps-git
         gitRollback: revert     # none | pin (default) | revert
         readonly: false
@@ -27,10 +28,12 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
+from canary.defaults import CONTROLLER_NAMESPACE, GIT_BRANCH
 from canary.errors import PermanentError
 from canary.gitsync.rollbacks import DEFAULT_AUTHOR
 from canary.gitsync.source import GitCredentials, GitSource, RollbackPolicy, SignatureCheck
 from canary.kube.client import Kube
+from canary.models.base import Seconds
 
 DEFAULT_SOURCE = "default"
 # namespace/name of a Secret, or the absolute path of a folder holding one file per key.
@@ -44,15 +47,15 @@ class GitSettings(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     url: str | None = None
-    branch: str | None = "main"
+    branch: str | None = GIT_BRANCH
     tag: str | None = None
     commit: str | None = None
     paths: tuple[str, ...] = (".",)
-    poll_interval: float = Field(default=10.0, gt=0)
-    sync_interval: float = Field(default=300.0, gt=0)
-    timeout: float = Field(default=60.0, gt=0)
+    poll_interval: Seconds = Field(default=10.0, gt=0)
+    sync_interval: Seconds = Field(default=300.0, gt=0)
+    timeout: Seconds = Field(default=60.0, gt=0)
     secret: str | None = Field(default=None, pattern=SECRET_PATTERN)
-    inventory_namespace: str = "canary-system"
+    inventory_namespace: str = CONTROLLER_NAMESPACE
     webhook_secret: str | None = Field(default=None, repr=False)
     prune: bool = True
     rollback: RollbackPolicy = "pin"
@@ -73,11 +76,11 @@ class SourceEntry(BaseModel):
 
     name: str = Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=48)
     url: str
-    branch: str | None = "main"
+    branch: str | None = GIT_BRANCH
     tag: str | None = None
     commit: str | None = None
     paths: tuple[str, ...] = (".",)
-    timeout: float = Field(default=60.0, gt=0)
+    timeout: Seconds = Field(default=60.0, gt=0)
     secret: str | None = Field(default=None, pattern=SECRET_PATTERN)
     git_rollback: RollbackPolicy = "pin"
     readonly: bool = False

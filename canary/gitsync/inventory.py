@@ -11,12 +11,12 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from canary.errors import PermanentError
+from canary.kube import Obj
 from canary.kube.client import Kube
 
-Obj = dict[str, Any]
 CONFIGMAP_PREFIX = "canary-gitsync-"
 DATA_KEY = "inventory.json"
 FIELD_MANAGER = "canary-gitsync"

@@ -20,6 +20,7 @@ from pathlib import Path
 import structlog
 from prometheus_client import Counter, Gauge, Histogram
 
+from canary.defaults import CONTROLLER_NAMESPACE
 from canary.errors import CanaryError
 from canary.gitsync.apply import SyncReport, sync
 from canary.gitsync.inventory import ConfigMapInventoryStore, Inventory, InventoryStore
@@ -27,6 +28,7 @@ from canary.gitsync.render import Rendered, RenderError, render
 from canary.gitsync.rollbacks import NoRollbacks, RollbackHandler
 from canary.gitsync.source import Checkout, GitSource, fetch, ls_remote_head
 from canary.kube.client import Kube
+from canary.models.canary import Severity
 
 log = structlog.get_logger(__name__)
 DURATION = Histogram("canary_gitsync_duration_seconds", "Duration of a sync pass.", ["source"])
@@ -43,15 +45,15 @@ class SyncSettings:
     """How the controller syncs its sources."""
 
     sources: tuple[GitSource, ...]
-    inventory_namespace: str = "canary-system"
+    inventory_namespace: str = CONTROLLER_NAMESPACE
     poll_interval: float = 10.0
     sync_interval: float = 300.0
     prune: bool = True
     max_prune_fraction: float = 0.5
 
 
-Announce = Callable[[str, str, str, str | None], None]
-"""Called on a change of a source's health: (source, severity "error" | "info", message, commit)."""
+Announce = Callable[[str, Severity, str, str | None], None]
+"""Called on a change of a source's health: (source, severity error or info, message, commit)."""
 
 
 class GitSync:
@@ -212,9 +214,9 @@ class GitSync:
         if self._announce is None or failed == was_failing:
             return
         if failed:
-            self._announce(name, "error", f"Git sync of {name} failed; nothing was pruned: {message}", commit)
+            self._announce(name, Severity.ERROR, f"Git sync of {name} failed; nothing was pruned: {message}", commit)
         else:
-            self._announce(name, "info", f"Git sync of {name} recovered: {message}", commit)
+            self._announce(name, Severity.INFO, f"Git sync of {name} recovered: {message}", commit)
 
 
 def _fields(report: SyncReport) -> dict[str, object]:

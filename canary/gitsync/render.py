@@ -21,8 +21,8 @@ from typing import Any
 import yaml
 
 from canary.errors import PermanentError
+from canary.kube import Obj
 
-Obj = dict[str, Any]
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 # A kustomization's entries that name files or folders it loads.

@@ -17,31 +17,36 @@ handled once: the outcome is kept in the source's sync-state ConfigMap under ``r
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal, Protocol
+from typing import Literal, Protocol
 
 import structlog
+from pydantic import ValidationError
 
+from canary.defaults import CONTROLLER_NAME
 from canary.errors import CanaryError, PermanentError
 from canary.gitsync.inventory import FIELD_MANAGER, Inventory, ObjectRef, configmap_name
 from canary.gitsync.render import Rendered, RenderedObject
 from canary.gitsync.source import Checkout, GitError, GitSource, push
 from canary.gitsync.yamledit import Change, EditError, changes, edit_file, patch
+from canary.kube import Obj
 from canary.kube.client import Kube
+from canary.models.base import API_VERSION
+from canary.models.canary import Canary, Phase, Severity
 
 log = structlog.get_logger(__name__)
-Obj = dict[str, Any]
 LEDGER_KEY = "rollbacks.json"
 # The inventory is applied by FIELD_MANAGER with only its own key; a second manager keeps this key
 # from being removed by that apply.
 LEDGER_MANAGER = f"{FIELD_MANAGER}-rollbacks"
 LEDGER_SIZE = 20
-DEFAULT_AUTHOR = "canary-controller <canary-controller@canary.dev>"
+DEFAULT_AUTHOR = f"{CONTROLLER_NAME} <{CONTROLLER_NAME}@canary.dev>"
 # How git says that the branch moved under a push: try again on the next pass.
 _MOVED = re.compile(r"fetch first|non-fast-forward|stale info|cannot lock ref")
 
@@ -126,7 +131,7 @@ def read_ledger(kube: Kube, namespace: str, source: str) -> tuple[RollbackRecord
                              f"list of rollbacks ({exc!r}); delete the key to forget them") from exc
 
 
-Announce = Callable[[FailedRelease, str, str, str], None]
+Announce = Callable[[FailedRelease, Severity, str, str], None]
 """Tell people about a handled rollback: (release, severity, event reason, message)."""
 
 
@@ -199,12 +204,12 @@ class Rollbacks:
                 revert_commit=outcome.revert_commit, at=datetime.now(UTC).isoformat(timespec="seconds")))
             if outcome.outcome == "reverted":
                 pushed = True
-                self._announce(release, "info", "GitReverted",
+                self._announce(release, Severity.INFO, "GitReverted",
                                f"Reverted in Git: commit {(outcome.revert_commit or '')[:12]} on branch "
                                f"{source.branch} of source {source.name} restores Deployment {release.deployment} "
                                f"to revision {release.promoted_revision}. {release.describe()}.")
             else:
-                self._announce(release, "warn", "GitAhead", ahead_message(release.describe(), source.name,
+                self._announce(release, Severity.WARN, "GitAhead", ahead_message(release.describe(), source.name,
                                                                           inventory.revision, outcome.reason))
         return pushed
 
@@ -310,30 +315,21 @@ def _describe(namespace: str, canary: str, deployment: str, revision: str,
     return f"Canary {namespace}/{canary} rolled back revision {revision} of Deployment {deployment}{why}"
 
 
-def failing_checks(status: Obj) -> tuple[tuple[str, str], ...]:
-    """The failing metrics of a Canary's last analysis step, as (name, message)."""
-    history = status.get("analysis") or []
-    latest = max((str(m.get("time")) for m in history), default=None)
-    return tuple((str(m.get("name")), str(m.get("message") or m.get("verdict"))) for m in history
-                 if str(m.get("time")) == latest and m.get("verdict") != "pass")
-
-
 def git_ahead(kube: Kube, inventory: Inventory, records: Sequence[RollbackRecord]) -> list[str]:
     """What ``canary sync status`` says about releases from this source that the engine rolled back."""
     by_key = {r.key: r for r in records}
     found = []
-    canaries: dict[str, list[Obj]] = {}
+    canaries: dict[str, list[Canary]] = {}
     for ref in inventory.objects:
         if ref.kind != "Deployment" or not ref.namespace:
             continue
         if ref.namespace not in canaries:
-            canaries[ref.namespace] = kube.list_objects("canary.dev/v1alpha1", "Canary", namespace=ref.namespace)
+            canaries[ref.namespace] = _valid_canaries(kube, ref.namespace)
         for canary in canaries[ref.namespace]:
-            status = canary.get("status") or {}
-            name = canary["metadata"]["name"]
-            if ((canary.get("spec") or {}).get("targetRef") or {}).get("name") != ref.name:
+            status, name = canary.status, canary.metadata.name
+            if canary.spec.target_ref.name != ref.name:
                 continue
-            applied, promoted = status.get("lastAppliedSpec"), status.get("lastPromotedSpec")
+            applied, promoted = status.last_applied_spec, status.last_promoted_spec
             reverted = [r for r in records if r.canary == f"{ref.namespace}/{name}" and r.outcome == "reverted"
                         and r.promoted == applied == promoted]
             if reverted:
@@ -342,14 +338,23 @@ def git_ahead(kube: Kube, inventory: Inventory, records: Sequence[RollbackRecord
                              f"revision {last.revision} of Deployment {ref.name} (Canary {ref.namespace}/{name}) "
                              f"to revision {last.promoted}")
                 continue
-            if applied == promoted or status.get("phase") != "Failed":
+            if applied == promoted or status.phase is not Phase.FAILED:
                 continue
             record = by_key.get(f"{ref.namespace}/{name}@{applied}")
-            rollback = _describe(ref.namespace, name, ref.name, str(applied), failing_checks(status))
+            rollback = _describe(ref.namespace, name, ref.name, str(applied), status.failing_checks())
             if record is not None and record.outcome == "reverted":
                 found.append(f"Reverting: commit {(record.revert_commit or '')[:12]} restores revision "
                              f"{record.promoted}; {rollback}")
             else:
                 found.append(ahead_message(rollback, inventory.source, inventory.revision,
                                            record.reason if record else ""))
+    return found
+
+
+def _valid_canaries(kube: Kube, namespace: str) -> list[Canary]:
+    """The Canaries of ``namespace`` that their model accepts (an invalid one never ran a release)."""
+    found = []
+    for obj in kube.list_objects(API_VERSION, "Canary", namespace=namespace):
+        with contextlib.suppress(ValidationError):
+            found.append(Canary.from_object(obj))
     return found

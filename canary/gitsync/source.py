@@ -32,6 +32,7 @@ from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import Literal, get_args
 
+from canary.defaults import GIT_BRANCH
 from canary.errors import PermanentError, TemporaryError
 from canary.locks import exclusive
 
@@ -98,7 +99,7 @@ class GitSource:
 
     name: str
     url: str
-    branch: str | None = "main"
+    branch: str | None = GIT_BRANCH
     tag: str | None = None
     commit: str | None = None
     paths: tuple[str, ...] = (".",)

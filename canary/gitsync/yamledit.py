@@ -22,8 +22,8 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
 from canary.errors import PermanentError
+from canary.kube import Obj
 
-Obj = dict[str, Any]
 # (mapping, sequence, offset) indentations seen in Kubernetes manifests; the one that reproduces a
 # file best is used to write it back.
 _STYLES = ((2, 2, 0), (2, 4, 2), (4, 4, 2), (4, 6, 4))

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from canary.kube import Obj
 from canary.kube.cache import Informer
 from canary.kube.client import Kube
-
-Obj = dict[str, Any]
 
 
 def contains(actual: Any, desired: Any) -> bool:  # noqa: ANN401 - any JSON value

@@ -10,14 +10,13 @@ from __future__ import annotations
 import copy
 import threading
 from collections.abc import Callable
-from typing import Any
 
 import structlog
 
 from canary.errors import CanaryError
+from canary.kube import Obj
 from canary.kube.client import Expired, Kube
 
-Obj = dict[str, Any]
 Handler = Callable[[str, Obj], None]
 log = structlog.get_logger(__name__)
 

@@ -19,13 +19,13 @@ from kubernetes.dynamic.exceptions import DynamicApiError, NotFoundError, Resour
 from prometheus_client import Counter
 from urllib3.exceptions import HTTPError
 
-from canary.errors import Conflict, InvalidObject, PermanentError, TemporaryError
+from canary.errors import Conflict, Forbidden, InvalidObject, PermanentError, TemporaryError
+from canary.kube import Obj
 
 T = TypeVar("T")
 # Watches are not counted: they are long-lived streams, not per-tick work.
 API_REQUESTS = Counter("canary_api_requests_total", "Requests to the Kubernetes API server, by verb and kind.",
                        ["verb", "kind"])
-Obj = dict[str, Any]
 
 
 def api_client(kubeconfig: Path | None = None) -> ApiClient:
@@ -239,7 +239,7 @@ def _translate(what: str, exc: DynamicApiError) -> Exception:
     if status in (400, 422):
         return InvalidObject(f"{what}: {message}")
     if status in (401, 403):
-        return PermanentError(f"{what}: {message}")
+        return Forbidden(f"{what}: {message}")
     return TemporaryError(f"{what}: HTTP {status}: {message}")
 
 

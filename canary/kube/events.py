@@ -8,11 +8,12 @@ from typing import Any
 
 import structlog
 
+from canary.defaults import CONTROLLER_NAME
 from canary.errors import CanaryError
 from canary.kube.client import Kube
 
 log = structlog.get_logger(__name__)
-COMPONENT = "canary-controller"
+COMPONENT = CONTROLLER_NAME
 
 
 class EventRecorder:

@@ -41,6 +41,7 @@ from pydantic import ValidationError
 
 from canary import logging
 from canary.errors import PermanentError
+from canary.kube import Obj
 from canary.kube.client import Kube
 from canary.kube.conditions import is_true
 from canary.models.base import API_VERSION as CANARY_API_VERSION
@@ -50,7 +51,6 @@ from canary.routers.gatewayapi import API_VERSION as ROUTE_API_VERSION
 from canary.routers.gatewayapi import read_weights
 from canary.telemetry.server import HttpServer
 
-Obj = dict[str, Any]
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 

@@ -1,4 +1,9 @@
-"""What every model of a Kubernetes object shares: camelCase on the wire, and Go durations."""
+"""What every model of a Kubernetes object shares: camelCase on the wire, and Go durations.
+
+``parse_duration`` is the one duration grammar of the project: CRD fields, annotations, flags
+and settings files all take Go durations ("90s", "5m", "1h30m"); flags and settings also take a
+bare number of seconds (``Seconds``), as Flagger's and Flux's flags do.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,7 @@ import re
 from datetime import timedelta
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 GROUP = "canary.dev"
@@ -44,3 +49,20 @@ def _checked_duration(text: str) -> str:
 
 
 Duration = Annotated[str, Field(pattern=DURATION_PATTERN), AfterValidator(_checked_duration)]
+
+
+def seconds_of(value: str | float) -> float:
+    """A flag's or setting's duration in seconds: a Go duration, or a bare number of seconds."""
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a duration such as 30s, 1m or 1m30s")
+    if isinstance(value, int | float):
+        return float(value)
+    text = value.strip()
+    try:
+        return float(text)
+    except ValueError:
+        return parse_duration(text).total_seconds()
+
+
+Seconds = Annotated[float, BeforeValidator(seconds_of)]
+"""A duration in settings (seconds): ``90s``, ``5m``, ``1h30m`` or a bare number of seconds."""

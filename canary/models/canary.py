@@ -11,7 +11,8 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic.alias_generators import to_camel
 
 from canary.models.base import Duration, Model, OpenModel, parse_duration
 
@@ -56,6 +57,20 @@ class Strategy(StrEnum):
     CANARY = "canary"
     BLUE_GREEN = "blue-green"
     AB_TESTING = "ab-testing"
+
+
+class Severity(StrEnum):
+    """Alert severities, Flagger's, from least to most urgent."""
+
+    INFO = "info"
+    WARN = "warn"
+    ERROR = "error"
+
+
+def _at_least(minimum: str) -> dict[str, Any]:
+    """The CRD rule that a duration field is at least ``minimum`` (the model checks the same)."""
+    return {"x-kubernetes-validations": [{"rule": f"duration(self) >= duration('{minimum}')",
+                                          "message": f"must be at least {minimum}"}]}
 
 
 class HookType(StrEnum):
@@ -256,7 +271,8 @@ class CanaryMetric(Model):
     """A check run at every analysis step."""
 
     name: Name
-    interval: Duration | None = None
+    interval: Annotated[Duration, Field(json_schema_extra=_at_least("1s"))] | None = Field(
+        default=None, description="The query window; a Go duration of at least 1s (Flagger's default 1m).")
     threshold: float | None = None
     threshold_range: ThresholdRange | None = None
     query: str | None = None
@@ -268,17 +284,23 @@ class CanaryMetric(Model):
         default="fail", description="What no data means (our extension): fail the check (Flagger), skip it "
         "(count neither way), or pause (hold the weight, count nothing, give up at progressDeadlineSeconds).")
 
+    @model_validator(mode="after")
+    def _window(self) -> CanaryMetric:
+        if self.interval is not None and parse_duration(self.interval) < timedelta(seconds=1):
+            raise ValueError(f"interval must be at least 1s, got {self.interval}")
+        return self
+
     @property
-    def effective_interval(self) -> str:
+    def window(self) -> timedelta:
         """The query window: the metric's own interval, else Flagger's 1m."""
-        return self.interval or METRIC_INTERVAL
+        return parse_duration(self.interval or METRIC_INTERVAL)
 
 
 class CanaryAlert(Model):
     """Where to send alerts about this canary, and from what severity."""
 
     name: Name
-    severity: Literal["info", "warn", "error"] | None = None
+    severity: Severity | None = None
     provider_ref: CrossNamespaceObjectReference
 
 
@@ -289,7 +311,7 @@ class CanaryWebhook(Model):
     name: Name
     url: Annotated[str, Field(pattern=r"^https?://")]
     mute_alert: bool = False
-    timeout: Duration | None = None
+    timeout: Annotated[Duration, Field(json_schema_extra=_at_least("1ms"))] | None = None
     metadata: dict[str, str] | None = None
     retries: Annotated[int, Field(ge=0)] | None = None
     disable_tls: bool = False
@@ -316,8 +338,7 @@ class CanaryAnalysis(Model):
         "rule": "[has(self.iterations), has(self.stepWeight), has(self.stepWeights)].filter(x, x).size() == 1",
         "message": "exactly one of iterations, stepWeight, stepWeights must be set"}]})
 
-    interval: Annotated[Duration, Field(json_schema_extra={"x-kubernetes-validations": [
-        {"rule": "duration(self) >= duration('1s')", "message": "must be at least 1s"}]})] = ANALYSIS_INTERVAL
+    interval: Annotated[Duration, Field(json_schema_extra=_at_least("1s"))] = ANALYSIS_INTERVAL
     iterations: Annotated[int, Field(ge=1)] | None = None
     mirror: bool = False
     mirror_weight: Percent | None = None
@@ -444,6 +465,10 @@ class MetricResult(Model):
 class CanaryStatus(Model):
     """Everything the controller needs to resume a canary lives here."""
 
+    # Only the controller writes status: a field another version of it left is ignored (and removed
+    # by the next status write) rather than making the Canary invalid.
+    model_config = ConfigDict(extra="ignore")
+
     phase: Phase | None = None
     failed_checks: Annotated[int, Field(ge=0)] = 0
     canary_weight: Weight = 0
@@ -456,10 +481,21 @@ class CanaryStatus(Model):
     last_promoted_spec: str | None = None
     last_transition_time: datetime | None = None
     conditions: list[CanaryCondition] | None = None
-    revision: str | None = None
     analysis: list[MetricResult] | None = None
     handled_request: str | None = None
+    request_refused: str | None = Field(default=None, description="Why the request in handledRequest was not "
+                                        "carried out (unset when it was).")
     no_data_since: datetime | None = None
+
+    def latest_failures(self) -> list[MetricResult]:
+        """The failing metrics of the last analysis step."""
+        history = self.analysis or []
+        latest = max((m.time for m in history), default=None)
+        return [m for m in history if m.time == latest and m.verdict != "pass"]
+
+    def failing_checks(self) -> tuple[tuple[str, str], ...]:
+        """The failing metrics of the last analysis step, as (name, what it showed)."""
+        return tuple((m.name, m.message or m.verdict) for m in self.latest_failures())
 
 
 class ObjectMeta(OpenModel):
@@ -472,6 +508,9 @@ class ObjectMeta(OpenModel):
     resource_version: str | None = None
     labels: dict[str, str] | None = None
     annotations: dict[str, str] | None = None
+    finalizers: list[str] | None = None
+    creation_timestamp: datetime | None = None
+    deletion_timestamp: datetime | None = None
 
 
 class Canary(Model):
@@ -487,3 +526,59 @@ class Canary(Model):
     def from_object(cls, obj: dict[str, Any]) -> Canary:
         """Parse an object read from the API server."""
         return cls.model_validate(obj)
+
+
+class _Lenient(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore", frozen=True)
+
+
+class _HeadMeta(_Lenient):
+    name: str
+    namespace: str = ""
+    creation_timestamp: str = ""
+    labels: dict[str, str] = {}
+
+
+class _HeadTarget(_Lenient):
+    kind: str = "Deployment"
+    name: str | None = None
+
+
+class _HeadSpec(_Lenient):
+    target_ref: _HeadTarget = _HeadTarget()
+
+
+class _HeadStatus(_Lenient):
+    phase: str | None = None
+    last_applied_spec: str | None = None
+    last_promoted_spec: str | None = None
+
+
+class CanaryHead(_Lenient):
+    """Who a Canary is, what it targets and where its last release stands, read from any Canary
+    object, valid or not: what indexes and the Git sync need, where an invalid spec must not hide
+    that the Canary claims its target."""
+
+    metadata: _HeadMeta
+    spec: _HeadSpec = _HeadSpec()
+    status: _HeadStatus = _HeadStatus()
+
+    @classmethod
+    def of(cls, obj: dict[str, Any]) -> CanaryHead:
+        """The head of a Canary object; fields of the wrong type read as unset."""
+        try:
+            return cls.model_validate(obj)
+        except ValidationError:
+            meta = obj.get("metadata") or {}
+            return cls(metadata=_HeadMeta(name=str(meta.get("name", "")), namespace=str(meta.get("namespace", ""))))
+
+    @property
+    def target(self) -> str | None:
+        """The name of the target workload."""
+        return self.spec.target_ref.name
+
+    @property
+    def rolled_back(self) -> bool:
+        """The last release was rolled back and the target not since brought back to the promoted revision."""
+        return self.status.phase == Phase.FAILED.value and \
+            self.status.last_applied_spec != self.status.last_promoted_spec

@@ -8,15 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol, get_args
+from typing import Protocol
 
 import structlog
 
-from canary.models.canary import CanaryAlert
+from canary.models.canary import CanaryAlert, Severity
 
 log = structlog.get_logger(__name__)
-Severity = Literal["info", "warn", "error"]
-SEVERITIES: tuple[str, ...] = get_args(Severity)
+SEVERITIES: tuple[str, ...] = tuple(s.value for s in Severity)
+"""The severities from least to most urgent, as the wire spells them."""
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ from pydantic import ValidationError
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from canary.errors import PermanentError
-from canary.models.resources import AlertProviderSpec
+from canary.models.resources import AlertProvider
 from canary.notify.base import SEVERITIES, AlertRoute, LogNotifier, Notice
 from canary.notify.registry import service_for
 from canary.notify.slack import slack_payload
@@ -188,14 +188,15 @@ class AlertDispatcher:
         obj = self._providers.get(namespace, route.provider)
         if obj is None:
             raise PermanentError(f"{source}: AlertProvider {owner} not found")
-        raw_spec = obj.get("spec") or {}
-        service = service_for(raw_spec.get("type"), owner=owner)
         try:
-            spec = AlertProviderSpec.model_validate(raw_spec)
+            spec = AlertProvider.model_validate(obj).spec
         except ValidationError as exc:
             first = exc.errors()[0]
+            if tuple(first["loc"]) == ("spec", "type") and first["type"] == "literal_error":  # names the types
+                service_for(first["input"], owner=owner)
             where = ".".join(str(part) for part in first["loc"])
-            raise PermanentError(f"AlertProvider {owner}: spec.{where}: {first['msg']}") from None
+            raise PermanentError(f"AlertProvider {owner}: {where}: {first['msg']}") from None
+        service = service_for(spec.type, owner=owner)
         address, proxy, token = spec.address, spec.proxy, None
         if spec.secret_ref is not None:
             secret_owner = f"{namespace}/{spec.secret_ref.name}"

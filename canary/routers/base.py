@@ -8,11 +8,10 @@ are the truth for the current weights, not the Canary's status.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
+from canary.kube import Obj
 from canary.models.canary import Canary
-
-Obj = dict[str, Any]
 
 
 @dataclass(frozen=True)

@@ -6,9 +6,9 @@ The route's parents come from spec.service.gatewayRefs, its hostnames from spec.
 
 from __future__ import annotations
 
-from typing import Any
-
+from canary.defaults import FIELD_MANAGER
 from canary.errors import PermanentError
+from canary.kube import Obj
 from canary.kube.apply import apply_if_changed
 from canary.kube.cache import Informer
 from canary.kube.client import Kube
@@ -16,9 +16,7 @@ from canary.models.canary import HTTPMatchRequest, Strategy, StringMatch
 from canary.routers import services
 from canary.routers.base import RouteTarget, Weights
 
-Obj = dict[str, Any]
 API_VERSION = "gateway.networking.k8s.io/v1"
-FIELD_MANAGER = "canary-controller"
 
 
 def _string_match(match: StringMatch) -> tuple[str, str]:

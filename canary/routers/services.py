@@ -6,15 +6,12 @@ with the kubernetes router this alone is blue/green: the apex always serves the 
 
 from __future__ import annotations
 
-from typing import Any
-
+from canary.defaults import FIELD_MANAGER
+from canary.kube import Obj
 from canary.kube.apply import apply_if_changed
 from canary.kube.cache import Informer
 from canary.kube.client import Kube
 from canary.routers.base import RouteTarget
-
-Obj = dict[str, Any]
-FIELD_MANAGER = "canary-controller"
 
 
 def service_port(route: RouteTarget) -> Obj:

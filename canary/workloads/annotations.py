@@ -24,12 +24,11 @@ labelled ``canary.dev/generated``, rebuilt from the annotations whenever they ch
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from canary.errors import PermanentError
+from canary.kube import Obj
 from canary.models.base import API_VERSION
 
-Obj = dict[str, Any]
 PREFIX = "canary.dev/"
 ENABLED = f"{PREFIX}enabled"
 GENERATED_LABEL = f"{PREFIX}generated"

@@ -12,9 +12,9 @@ import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
-Obj = dict[str, Any]
+from canary.kube import Obj
+
 TRACKING_ANNOTATION = "canary.dev/config-tracking"
 PRIMARY_SUFFIX = "-primary"
 

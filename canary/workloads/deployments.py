@@ -1,7 +1,8 @@
 """Deployment targets: the primary copy, tracked configs, scaling, promotion and readiness.
 
 The primary is ``<target>-primary``: the target's spec with the selector label's value suffixed
-``-primary`` and its config references pointed at the ``-primary`` copies. Reads come from the
+``-primary`` and its config references pointed at the ``-primary`` copies, annotated with the
+revision it was made from, so that the engine records what the primary really runs. Reads come from the
 caches; writes go through server-side apply, and only when something differs.
 """
 
@@ -10,9 +11,10 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
+from canary.defaults import FIELD_MANAGER
 from canary.errors import PermanentError
+from canary.kube import Obj
 from canary.kube.apply import apply_if_changed
 from canary.kube.cache import Informer
 from canary.kube.client import Kube
@@ -22,8 +24,7 @@ from canary.workloads.configs import ConfigRef
 from canary.workloads.readiness import Readiness, deployment_readiness
 from canary.workloads.revision import revision
 
-Obj = dict[str, Any]
-FIELD_MANAGER = "canary-controller"
+REVISION_ANNOTATION = "canary.dev/revision"
 DEFAULT_SELECTOR_LABELS = ("app", "name", "app.kubernetes.io/name")
 _OWN_ANNOTATIONS = ("canary.dev/", "kubectl.kubernetes.io/last-applied-configuration", "deployment.kubernetes.io/")
 
@@ -47,8 +48,8 @@ def selector_label(target: Obj, keys: tuple[str, ...]) -> tuple[str, str]:
 
 
 def primary_deployment(target: Obj, *, name: str, selector: tuple[str, str], tracked: set[ConfigRef],
-                       owner: Obj, replicas: int, label_prefixes: tuple[str, ...] = ()) -> Obj:
-    """The primary Deployment built from the target's current spec.
+                       owner: Obj, replicas: int, revision: str, label_prefixes: tuple[str, ...] = ()) -> Obj:
+    """The primary Deployment built from the target's current spec, at ``revision``.
 
     The target's labels are copied, all of them or those starting with one of ``label_prefixes``.
     """
@@ -65,6 +66,7 @@ def primary_deployment(target: Obj, *, name: str, selector: tuple[str, str], tra
               if not label_prefixes or k.startswith(label_prefixes) or "*" in label_prefixes}
     labels = {**copied, key: f"{value}-primary"}
     annotations = {k: v for k, v in (meta.get("annotations") or {}).items() if not k.startswith(_OWN_ANNOTATIONS)}
+    annotations[REVISION_ANNOTATION] = revision
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -87,6 +89,13 @@ class TargetState:
     def revision(self) -> str:
         """The revision of the target's template and tracked configs."""
         return revision(self.target["spec"]["template"], self.tracked_checksums)
+
+    @property
+    def primary_revision(self) -> str | None:
+        """The revision the primary was made from, when it says."""
+        if self.primary is None:
+            return None
+        return (self.primary["metadata"].get("annotations") or {}).get(REVISION_ANNOTATION)
 
     @property
     def tracked_checksums(self) -> dict[str, str]:
@@ -177,7 +186,8 @@ class Deployments:
         replicas = state.target["spec"].get("replicas", 1) or 1
         self._apply(primary_deployment(state.target, name=canary.spec.primary_name, selector=state.selector,
                                        tracked=set(state.tracked), owner=owner_reference(canary_obj),
-                                       replicas=replicas, label_prefixes=self._label_prefixes))
+                                       replicas=replicas, revision=state.revision,
+                                       label_prefixes=self._label_prefixes))
         self._copy_autoscaler(canary_obj, canary)
 
     def promote(self, canary_obj: Obj, canary: Canary, state: TargetState) -> None:
@@ -186,7 +196,8 @@ class Deployments:
         current = (state.primary or {}).get("spec", {}).get("replicas") or state.target["spec"].get("replicas", 1)
         self._apply(primary_deployment(state.target, name=canary.spec.primary_name, selector=state.selector,
                                        tracked=set(state.tracked), owner=owner_reference(canary_obj),
-                                       replicas=current or 1, label_prefixes=self._label_prefixes))
+                                       replicas=current or 1, revision=state.revision,
+                                       label_prefixes=self._label_prefixes))
 
     def scale_target(self, canary: Canary, state: TargetState, *, up: bool) -> None:
         """Scale the target to zero, or up to the primary's size."""

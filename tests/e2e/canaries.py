@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from canary.kube import Obj
 from canary.kube.client import Kube
 from canary.waiting import wait_until
-
-Obj = dict[str, Any]
 
 
 def canary_status(kube: Kube, namespace: str, name: str) -> Obj:

@@ -73,7 +73,7 @@ class ControllerProcess:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
 
-def metric_total(controller: ControllerProcess, name: str, **labels: str) -> float:
+def metric_total(controller: ControllerProcess, name: str, /, **labels: str) -> float:
     """The sum of a metric's samples (matching ``labels``) on the controller's /metrics."""
     with urllib.request.urlopen(f"http://127.0.0.1:{controller.port}/metrics", timeout=5) as response:
         text = response.read().decode()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from canary.demo import LATENCY_QUERY
+from analysis.builtin import DURATION, builtin_query
 from canary.kube.client import Kube
 from canary.waiting import wait_until
 from tests.builders import make_canary, make_configmap, make_deployment
@@ -57,7 +57,7 @@ def _analysis(**extra: object) -> dict[str, object]:
 def _latency_template(kube: Kube, namespace: str) -> None:
     kube.create({"apiVersion": "canary.dev/v1alpha1", "kind": "MetricTemplate",
                  "metadata": {"name": "latency", "namespace": namespace},
-                 "spec": {"provider": {"type": "prometheus"}, "query": LATENCY_QUERY}})
+                 "spec": {"provider": {"type": "prometheus"}, "query": builtin_query("istio", DURATION)}})
 
 
 def test_a_good_release_through_gateway_api_steps_the_weights_and_is_promoted(

@@ -201,3 +201,56 @@ def test_with_two_replicas_only_the_leader_acts_and_the_other_takes_over_when_it
     finally:
         second.stop()
         first.stop()
+
+
+def test_requests_are_handled_at_once_and_refusals_say_why(
+    kube: Kube, namespace: str, controller: ControllerProcess, local_stack: stack.StackState
+) -> None:
+    # A 1m interval: a request that waited for the next tick would time out the 20 s the CLI waits.
+    kube.create(make_deployment("web", namespace, replicas=1, image="web:1"))
+    kube.create(make_canary("web", namespace, analysis={"interval": "1m", "threshold": 2, "stepWeight": 5}))
+    wait_phase(kube, namespace, "web", "Initialized")
+    release(kube, namespace, "web:2")
+    wait_phase(kube, namespace, "web", "Progressing", timeout=20)
+
+    aborted = _canary_cli(local_stack, "abort", "web", "-n", namespace, "--wait", "20s")
+    assert aborted.returncode == 0, aborted.stderr
+    assert canary_status(kube, namespace, "web")["phase"] == "Failed"
+    assert metric_total(controller, "canary_status", name="web", namespace=namespace) == 2
+    assert metric_total(controller, "canary_weight", name="web", namespace=namespace, workload="web-primary") == 100
+    assert metric_total(controller, "canary_weight", name="web", namespace=namespace, workload="web") == 0
+
+    refused = _canary_cli(local_stack, "promote", "web", "-n", namespace, "--wait", "20s")
+    assert refused.returncode == 1, refused.stderr
+    assert "promote refused: the canary is Failed" in refused.stderr, refused.stderr
+
+    retried = _canary_cli(local_stack, "retry", "web", "-n", namespace, "--wait", "20s")
+    assert retried.returncode == 0, retried.stderr
+    assert "retry of Canary" in retried.stderr
+    assert metric_total(controller, "canary_status", name="web", namespace=namespace) == 0, "running again"
+
+    # A Canary the controller will not act on answers a request with its problem, not a timeout.
+    kube.create(make_canary("web-again", namespace) | {"spec": make_canary("web", namespace)["spec"]})
+    wait_until(lambda: canary_status(kube, namespace, "web-again").get("conditions", []),
+               lambda found: any(c.get("reason") == "TargetConflict" for c in found),
+               what="the second Canary to be reported as a conflict", timeout=20)
+    conflicted = _canary_cli(local_stack, "promote", "web-again", "-n", namespace, "--wait", "20s")
+    assert conflicted.returncode == 1, conflicted.stderr
+    assert "promote refused" in conflicted.stderr
+    assert "already the target of Canary web" in conflicted.stderr, conflicted.stderr
+
+
+def test_a_release_made_while_the_canary_initialises_is_run_not_lost(
+    kube: Kube, namespace: str, controller: ControllerProcess
+) -> None:
+    kube.create(make_deployment("web", namespace, replicas=3, image="web:1"))
+    kube.create(make_canary("web", namespace))
+    wait_until(lambda: kube.get("apps/v1", "Deployment", "web-primary", namespace=namespace), bool,
+               what="the primary to be made", timeout=30, interval=0.05)
+    release(kube, namespace, "web:2")  # while the primary made from web:1 starts
+
+    done = wait_phase(kube, namespace, "web", "Succeeded", timeout=60)
+    assert image_of(deployment(kube, namespace, "web-primary")) == "web:2"
+    assert done["lastPromotedSpec"] == done["lastAppliedSpec"]
+    assert deployment(kube, namespace, "web-primary")["metadata"]["annotations"]["canary.dev/revision"] == \
+        done["lastPromotedSpec"], "the primary says which revision it runs"

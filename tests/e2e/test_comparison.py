@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from canary.demo import LATENCY_QUERY
+from analysis.builtin import DURATION, builtin_query
 from canary.kube.client import Kube
 from canary.local import stack
 from canary.waiting import wait_until
@@ -28,7 +28,7 @@ def test_a_slower_canary_fails_the_comparison_within_the_fixed_bound_and_alerts_
         try:
             kube.create({"apiVersion": "canary.dev/v1alpha1", "kind": "MetricTemplate",
                          "metadata": {"name": "latency", "namespace": namespace},
-                         "spec": {"provider": {"type": "prometheus"}, "query": LATENCY_QUERY}})
+                         "spec": {"provider": {"type": "prometheus"}, "query": builtin_query("istio", DURATION)}})
             kube.create(make_deployment("web", namespace, replicas=2, image="web:1",
                                         annotations={"sim.canary.dev/latency-ms": "200"}))
             kube.create(make_canary("web", namespace, analysis={

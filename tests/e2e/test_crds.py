@@ -31,6 +31,11 @@ def _canary(namespace: str, **analysis: Any) -> dict[str, Any]:
         ({"stepWeight": 10, "interval": "500ms"}, "spec.analysis.interval", "must be at least 1s"),
         ({"iterations": 2, "webhooks": [{"name": "x", "type": "sometimes", "url": "http://x"}]},
          "spec.analysis.webhooks[0].type", "supported values"),
+        # What no consumer can use is refused where it is written, with the field named.
+        ({"iterations": 2, "metrics": [{"name": "m", "query": "up", "interval": "500ms"}]},
+         "spec.analysis.metrics[0].interval", "must be at least 1s"),
+        ({"iterations": 2, "webhooks": [{"name": "x", "url": "http://x", "timeout": "0s"}]},
+         "spec.analysis.webhooks[0].timeout", "must be at least 1ms"),
     ],
 )
 def test_the_api_server_refuses_an_invalid_canary_naming_the_field(
@@ -56,3 +61,14 @@ def test_a_valid_canary_is_stored_as_written_and_reads_back_into_the_model(kube:
     canary = Canary.from_object(kube.get("canary.dev/v1alpha1", "Canary", "podinfo", namespace=namespace) or {})
     assert canary.status.phase == "Progressing"
     assert canary.status.canary_weight == 10
+
+
+@pytest.mark.usefixtures("canary_crds")
+def test_what_the_api_server_accepts_as_a_duration_the_model_reads_alike(kube: Kube, namespace: str) -> None:
+    kube.create(_canary(namespace, iterations=2, interval="1.5m", metrics=[
+        {"name": "m", "query": "sum(rate(x[{{ interval }}]))", "interval": "1.5m"}],
+        webhooks=[{"name": "gate", "url": "http://gate", "timeout": "1m30s"}]))
+    stored = kube.get("canary.dev/v1alpha1", "Canary", "podinfo", namespace=namespace)
+    analysis = Canary.from_object(stored or {}).spec.analysis
+    assert analysis.interval_seconds == 90
+    assert [m.window.total_seconds() for m in analysis.metrics or []] == [90]

@@ -12,13 +12,13 @@ import yaml
 from canary.gitsync.apply import SyncReport, sync
 from canary.gitsync.inventory import ConfigMapInventoryStore, ObjectRef
 from canary.gitsync.render import RenderError, render
+from canary.kube import Obj
 from canary.kube.client import Kube
 from canary.waiting import wait_until
 from tests.builders import make_canary, make_configmap, make_deployment
 from tests.e2e.canaries import wait_phase
 from tests.e2e.controllers import ControllerProcess
 
-Obj = dict[str, Any]
 SOURCE = "main"
 
 

@@ -144,3 +144,37 @@ def test_canary_sync_dry_run_shows_the_diff_and_writes_nothing(
     status = sync_status(local_stack, namespace)
     assert f"commit:  {upstream.head()}" in status
     assert "objects: 2" in status
+
+
+def test_on_a_cluster_without_its_namespace_the_controller_creates_it_and_prunes(
+    kube: Kube, namespace: str, local_stack: stack.StackState, upstream: Upstream, tmp_path: Path
+) -> None:
+    """As a new user runs it: durations as flags, and no namespace made beforehand for the sync state."""
+    state = f"{namespace}-state"
+    assert kube.get("v1", "Namespace", state) is None
+    configmap = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings", "namespace": namespace},
+                 "data": {"mode": "a"}}
+    leftover = {**configmap, "metadata": {"name": "leftover", "namespace": namespace}}
+    upstream.commit({"config/settings.yaml": yaml.safe_dump(configmap),
+                     "config/leftover.yaml": yaml.safe_dump(leftover)}, "two ConfigMaps")
+    controller = ControllerProcess(
+        local_stack, namespace, tmp_path,
+        extra=("--git-url", upstream.bare.as_uri(), "--git-path", "config", "--git-inventory-namespace", state,
+               "--git-poll-interval", "1s", "--git-sync-interval", "5m", "--git-timeout", "1m30s"),
+        env={"CANARY_CACHE_DIR": str(tmp_path / "cache")})
+    controller.start()
+    try:
+        wait_until(lambda: kube.get("v1", "ConfigMap", "canary-gitsync-default", namespace=state), bool,
+                   what=f"the sync state in the new namespace {state}", timeout=30, interval=0.1)
+        assert kube.get("v1", "ConfigMap", "leftover", namespace=namespace) is not None
+
+        upstream.commit({"config/leftover.yaml": None}, "leftover leaves Git")
+        wait_until(lambda: kube.get("v1", "ConfigMap", "leftover", namespace=namespace), lambda found: found is None,
+                   what="the ConfigMap that left Git to be pruned", timeout=30, interval=0.1)
+        assert kube.get("v1", "ConfigMap", "settings", namespace=namespace) is not None
+        assert "not found" not in sync_status(local_stack, state)
+        assert "namespace created" in controller.log.read_text()
+    finally:
+        controller.stop()
+        kube.delete("v1", "Namespace", state)
+

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import urllib.request
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 from analysis.builtin import DURATION, SUCCESS_RATE, builtin_query
@@ -45,7 +46,8 @@ def test_builtin_queries_see_the_targets_declared_error_rate_and_a_clean_primary
     provider = PrometheusProvider(local_stack.prometheus_url)
 
     def query(mesh: str, metric: str, target: str) -> QueryResult:
-        context = TemplateContext(name="web", namespace=namespace, target=target, service="web", interval="10s")
+        context = TemplateContext(name="web", namespace=namespace, target=target, service="web",
+                                  interval=timedelta(seconds=10))
         return provider.query(render_promql(builtin_query(mesh, metric), context))
 
     # Each wait is an assertion: it fails with the last result seen when its deadline passes.

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from analysis.builtin import BUILTIN_METRICS, builtin_query, default_bounds
@@ -7,7 +9,8 @@ from analysis.errors import UnknownMetric
 from analysis.templates import TemplateContext, render_promql
 
 PROVIDERS = ["istio", "linkerd", "nginx", "contour", "gatewayapi", "kubernetes"]
-CTX = TemplateContext(name="podinfo", namespace="test", target="podinfo", service="podinfo", interval="1m")
+MINUTE = timedelta(minutes=1)
+CTX = TemplateContext(name="podinfo", namespace="test", target="podinfo", service="podinfo", interval=MINUTE)
 
 
 def test_the_built_in_metrics_are_flaggers_two() -> None:
@@ -42,7 +45,7 @@ def test_a_seconds_histogram_is_scaled_to_milliseconds() -> None:
 
 
 def test_nginx_selects_the_ingress() -> None:
-    ctx = TemplateContext(name="podinfo", namespace="test", target="podinfo", service="podinfo", interval="1m",
+    ctx = TemplateContext(name="podinfo", namespace="test", target="podinfo", service="podinfo", interval=MINUTE,
                           ingress="web")
     assert 'ingress="web"' in render_promql(builtin_query("nginx", "request-success-rate"), ctx)
 

@@ -1,12 +1,16 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
 from analysis.providers.base import Outcome, QueryResult
-from analysis.providers.cloudwatch import endpoint, reduce_metric_data, request_body
-from analysis.providers.transport import QueryFailed
+from analysis.providers.cloudwatch import CloudWatchProvider, endpoint, reduce_metric_data, request_body
+from analysis.providers.config import ProviderConfig
+from analysis.providers.registry import provider_for
+from analysis.providers.transport import HttpClient, QueryFailed
+from tests.unit.analysis.test_providers_transport import Answer, FakeServer
 
 FLAGGER_QUERY = json.dumps([
     {"Id": "e1", "Expression": "m1 / m2", "Label": "ErrorRate"},
@@ -66,3 +70,27 @@ def test_an_internal_error_status_is_unavailable_and_forbidden_is_refused() -> N
 def test_the_endpoint_follows_the_region() -> None:
     assert endpoint("eu-west-1") == "https://monitoring.eu-west-1.amazonaws.com"
     assert endpoint("cn-northwest-1") == "https://monitoring.cn-northwest-1.amazonaws.com.cn"
+
+
+KEYS = {"accessKeyId": "AKIDEXAMPLE", "secretAccessKey": "secret"}
+EMPTY = {"MetricDataResults": [{"Id": "e1", "StatusCode": "Complete", "Timestamps": [], "Values": []}]}
+
+
+def test_the_query_looks_back_the_configs_window_which_the_controller_sets_to_ten_intervals() -> None:
+    with FakeServer(lambda seen: Answer(body=EMPTY)) as api:
+        before = int(time.time())
+        for config in (ProviderConfig("cloudwatch", api.url, region="eu-west-1", credentials=KEYS, window=600),
+                       ProviderConfig("cloudwatch", api.url, region="eu-west-1", credentials=KEYS)):
+            provider_for(config).query(FLAGGER_QUERY)
+        after = int(time.time())
+
+    bodies = [json.loads(seen.body) for seen in api.seen]
+    assert [body["EndTime"] - body["StartTime"] for body in bodies] == [600, 300]  # then the config's default
+    assert all(before <= body["EndTime"] <= after for body in bodies)
+
+
+def test_start_time_is_now_minus_the_window() -> None:
+    with FakeServer(lambda seen: Answer(body=EMPTY)) as api:
+        CloudWatchProvider(api.url, http=HttpClient(), window=600, wall_clock=lambda: 1700000600.0).query(FLAGGER_QUERY)
+    body = json.loads(api.seen[0].body)
+    assert (body["StartTime"], body["EndTime"]) == (1700000000, 1700000600)

@@ -1,10 +1,15 @@
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from analysis.providers.base import Outcome, QueryResult
-from analysis.providers.datadog import query_params, reduce_series
-from analysis.providers.transport import QueryFailed
+from analysis.providers.config import ProviderConfig
+from analysis.providers.datadog import DatadogProvider, query_params, reduce_series
+from analysis.providers.registry import provider_for
+from analysis.providers.transport import HttpClient, QueryFailed
+from tests.unit.analysis.test_providers_transport import Answer, FakeServer
 
 
 def test_the_query_covers_the_window_that_ends_now_in_whole_seconds() -> None:
@@ -39,3 +44,25 @@ def test_an_error_status_is_a_refusal_in_datadogs_words() -> None:
         reduce_series({"status": "error", "error": "Rule 'avg:' is invalid"})
     assert failure.value.outcome is Outcome.REJECTED
     assert failure.value.detail == "Rule 'avg:' is invalid"
+
+
+KEYS = {"apiKey": "dd-api", "applicationKey": "dd-app"}
+
+
+def test_the_query_looks_back_the_configs_window_which_the_controller_sets_to_ten_intervals() -> None:
+    with FakeServer(lambda seen: Answer(body={"status": "ok", "series": []})) as api:
+        before = int(time.time())
+        provider_for(ProviderConfig("datadog", api.url, credentials=KEYS, window=600)).query("avg:m{*}")
+        provider_for(ProviderConfig("datadog", api.url, credentials=KEYS)).query("avg:m{*}")
+        after = int(time.time())
+
+    spans = [int(seen.query["to"][0]) - int(seen.query["from"][0]) for seen in api.seen]
+    assert spans == [600, 300]  # the second, without a window, gets the config's default
+    assert all(before <= int(seen.query["to"][0]) <= after for seen in api.seen)
+
+
+def test_from_is_now_minus_the_window() -> None:
+    with FakeServer(lambda seen: Answer(body={"status": "ok", "series": []})) as api:
+        DatadogProvider(api.url, http=HttpClient(), window=600, wall_clock=lambda: 1700000600.0).query("avg:m{*}")
+    (seen,) = api.seen
+    assert (seen.query["from"], seen.query["to"]) == (["1700000000"], ["1700000600"])

@@ -1,9 +1,29 @@
 from __future__ import annotations
 
+import json
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
 import pytest
 
 from analysis.providers.base import Outcome, QueryResult
-from analysis.providers.transport import QueryFailed, Reply, shown
+from analysis.providers.config import ProviderConfig
+from analysis.providers.transport import (
+    PAUSE,
+    BearerAuth,
+    DeadlineSession,
+    HttpClient,
+    QueryFailed,
+    Reply,
+    Tls,
+    shown,
+)
 
 
 def test_a_client_error_is_a_refusal_and_a_server_error_is_unavailable() -> None:
@@ -41,3 +61,218 @@ def test_failures_read_as_sentences_about_their_source() -> None:
 def test_messages_show_addresses_without_user_info_or_query_string() -> None:
     assert shown("https://reader:s3cret@influxdb:8086/?db=telegraf&p=s3cret") == "https://influxdb:8086/"
     assert shown("https://slo.internal/api/v1/check?api_key=abc") == "https://slo.internal/api/v1/check"
+
+
+# --- HttpClient against a local server: retries (tenacity), deadlines, what each session carries -----------------
+
+
+@dataclass(frozen=True)
+class Seen:
+    """One request as the server received it; header names in lower case."""
+
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What the server sends: ``delay`` seconds before the headers; ``trickle`` seconds between body bytes."""
+
+    status: int = 200
+    body: bytes | dict[str, Any] | list[Any] = b""
+    delay: float = 0.0
+    trickle: float = 0.0
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class FakeServer:
+    """A threaded HTTP server on loopback that records each request and answers with ``respond(seen)``.
+
+    Also used by the provider tests beside this module, which may touch no shared fixture file.
+    """
+
+    def __init__(self, respond: Callable[[Seen], Answer]) -> None:
+        self.respond = respond
+        self.seen: list[Seen] = []
+        self._closing = threading.Event()
+        api = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _serve(self) -> None:
+                parts = urlsplit(self.path)
+                length = int(self.headers.get("Content-Length") or 0)
+                seen = Seen(self.command, parts.path, parse_qs(parts.query, keep_blank_values=True),
+                            {name.lower(): value for name, value in self.headers.items()}, self.rfile.read(length))
+                api.seen.append(seen)
+                answer = api.respond(seen)
+                body = answer.body if isinstance(answer.body, bytes) else json.dumps(answer.body).encode()
+                if api._closing.wait(answer.delay):  # a slow server, stopped early when the test ends
+                    return
+                try:
+                    self.send_response(answer.status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(body)))
+                    for name, value in answer.headers.items():
+                        self.send_header(name, value)
+                    self.end_headers()
+                    for index in range(len(body)) if answer.trickle else ():
+                        if api._closing.wait(answer.trickle):
+                            return
+                        self.wfile.write(body[index:index + 1])
+                        self.wfile.flush()
+                    if not answer.trickle:
+                        self.wfile.write(body)
+                except (BrokenPipeError, ConnectionResetError):
+                    return  # the client gave up, as the deadline tests want it to
+
+            do_GET = do_POST = _serve
+
+            def log_message(self, format: str, *args: Any) -> None:
+                """Quiet."""
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def __enter__(self) -> FakeServer:
+        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._closing.set()
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def dead_url() -> str:
+    """A loopback address where nothing listens: connections are refused at once."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+def _failure(call: Callable[[], object]) -> tuple[QueryFailed, float]:
+    started = time.monotonic()
+    with pytest.raises(QueryFailed) as failure:
+        call()
+    return failure.value, time.monotonic() - started
+
+
+def test_a_gateway_error_is_retried_and_the_second_answer_counts() -> None:
+    answers = iter([Answer(503, b"restarting"), Answer(body={"ok": True})])
+    with FakeServer(lambda seen: next(answers)) as api:
+        reply = HttpClient(attempts=2).send("GET", f"{api.url}/x")
+    assert (reply.status, reply.json()) == (200, {"ok": True})
+    assert len(api.seen) == 2
+
+
+def test_a_server_that_stays_down_costs_the_attempts_with_a_pause_between_and_says_so() -> None:
+    pauses: list[float] = []
+    with FakeServer(lambda seen: Answer(503, b"no healthy upstream")) as api:
+        failing, _ = _failure(lambda: HttpClient(attempts=3, sleep=pauses.append).send("GET", api.url))
+    refused, _ = _failure(lambda: HttpClient(attempts=3).send("GET", dead_url()))
+
+    assert (failing.outcome, failing.detail) == (Outcome.UNAVAILABLE,
+                                                 "HTTP 503 Service Unavailable: no healthy upstream (3 attempts)")
+    assert len(api.seen) == 3
+    assert pauses == [PAUSE, PAUSE]
+    assert refused.detail.startswith("cannot connect: ")
+    assert refused.detail.endswith("Connection refused (3 attempts)")
+
+
+def test_other_answers_come_back_at_once_for_the_provider_to_word() -> None:
+    answers = iter([Answer(500, b"boom"), Answer(400, b"bad query")])
+    with FakeServer(lambda seen: next(answers)) as api:
+        client = HttpClient(attempts=3)
+        replies = [client.send("GET", api.url), client.send("GET", api.url)]
+    assert [(r.status, r.reason, r.body) for r in replies] == [(500, "Internal Server Error", b"boom"),
+                                                               (400, "Bad Request", b"bad query")]
+    assert len(api.seen) == 2
+
+
+def test_a_slow_server_never_holds_a_call_past_its_deadline() -> None:
+    with FakeServer(lambda seen: Answer(body=b"{}", delay=10)) as api:
+        failure, took = _failure(lambda: HttpClient(timeout=30, attempts=5).send("GET", api.url, deadline=0.5))
+    assert (failure.outcome, failure.detail) == (Outcome.UNAVAILABLE, "no answer within the deadline of 0.5s")
+    assert took < 0.9
+    assert len(api.seen) == 1
+
+
+def test_a_server_that_does_not_answer_in_time_costs_one_timeout() -> None:
+    with FakeServer(lambda seen: Answer(body=b"{}", delay=10)) as api:
+        failure, _ = _failure(lambda: HttpClient(timeout=0.3, attempts=3).send("GET", api.url))
+    assert failure.detail == "no answer within 0.3s"
+    assert len(api.seen) == 1
+
+
+def test_a_trickling_answer_never_holds_a_call_past_its_deadline() -> None:
+    # Each byte comes well within the socket timeout, so only the deadline can end the wait.
+    with FakeServer(lambda seen: Answer(body=b'{"status": "success"}' * 4, trickle=0.05)) as api:
+        failure, took = _failure(lambda: HttpClient(timeout=30).send("GET", api.url, deadline=0.8))
+    assert failure.detail == "no answer within the deadline of 0.8s"
+    assert took < 1.2
+
+
+def test_no_retry_starts_that_the_deadline_could_not_wait_for() -> None:
+    failure, took = _failure(lambda: HttpClient(attempts=10).send("GET", dead_url(), deadline=0.3))
+    assert failure.outcome is Outcome.UNAVAILABLE
+    assert failure.detail.endswith("Connection refused (2 attempts)")
+    assert took < 0.5
+
+
+def test_a_spent_deadline_sends_nothing() -> None:
+    with FakeServer(lambda seen: Answer(body=b"{}")) as api:
+        failure, _ = _failure(lambda: HttpClient().send("GET", api.url, deadline=0))
+    assert failure.detail == "no answer within the deadline of 0s"
+    assert api.seen == []
+
+
+def test_a_redirect_is_followed_within_the_same_deadline() -> None:
+    def respond(seen: Seen) -> Answer:
+        return Answer(302, headers={"Location": "/new"}) if seen.path == "/old" else Answer(body=b"moved")
+
+    with FakeServer(respond) as api:
+        reply = HttpClient().send("GET", f"{api.url}/old", deadline=2)
+    assert (reply.status, reply.body) == (200, b"moved")
+    assert [seen.path for seen in api.seen] == ["/old", "/new"]
+
+
+def test_tls_to_a_plain_http_server_fails_once_and_says_tls() -> None:
+    with FakeServer(lambda seen: Answer(body=b"{}")) as api:
+        failure, _ = _failure(lambda: HttpClient(attempts=3).send("GET", api.url.replace("http:", "https:")))
+    assert failure.detail.startswith("TLS failed: ")
+    assert "attempts" not in failure.detail
+
+
+def test_each_attempt_gets_a_session_with_the_headers_credentials_tls_and_its_share_of_the_deadline() -> None:
+    client = HttpClient(headers={"X-Scope-OrgID": "team-a"}, auth=BearerAuth("t0ken"), timeout=3,
+                        tls=Tls(ProviderConfig(insecure_skip_verify=True), field="spec.provider"))
+    sessions: list[DeadlineSession] = []
+    client.call(sessions.append, deadline=1.5)
+    client.call(sessions.append)
+
+    first, second = sessions
+    assert first is not second
+    assert first.headers["X-Scope-OrgID"] == "team-a"
+    assert isinstance(first.auth, BearerAuth)
+    assert first.verify is False
+    assert 1.0 < first.timeout <= 1.5
+    assert second.timeout == 3
+    assert HttpClient().call(lambda session: session.verify) is True
+
+
+def test_headers_and_credentials_reach_the_server() -> None:
+    with FakeServer(lambda seen: Answer(body=b"{}")) as api:
+        client = HttpClient(headers={"X-Team": "payments"}, auth=BearerAuth("w3b"))
+        client.send("POST", f"{api.url}/q", params=[("target", "a"), ("target", "b")], json_body={"n": 1},
+                    headers={"Accept": "application/json"})
+    (seen,) = api.seen
+    assert (seen.method, seen.path, seen.query) == ("POST", "/q", {"target": ["a", "b"]})
+    assert seen.headers["x-team"] == "payments"
+    assert seen.headers["authorization"] == "Bearer w3b"
+    assert seen.headers["accept"] == "application/json"
+    assert json.loads(seen.body) == {"n": 1}

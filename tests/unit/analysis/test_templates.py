@@ -2,20 +2,22 @@ from __future__ import annotations
 
 import re
 import string
+from datetime import timedelta
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from analysis.errors import TemplateError
-from analysis.templates import TemplateContext, render_promql
+from analysis.templates import TemplateContext, promql_duration, render_promql
 
-CTX = TemplateContext(name="podinfo", namespace="test", target="podinfo", service="podinfo-svc", interval="1m",
+MINUTE = timedelta(minutes=1)
+CTX = TemplateContext(name="podinfo", namespace="test", target="podinfo", service="podinfo-svc", interval=MINUTE,
                       variables={"cluster": "dev", "consumer_group": "my_consumer"})
 
 
 def with_target(value: str) -> TemplateContext:
-    return TemplateContext(name="n", namespace="ns", target=value, service="s", interval="1m")
+    return TemplateContext(name="n", namespace="ns", target=value, service="s", interval=MINUTE)
 
 
 _SIMPLE_ESCAPES = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v", "\\": "\\"}
@@ -99,9 +101,9 @@ def test_a_value_in_a_regex_matcher_matches_itself_and_nothing_else(value: str, 
 
 @given(st.text())
 def test_a_value_inside_brackets_is_used_only_when_it_is_a_duration(value: str) -> None:
-    ctx = TemplateContext(name="n", namespace="ns", target="t", service="s", interval=value)
+    ctx = TemplateContext(name="n", namespace="ns", target="t", service="s", interval=MINUTE, variables={"w": value})
     try:
-        rendered = render_promql("rate(x[{{ interval }}])", ctx)
+        rendered = render_promql("rate(x[{{ variables.w }}])", ctx)
     except TemplateError:
         assert not re.fullmatch(r"([0-9]+(ms|s|m|h|d|w|y))+", value)
     else:
@@ -124,12 +126,12 @@ def test_each_placeholder_gives_its_value(field: str, expected: str) -> None:
 
 def test_ingress_and_route_default_to_the_target_as_in_flagger() -> None:
     assert render_promql('"{{ ingress }}/{{ route }}"', CTX) == '"podinfo/podinfo"'
-    ctx = TemplateContext(name="n", namespace="ns", target="t", service="s", interval="1m", ingress="web", route="r")
+    ctx = TemplateContext(name="n", namespace="ns", target="t", service="s", interval=MINUTE, ingress="web", route="r")
     assert render_promql('"{{ ingress }}/{{ route }}"', ctx) == '"web/r"'
 
 
 def test_flaggers_render_examples_give_flaggers_results() -> None:
-    ctx = TemplateContext(name="standard", namespace="default", target="myapp", service="myapp", interval="1m")
+    ctx = TemplateContext(name="standard", namespace="default", target="myapp", service="myapp", interval=MINUTE)
     assert (render_promql('sum(envoy_cluster_upstream_rq{envoy_cluster_name=~"{{ namespace }}_{{ target }}"})', ctx)
             == 'sum(envoy_cluster_upstream_rq{envoy_cluster_name=~"default_myapp"})')
     query = ('delta(max by (consumer_group) (kafka_consumer_current_offset{cluster="{{ variables.cluster }}", '
@@ -176,7 +178,7 @@ def test_regex_metacharacters_are_quoted_only_in_regex_matchers() -> None:
 
 
 def test_every_placeholder_in_a_regex_string_is_quoted_and_the_template_regex_is_kept() -> None:
-    ctx = TemplateContext(name="n", namespace="te.st", target="t", service="web+api", interval="1m")
+    ctx = TemplateContext(name="n", namespace="te.st", target="t", service="web+api", interval=MINUTE)
     rendered = render_promql('x{c=~"{{ namespace }}_{{ service }}-canary_[0-9a-z-]+"}', ctx)
     assert rendered == r'x{c=~"te\\.st_web\\+api-canary_[0-9a-z-]+"}'
 
@@ -187,32 +189,43 @@ def test_a_raw_string_takes_the_value_without_escapes_but_refuses_a_backquote() 
         render_promql("x{a=`{{ target }}`}", with_target("a`b"))
 
 
-def test_an_interval_that_is_not_a_duration_is_refused_by_name() -> None:
-    ctx = TemplateContext(name="n", namespace="ns", target="t", service="s", interval="1 minute")
-    with pytest.raises(TemplateError, match=r'"interval" is inside \[...\], so its value must be a duration'):
-        render_promql("rate(x[{{ interval }}])", ctx)
+def test_a_value_in_brackets_that_is_not_a_duration_is_refused_by_name() -> None:
+    ctx = TemplateContext(name="n", namespace="ns", target="t", service="s", interval=MINUTE,
+                          variables={"window": "1 minute"})
+    with pytest.raises(TemplateError, match=r'"variables.window" is inside \[...\], so its value must be a duration'):
+        render_promql("rate(x[{{ variables.window }}])", ctx)
 
 
-def test_a_compound_duration_is_a_valid_interval() -> None:
-    ctx = TemplateContext(name="n", namespace="ns", target="t", service="s", interval="1m30s")
+def test_the_interval_is_written_as_a_promql_duration() -> None:
+    ctx = TemplateContext(name="n", namespace="ns", target="t", service="s", interval=timedelta(seconds=90))
     assert render_promql("rate(x[{{ interval }}:10s])", ctx) == "rate(x[1m30s:10s])"
+
+
+@pytest.mark.parametrize(("window", "text"), [
+    (timedelta(minutes=1), "1m"), (timedelta(seconds=90), "1m30s"), (timedelta(hours=1, minutes=30), "1h30m"),
+    (timedelta(seconds=1.5), "1s500ms"), (timedelta(days=1), "24h"), (timedelta(seconds=30), "30s"),
+    (timedelta(microseconds=1_000_400), "1s"),
+])
+def test_promql_durations_have_no_fractions(window: timedelta, text: str) -> None:
+    assert promql_duration(window) == text
+    assert re.fullmatch(r"([0-9]+(ms|s|m|h))+", text)
 
 
 @pytest.mark.parametrize("value", ["5", "0.99", "1e3", "job", "le", "5m"])
 def test_a_single_token_may_stand_outside_a_string(value: str) -> None:
-    ctx = TemplateContext(name="n", namespace="ns", target="t", service="s", interval="1m", variables={"v": value})
+    ctx = TemplateContext(name="n", namespace="ns", target="t", service="s", interval=MINUTE, variables={"v": value})
     assert render_promql("topk({{ variables.v }}, x)", ctx) == f"topk({value}, x)"
 
 
 @pytest.mark.parametrize("value", ["5, y) or vector(1", "", "my-app", '"a"'])
 def test_anything_else_outside_a_string_is_refused(value: str) -> None:
-    ctx = TemplateContext(name="n", namespace="ns", target="t", service="s", interval="1m", variables={"v": value})
+    ctx = TemplateContext(name="n", namespace="ns", target="t", service="s", interval=MINUTE, variables={"v": value})
     with pytest.raises(TemplateError, match=r'"variables.v" is outside a string literal'):
         render_promql("topk({{ variables.v }}, x)", ctx)
 
 
 def test_brackets_and_hashes_inside_strings_are_not_code() -> None:
-    ctx = TemplateContext(name="n", namespace="ns", target="t", service="s", interval="1m", variables={"n": "2"})
+    ctx = TemplateContext(name="n", namespace="ns", target="t", service="s", interval=MINUTE, variables={"n": "2"})
     assert render_promql('x{a=~"[0-9]+#"} * {{ variables.n }}', ctx) == 'x{a=~"[0-9]+#"} * 2'
 
 

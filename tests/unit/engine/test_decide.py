@@ -6,8 +6,8 @@ from typing import Any
 import pytest
 
 from canary.engine.decide import Check, CheckResult, next_step_weight
-from canary.engine.effects import Alert, PostRolloutHooks, Promote, ScaleTarget, SetStatus, Severity
-from canary.models.canary import CanaryAnalysis, CanarySpec, MetricResult, Phase
+from canary.engine.effects import Alert, PostRolloutHooks, Promote, ScaleTarget, SetStatus
+from canary.models.canary import CanaryAnalysis, CanarySpec, MetricResult, Phase, Severity
 from canary.workloads.readiness import Readiness
 from tests.unit.engine.world import World
 
@@ -161,8 +161,42 @@ def test_blue_green_without_router_weights_runs_iterations_then_promotes() -> No
     world.release("rev-2")
     world.run_until(lambda w: w.phase() is Phase.SUCCEEDED)
     assert world.routes == [], "the kubernetes router has no weights to set"
-    assert world.asked.count(Check.ANALYSIS) == 4
+    assert world.asked.count(Check.ANALYSIS) == 3, "no extra interval for 'all traffic to the canary'"
+    assert not any("Routing all traffic to canary" in e.message for e in world.events)
     assert world.primary_revision == "rev-2"
+
+
+def test_a_revision_that_arrives_while_the_primary_starts_is_released_as_a_run() -> None:
+    world = World(make_spec(stepWeight=50), primary=Readiness(ready=False, message="starting"))
+    world.primary_revision = "rev-1"  # the primary was made from the target as it was first seen
+    world.tick()
+    assert world.phase() is Phase.INITIALIZING
+    world.revision = "rev-2"  # the image is set while the primary starts
+    world.primary = Readiness(ready=True)
+    world.tick()
+    assert world.phase() is Phase.INITIALIZED
+    assert world.status.last_promoted_spec == world.status.last_applied_spec == "rev-1", \
+        "status says what the primary runs"
+    world.run_until(lambda w: w.phase() is Phase.SUCCEEDED)
+    assert world.primary_revision == "rev-2"
+    assert world.status.last_promoted_spec == "rev-2"
+
+
+def test_a_request_the_canary_cannot_act_on_is_recorded_as_refused_with_the_reason() -> None:
+    world = World(make_spec(stepWeight=50))
+    world.initialise()
+    world.request = "promote/1"
+    world.tick()
+    assert world.status.handled_request == "promote/1"
+    assert world.status.request_refused == ("promote refused: the canary is Initialized; promote works while "
+                                            "Progressing, Waiting or WaitingPromotion")
+    world.release("rev-2")
+    world.run_until(lambda w: w.phase() is Phase.PROGRESSING)
+    world.request = "promote/2"
+    world.tick()
+    assert world.status.handled_request == "promote/2"
+    assert world.status.request_refused is None
+    assert world.phase() is Phase.PROMOTING
 
 
 def test_blue_green_with_weights_sends_all_traffic_to_the_canary_before_promoting() -> None:
@@ -178,7 +212,7 @@ def test_a_canary_spec_on_a_router_without_weights_becomes_ten_iterations() -> N
     world.initialise()
     world.release("rev-2")
     world.run_until(lambda w: w.phase() is Phase.PROMOTING)
-    assert world.status.iterations == 11
+    assert world.status.iterations == 10, "ten iterations, and no extra one for a traffic switch it cannot make"
 
 
 def test_ab_testing_routes_matched_traffic_to_the_canary_each_iteration() -> None:
@@ -381,8 +415,10 @@ def test_a_request_that_does_not_apply_is_recorded_as_ignored() -> None:
     world.initialise()
     world.request = "abort/1"
     act = world.tick()
-    assert act.summary == "abort request ignored in phase Initialized"
+    assert act.summary == ("abort refused: the canary is Initialized; abort works while Progressing, Waiting or "
+                           "WaitingPromotion")
     assert world.status.handled_request == "abort/1"
+    assert world.status.request_refused == act.summary
     assert world.tick().effects == ()
 
 

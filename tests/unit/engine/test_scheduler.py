@@ -4,11 +4,18 @@ import datetime as dt
 import threading
 from typing import Any
 
-from canary.engine.scheduler import SETTLE_SECONDS, CanaryScheduler
-from canary.waiting import wait_until
+import pytest
 
-CANARY: dict[str, Any] = {"metadata": {"namespace": "apps", "name": "web", "generation": 1},
-                          "spec": {"targetRef": {"name": "web"}, "analysis": {"interval": "1m"}}}
+from canary.engine.canaries import Canaries
+from canary.engine.decide import REQUEST_ANNOTATION
+from canary.engine.scheduler import INVALID_RECHECK_SECONDS, SETTLE_SECONDS, CanaryScheduler
+from canary.models.base import API_VERSION
+from canary.waiting import wait_until
+from tests.builders import make_canary
+from tests.fakes import FakeKube, informer
+
+CANARY: dict[str, Any] = make_canary("web", "apps", analysis={"interval": "1m", "stepWeight": 10})
+CANARY["metadata"]["generation"] = 1
 TARGET: dict[str, Any] = {"metadata": {"namespace": "apps", "name": "web", "generation": 2},
                           "status": {"observedGeneration": 1}}
 
@@ -22,7 +29,7 @@ def test_changes_written_together_are_judged_in_one_tick_shortly_after() -> None
             ticks.append(dt.datetime.now(dt.UTC))
         return "ticked"
 
-    scheduler = CanaryScheduler(tick, workers=2, list_canaries=lambda: [CANARY])
+    scheduler = CanaryScheduler(tick, workers=2, canaries=_canaries(CANARY))
     scheduler.start()
     try:
         scheduler.on_canary("ADDED", CANARY)
@@ -37,5 +44,48 @@ def test_changes_written_together_are_judged_in_one_tick_shortly_after() -> None
         job = scheduler._scheduler.get_job("apps/web")
         assert job.next_run_time - dt.datetime.now(dt.UTC) > dt.timedelta(seconds=50), \
             "no second tick is pending: the next one is the interval's"
+    finally:
+        scheduler.shutdown()
+
+
+def _canaries(*objects: dict[str, Any]) -> Canaries:
+    return Canaries(informer(FakeKube(*objects), API_VERSION, "Canary"))
+
+
+@pytest.mark.parametrize(("interval", "seconds"), [
+    ("1m30s", 90.0), ("1.5m", 90.0), ("2s", 2.0),
+    # The model refuses these; the job must not invent an interval of its own for them.
+    ("bogus", INVALID_RECHECK_SECONDS), ("0.5s", INVALID_RECHECK_SECONDS),
+])
+def test_a_job_ticks_at_the_interval_the_model_reads(interval: str, seconds: float) -> None:
+    canary = make_canary("web", "apps", analysis={"interval": interval, "stepWeight": 10})
+    scheduler = CanaryScheduler(lambda namespace, name: "ticked", canaries=_canaries(canary))
+    scheduler.start(paused=True)
+    try:
+        scheduler.on_canary("ADDED", canary)
+        assert scheduler.interval("apps", "web") == seconds
+    finally:
+        scheduler.shutdown()
+
+
+def test_a_manual_request_runs_a_tick_at_once() -> None:
+    ticks: list[dt.datetime] = []
+
+    def tick(namespace: str, name: str) -> str:
+        ticks.append(dt.datetime.now(dt.UTC))
+        return "ticked"
+
+    scheduler = CanaryScheduler(tick, workers=1, canaries=_canaries(CANARY))
+    scheduler.start()
+    try:
+        scheduler.on_canary("ADDED", CANARY)
+        wait_until(lambda: len(ticks), lambda n: n == 1, what="the first tick", timeout=5, interval=0.01)
+        status_only = {**CANARY, "status": {"phase": "Succeeded"}}
+        scheduler.on_canary("MODIFIED", status_only)
+        requested = {**CANARY, "metadata": {**CANARY["metadata"], "annotations": {REQUEST_ANNOTATION: "retry/1"}}}
+        asked = dt.datetime.now(dt.UTC)
+        scheduler.on_canary("MODIFIED", requested)  # an annotation: the generation stays
+        wait_until(lambda: len(ticks), lambda n: n == 2, what="the tick for the request", timeout=5, interval=0.01)
+        assert ticks[1] - asked < dt.timedelta(seconds=5), "handled long before the 1m interval"
     finally:
         scheduler.shutdown()

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from canary.engine.decide import Act, Check, CheckResult, Need, Observed, decide
+from canary.engine.decide import Act, Check, CheckResult, Observed, resolve
 from canary.engine.effects import Alert, Effect, Event, Promote, ScaleTarget, SetRoutes, SetStatus
 from canary.engine.status import apply_status
 from canary.models.canary import CanarySpec, CanaryStatus, Phase
@@ -45,22 +45,18 @@ class World:
         """The current phase (a call, so type checkers don't pin it across ticks)."""
         return self.status.phase
 
-    def observe(self, results: dict[Check, CheckResult]) -> Observed:
-        return Observed(revision=self.revision, primary=self.primary, canary=self.canary,
-                        primary_weight=self.weights[0], canary_weight=self.weights[1],
+    def observe(self) -> Observed:
+        return Observed(revision=self.revision, primary_revision=self.primary_revision, primary=self.primary,
+                        canary=self.canary, primary_weight=self.weights[0], canary_weight=self.weights[1],
                         router_has_weights=self.router_has_weights, router_has_match=self.router_has_match,
-                        request=self.request, now=self.now, checks=dict(results))
+                        request=self.request, now=self.now)
+
+    def run_check(self, check: Check) -> CheckResult:
+        self.asked.append(check)
+        return self.checks(check, self)
 
     def tick(self) -> Act:
-        results: dict[Check, CheckResult] = {}
-        while True:
-            decision = decide(self.spec, self.status, self.observe(results))
-            if isinstance(decision, Need):
-                assert decision.check not in results, f"asked twice for {decision.check}"
-                self.asked.append(decision.check)
-                results[decision.check] = self.checks(decision.check, self)
-                continue
-            break
+        decision = resolve(self.spec, self.status, self.observe(), self.run_check)
         for effect in decision.effects:
             self.apply(effect)
         self.now += timedelta(seconds=1)
@@ -77,7 +73,7 @@ class World:
             case Promote():
                 self.primary_revision = self.revision
             case SetStatus():
-                self.status = apply_status(self.status, effect, revision=self.revision, tracked_configs=None,
+                self.status = apply_status(self.status, effect, tracked_configs=None,
                                            target_kind=self.spec.target_ref.kind, now=self.now)
             case Event():
                 self.events.append(effect)

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from canary.gitsync.apply import ClusterView, PrunePolicy, plan
 from canary.gitsync.inventory import Inventory, ObjectRef
 from canary.gitsync.render import RenderedObject, Source
+from canary.kube import Obj
 from tests.builders import make_configmap, make_deployment
 
-Obj = dict[str, Any]
 NS = "apps"
 
 

@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry
 from structlog.testing import capture_logs
 
 from canary.errors import PermanentError
+from canary.kube import Obj
 from canary.local.simulator import (
     ERROR_RATE,
     LATENCY_MS,
@@ -31,7 +32,6 @@ from canary.models.canary import Canary
 from canary.routers.base import Weights
 from tests.builders import make_canary, make_deployment
 
-Obj = dict[str, Any]
 NS = "shop"
 
 

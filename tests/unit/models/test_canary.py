@@ -81,3 +81,11 @@ def test_webhooks_default_to_rollout_and_are_grouped_by_type() -> None:
 @pytest.mark.parametrize(("text", "seconds"), [("1s", 1), ("1m30s", 90), ("500ms", 0.5), ("2h", 7200)])
 def test_go_durations_parse(text: str, seconds: float) -> None:
     assert parse_duration(text).total_seconds() == seconds
+
+
+def test_a_status_field_left_by_another_controller_version_does_not_make_the_canary_invalid() -> None:
+    body = _canary(stepWeight=10)
+    body["status"] = {"phase": "Succeeded", "revision": "abc", "somethingNewer": 1}
+    canary = Canary.model_validate(body)
+    assert canary.status.phase == "Succeeded"
+    assert "revision" not in canary.status.model_dump(by_alias=True)

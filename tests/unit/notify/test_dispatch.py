@@ -16,6 +16,7 @@ import pytest
 from prometheus_client import REGISTRY
 from structlog.testing import capture_logs
 
+from canary.kube import Obj
 from canary.notify.base import Notice
 from canary.notify.dispatch import AlertDispatcher, ProviderRef, admits
 from canary.notify.registry import SERVICES
@@ -23,7 +24,6 @@ from canary.notify.slack import slack_payload
 from tests.e2e.receivers import Receiver, receiver
 from tests.unit.notify.notices import notice, route
 
-Obj = dict[str, Any]
 Make = Callable[..., AlertDispatcher]
 UNREACHABLE = "http://127.0.0.1:9/hook"  # the discard port: nothing listens on loopback
 BEARER = "s3cret-for-tests"

@@ -69,9 +69,10 @@ def test_the_primary_is_a_copy_with_its_own_selector_and_owner() -> None:
     target = make_deployment("web", "ns", replicas=0, annotations={"sim.canary.dev/latency-ms": "5"})
     target["metadata"]["annotations"] = {"canary.dev/enabled": "true", "team": "a"}
     primary = primary_deployment(target, name="web-primary", selector=("app", "web"), tracked=set(),
-                                 owner={"name": "web"}, replicas=3)
+                                 owner={"name": "web"}, replicas=3, revision="abc123")
     assert primary["metadata"]["name"] == "web-primary"
-    assert primary["metadata"]["annotations"] == {"team": "a"}, "our annotations don't follow the copy"
+    assert primary["metadata"]["annotations"] == {"team": "a", "canary.dev/revision": "abc123"}, \
+        "the target's canary.dev annotations don't follow the copy; the revision it runs does"
     assert primary["spec"]["replicas"] == 3
     assert primary["spec"]["selector"]["matchLabels"] == {"app": "web-primary"}
     assert primary["spec"]["template"]["metadata"]["labels"]["app"] == "web-primary"

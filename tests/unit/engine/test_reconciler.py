@@ -1,0 +1,182 @@
+"""The reconciler's tick over fakes at the canary.kube boundary: what it writes, and what it reports.
+
+The end-to-end tests run the same ticks against a real API server; these pin the rules quickly.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+from prometheus_client import REGISTRY
+
+from canary.engine.canaries import Canaries
+from canary.engine.checks import CheckRunner
+from canary.engine.decide import REQUEST_ANNOTATION
+from canary.engine.reconciler import Reconciler
+from canary.kube import Obj
+from canary.kube.events import EventRecorder
+from canary.models.base import API_VERSION
+from canary.notify.base import LogNotifier
+from canary.routers import services
+from canary.routers.kubernetes import KubernetesRouter
+from canary.routers.registry import RouterRegistry
+from canary.webhooks import WebhookCaller
+from canary.workloads.deployments import Deployments
+from tests.builders import make_canary, make_deployment
+from tests.fakes import FakeKube, informer
+
+NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+
+
+class Cluster:
+    """A fake cluster and a reconciler wired to it as the controller wires one."""
+
+    def __init__(self, *objects: Obj) -> None:
+        self.kube = FakeKube(*objects)
+        kube = self.kube.as_kube()
+        self.caches = {kind: informer(self.kube, version, kind) for version, kind in (
+            (API_VERSION, "Canary"), ("apps/v1", "Deployment"), ("v1", "ConfigMap"), ("v1", "Secret"),
+            ("v1", "Service"), (API_VERSION, "MetricTemplate"))}
+        self.canaries = Canaries(self.caches["Canary"])
+        deployments = Deployments(kube, deployments=self.caches["Deployment"], configmaps=self.caches["ConfigMap"],
+                                  secrets=self.caches["Secret"])
+        routers = RouterRegistry({"kubernetes": lambda: KubernetesRouter(kube, services_cache=self.caches["Service"])},
+                                 default="kubernetes",
+                                 release_apex=lambda route: services.release_apex(kube, self.caches["Service"], route))
+        webhooks = WebhookCaller()
+        self.reconciler = Reconciler(
+            kube=kube, canaries=self.canaries, deployments=deployments, routers=routers,
+            checks=CheckRunner(webhooks=webhooks, templates=self.caches["MetricTemplate"],
+                               secrets=self.caches["Secret"], metrics_server="http://prometheus", clock=lambda: NOW),
+            webhooks=webhooks, events=EventRecorder(kube), notifier=LogNotifier(), clock=lambda: NOW)
+
+    def tick(self, name: str = "web") -> str:
+        self.kube.calls.clear()
+        return self.reconciler.tick("apps", name)
+
+    def canary(self, name: str = "web") -> Obj:
+        found = self.caches["Canary"].get("apps", name)
+        assert found is not None
+        return found
+
+    def ready(self, name: str) -> None:
+        """What kube-controller-manager and kwok would do: the Deployment's pods are all up."""
+        obj = self.kube.objects[("Deployment", "apps", name)]
+        replicas = obj["spec"].get("replicas", 1)
+        obj["metadata"]["generation"] = 1
+        obj["status"] = {"observedGeneration": 1, "replicas": replicas, "updatedReplicas": replicas,
+                         "availableReplicas": replicas, "readyReplicas": replicas}
+        self.caches["Deployment"].store(obj)
+
+    def events(self) -> list[str]:
+        return [f"{o['reason']}: {o['message']}" for (kind, _, _), o in self.kube.objects.items() if kind == "Event"]
+
+
+def _canary(name: str = "web", **analysis: Any) -> Obj:
+    body = make_canary("web", "apps", provider="kubernetes",
+                       analysis={"interval": "10s", "threshold": 2, "iterations": 2, **analysis})
+    body["metadata"]["name"] = name
+    return body
+
+
+def _sample(metric: str, **labels: str) -> float | None:
+    return REGISTRY.get_sample_value(metric, labels)
+
+
+def _condition(obj: Obj) -> dict[str, str]:
+    return next(c for c in obj["status"]["conditions"] if c["type"] == "Ready")
+
+
+def test_an_invalid_canary_gets_a_condition_naming_the_field_and_nothing_else() -> None:
+    cluster = Cluster(make_deployment("web", "apps"), _canary(interval="bogus"))
+    cluster.tick()
+    ready = _condition(cluster.canary())
+    assert ready["status"] == "False"
+    assert ready["reason"] == "InvalidSpec"
+    assert "spec.analysis.interval" in ready["message"]
+    status_write, event = cluster.kube.writes()
+    assert status_write == "patch Canary web/status"
+    assert event.startswith("create Event web.")
+    assert any("InvalidSpec: Canary apps/web: spec.analysis.interval" in e for e in cluster.events())
+    assert ("Deployment", "apps", "web-primary") not in cluster.kube.objects
+
+    cluster.tick()
+    assert cluster.kube.writes() == [], "reported once, not at every tick"
+
+
+def test_initialisation_records_the_revision_the_primary_was_made_from_and_sets_the_gauges() -> None:
+    cluster = Cluster(make_deployment("web", "apps", image="web:1"), _canary())
+    cluster.tick()
+    primary = cluster.kube.objects[("Deployment", "apps", "web-primary")]
+    made_from = primary["metadata"]["annotations"]["canary.dev/revision"]
+    assert cluster.canary()["status"]["phase"] == "Initializing"
+
+    # The target changes while the primary starts: the primary still runs what it was made from.
+    target = cluster.kube.objects[("Deployment", "apps", "web")]
+    target["spec"]["template"]["spec"]["containers"][0]["image"] = "web:2"
+    cluster.caches["Deployment"].store(target)
+    cluster.ready("web-primary")
+    cluster.tick()
+    status = cluster.canary()["status"]
+    assert status["phase"] == "Initialized"
+    assert status["lastPromotedSpec"] == status["lastAppliedSpec"] == made_from
+    assert _sample("canary_status", name="web", namespace="apps") == 1
+    assert _sample("canary_weight", name="web", namespace="apps", workload="web-primary") == 100
+    assert _sample("canary_weight", name="web", namespace="apps", workload="web") == 0
+
+    cluster.tick()
+    status = cluster.canary()["status"]
+    assert status["phase"] == "Progressing", "the change is released as a run"
+    assert status["lastAppliedSpec"] != made_from
+    assert _sample("canary_status", name="web", namespace="apps") == 0
+
+    cluster.reconciler.forget("DELETED", cluster.canary())
+    assert _sample("canary_status", name="web", namespace="apps") is None
+    assert _sample("canary_weight", name="web", namespace="apps", workload="web-primary") is None
+
+
+@pytest.mark.parametrize(("request_value", "words"), [
+    ("promote/7", "promote refused: Canary apps/web-again: spec.targetRef web is already the target of Canary web"),
+])
+def test_a_request_to_a_canary_the_controller_will_not_act_on_is_refused_with_the_problem(
+    request_value: str, words: str
+) -> None:
+    first = _canary()
+    first["metadata"]["creationTimestamp"] = "2026-01-01T00:00:00Z"
+    second = _canary("web-again")
+    second["metadata"]["creationTimestamp"] = "2026-01-02T00:00:00Z"
+    second["metadata"]["annotations"] = {REQUEST_ANNOTATION: request_value}
+    cluster = Cluster(make_deployment("web", "apps"), first, second)
+    cluster.tick("web-again")
+    status = cluster.canary("web-again")["status"]
+    assert _condition(cluster.canary("web-again"))["reason"] == "TargetConflict"
+    assert status["handledRequest"] == request_value
+    assert status["requestRefused"] == words
+
+
+def test_a_field_that_becomes_unset_is_removed_from_the_stored_status() -> None:
+    cluster = Cluster(make_deployment("web", "apps", image="web:1"), _canary())
+    cluster.tick()
+    cluster.ready("web-primary")
+    cluster.tick()
+    canary = cluster.kube.objects[("Canary", "apps", "web")]
+    canary["metadata"]["annotations"] = {REQUEST_ANNOTATION: "promote/1"}
+    cluster.caches["Canary"].store(canary)
+    cluster.tick()
+    assert cluster.canary()["status"]["requestRefused"].startswith("promote refused: the canary is Initialized")
+
+    target = cluster.kube.objects[("Deployment", "apps", "web")]
+    target["spec"]["template"]["spec"]["containers"][0]["image"] = "web:2"
+    cluster.caches["Deployment"].store(target)
+    cluster.tick()
+    assert cluster.canary()["status"]["phase"] == "Progressing"
+    canary = cluster.kube.objects[("Canary", "apps", "web")]
+    canary["metadata"]["annotations"] = {REQUEST_ANNOTATION: "abort/2"}
+    cluster.caches["Canary"].store(canary)
+    cluster.tick()
+    status = cluster.canary()["status"]
+    assert status["handledRequest"] == "abort/2"
+    assert status["phase"] == "Failed"
+    assert "requestRefused" not in status, "an accepted request clears the last refusal"
