@@ -11,22 +11,20 @@ Kubernetes stack.
 from __future__ import annotations
 
 import base64
+import contextlib
 import ipaddress
 import json
 import re
 import socket
 import ssl
-import threading
 import time
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import bcrypt
 import pytest
@@ -45,6 +43,7 @@ from canary.errors import LocalStackError
 from canary.local import procs, prometheus
 from canary.local.ports import free_ports, is_listening
 from canary.waiting import wait_until
+from tests.httpfakes import Answer, FakeServer, Seen
 
 USER, PASSWORD = "canary", "s3cret-pass"
 
@@ -119,97 +118,14 @@ def _make_tls(folder: Path) -> Tls:
     return Tls(ca.public_bytes(serialization.Encoding.PEM).decode(), folder / "server.crt", folder / "server.key")
 
 
-@dataclass(frozen=True)
-class Seen:
-    """One request as the server received it; header names in lower case."""
-
-    method: str
-    path: str
-    query: dict[str, list[str]]
-    headers: dict[str, str]
-    body: bytes
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-
-@dataclass(frozen=True)
-class Answer:
-    """What the server sends: ``delay`` seconds before the headers; ``trickle`` seconds between body bytes."""
-
-    status: int = 200
-    body: bytes | dict[str, Any] | list[Any] = b""
-    delay: float = 0.0
-    trickle: float = 0.0
-
-
-@dataclass
-class FakeApi:
-    """A threaded HTTP server on loopback: records each request and answers with ``respond(seen)``."""
-
-    respond: Callable[[Seen], Answer]
-    seen: list[Seen] = field(default_factory=list)
-    port: int = 0
-    closing: threading.Event = field(default_factory=threading.Event)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+StartApi = Callable[[Callable[[Seen], Answer]], FakeServer]
 
 
 @pytest.fixture
-def fake_api() -> Iterator[Callable[[Callable[[Seen], Answer]], FakeApi]]:
+def fake_api() -> Iterator[StartApi]:
     """Start fake APIs for the test; all are stopped after it."""
-    servers: list[tuple[ThreadingHTTPServer, FakeApi]] = []
-
-    def start(respond: Callable[[Seen], Answer]) -> FakeApi:
-        api = FakeApi(respond)
-
-        class Handler(BaseHTTPRequestHandler):
-            def _serve(self) -> None:
-                parts = urlsplit(self.path)
-                length = int(self.headers.get("Content-Length") or 0)
-                seen = Seen(self.command, parts.path, parse_qs(parts.query, keep_blank_values=True),
-                            {name.lower(): value for name, value in self.headers.items()}, self.rfile.read(length))
-                api.seen.append(seen)
-                answer = api.respond(seen)
-                body = answer.body if isinstance(answer.body, bytes) else json.dumps(answer.body).encode()
-                # A slow server, stopped early when the test ends; not a wait of the test itself.
-                if api.closing.wait(answer.delay):
-                    return
-                try:
-                    self.send_response(answer.status)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(body)))
-                    self.end_headers()
-                    for index in range(len(body)) if answer.trickle else ():
-                        if api.closing.wait(answer.trickle):
-                            return
-                        self.wfile.write(body[index:index + 1])
-                        self.wfile.flush()
-                    if not answer.trickle:
-                        self.wfile.write(body)
-                except (BrokenPipeError, ConnectionResetError):
-                    return  # the client gave up, as the deadline tests want it to
-
-            do_GET = do_POST = _serve
-
-            def log_message(self, format: str, *args: Any) -> None:
-                """Quiet."""
-
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        server.daemon_threads = True
-        api.port = int(server.server_address[1])
-        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-api",
-                         daemon=True).start()
-        servers.append((server, api))
-        return api
-
-    yield start
-    for server, api in servers:
-        api.closing.set()
-        server.shutdown()
-        server.server_close()
+    with contextlib.ExitStack() as servers:
+        yield lambda respond: servers.enter_context(FakeServer(respond))
 
 
 def _uid() -> str:
@@ -510,102 +426,6 @@ def test_prometheus_without_the_ca_or_the_password_says_which(guarded_prometheus
     assert "HTTP 401 Unauthorized" in refused.message
 
 
-# --- the time rules, against local servers ------------------------------------------------------------------------
-
-PROMETHEUS_ANSWER = {"status": "success", "data": {"resultType": "vector",
-                                                   "result": [{"metric": {}, "value": [1700000000, "0.5"]}]}}
-
-
-def test_prometheus_sends_the_bearer_token_and_the_custom_headers(fake_api: Callable[..., FakeApi]) -> None:
-    api = fake_api(lambda seen: Answer(body=PROMETHEUS_ANSWER))
-    provider = provider_for(ProviderConfig("prometheus", api.url, headers={"X-Scope-OrgID": "team-a"},
-                                           credentials={"token": "t0ken"}, timeout=3))
-
-    assert provider.query('sum(rate(http_requests_total{app="web"}[1m]))') == QueryResult(Outcome.VALUE, value=0.5)
-
-    (seen,) = api.seen
-    assert (seen.method, seen.path) == ("GET", "/api/v1/query")
-    assert seen.query == {"query": ['sum(rate(http_requests_total{app="web"}[1m]))'], "timeout": ["3000ms"]}
-    assert seen.headers["authorization"] == "Bearer t0ken"
-    assert seen.headers["x-scope-orgid"] == "team-a"
-
-
-def test_a_gateway_error_is_retried_and_the_second_answer_counts(fake_api: Callable[..., FakeApi]) -> None:
-    answers = iter([Answer(503, b"restarting"), Answer(body=PROMETHEUS_ANSWER)])
-    api = fake_api(lambda seen: next(answers))
-    provider = provider_for(ProviderConfig("prometheus", api.url, attempts=2))
-
-    assert provider.query("up") == QueryResult(Outcome.VALUE, value=0.5)
-    assert len(api.seen) == 2
-
-
-def test_a_server_that_stays_down_costs_the_attempts_and_says_so(fake_api: Callable[..., FakeApi]) -> None:
-    api = fake_api(lambda seen: Answer(503, b"no healthy upstream"))
-    (dead_port,) = free_ports(1)
-    provider = provider_for(ProviderConfig("prometheus", api.url, attempts=3))
-    dead = provider_for(ProviderConfig("prometheus", f"http://127.0.0.1:{dead_port}", attempts=3))
-
-    failing = provider.query("up")
-    refused = dead.query("up")
-
-    assert failing == QueryResult(Outcome.UNAVAILABLE, message=f"Prometheus at {api.url} is unavailable: HTTP 503 "
-                                                               "Service Unavailable: no healthy upstream (3 attempts)")
-    assert len(api.seen) == 3
-    assert refused.outcome is Outcome.UNAVAILABLE
-    assert refused.message.startswith(f"Prometheus at http://127.0.0.1:{dead_port} is unavailable: cannot connect: ")
-    assert refused.message.endswith("Connection refused (3 attempts)")
-
-
-def test_a_slow_server_never_holds_a_query_past_its_deadline(fake_api: Callable[..., FakeApi]) -> None:
-    api = fake_api(lambda seen: Answer(body=PROMETHEUS_ANSWER, delay=10))
-    provider = provider_for(ProviderConfig("prometheus", api.url, timeout=30, attempts=5))
-
-    started = time.monotonic()
-    result = provider.query("up", deadline=0.5)
-    took = time.monotonic() - started
-
-    assert result == QueryResult(Outcome.UNAVAILABLE, message=f"Prometheus at {api.url} is unavailable: "
-                                                              "no answer within the deadline of 0.5s")
-    assert took < 0.9
-    assert api.seen[0].query["timeout"] == ["500ms"]
-
-
-def test_a_server_that_does_not_answer_in_time_costs_one_timeout(fake_api: Callable[..., FakeApi]) -> None:
-    api = fake_api(lambda seen: Answer(body=PROMETHEUS_ANSWER, delay=10))
-    provider = provider_for(ProviderConfig("prometheus", api.url, timeout=0.3, attempts=3))
-
-    assert provider.query("up") == QueryResult(Outcome.UNAVAILABLE, message=f"Prometheus at {api.url} is "
-                                                                            "unavailable: no answer within 0.3s")
-    assert len(api.seen) == 1
-
-
-def test_a_trickling_answer_never_holds_a_query_past_its_deadline(fake_api: Callable[..., FakeApi]) -> None:
-    # Each byte comes well within the socket timeout, so only the deadline can end the wait.
-    api = fake_api(lambda seen: Answer(body=PROMETHEUS_ANSWER, trickle=0.05))
-    provider = provider_for(ProviderConfig("prometheus", api.url, timeout=30))
-
-    started = time.monotonic()
-    result = provider.query("up", deadline=0.8)
-    took = time.monotonic() - started
-
-    assert result == QueryResult(Outcome.UNAVAILABLE, message=f"Prometheus at {api.url} is unavailable: "
-                                                              "no answer within the deadline of 0.8s")
-    assert took < 1.2
-
-
-def test_no_retry_starts_that_the_deadline_could_not_wait_for() -> None:
-    (dead_port,) = free_ports(1)
-    provider = provider_for(ProviderConfig("prometheus", f"http://127.0.0.1:{dead_port}", attempts=10))
-
-    started = time.monotonic()
-    result = provider.query("up", deadline=0.3)
-    took = time.monotonic() - started
-
-    assert result.outcome is Outcome.UNAVAILABLE
-    assert result.message.endswith("Connection refused (2 attempts)")
-    assert took < 0.5
-
-
 # --- Datadog ---------------------------------------------------------------------------------------------------------
 
 DATADOG_KEYS = {"apiKey": "dd-api", "applicationKey": "dd-app"}
@@ -618,7 +438,7 @@ def _datadog_series(*pointlists: list[list[float | None]]) -> dict[str, Any]:
                        for i, p in enumerate(pointlists)]}
 
 
-def test_datadog_queries_the_window_with_both_keys_and_takes_the_last_point(fake_api: Callable[..., FakeApi]) -> None:
+def test_datadog_queries_the_window_with_both_keys_and_takes_the_last_point(fake_api: StartApi) -> None:
     api = fake_api(lambda seen: Answer(body=_datadog_series([[1700000000000.0, 0.5], [1700000060000.0, 1.5],
                                                              [1700000120000.0, None]])))
     provider = provider_for(ProviderConfig("datadog", api.url, credentials=DATADOG_KEYS, window=600))
@@ -637,7 +457,7 @@ def test_datadog_queries_the_window_with_both_keys_and_takes_the_last_point(fake
     assert seen.headers["dd-application-key"] == "dd-app"
 
 
-def test_datadog_no_data_several_series_and_refusals(fake_api: Callable[..., FakeApi]) -> None:
+def test_datadog_no_data_several_series_and_refusals(fake_api: StartApi) -> None:
     answers = iter([Answer(body={"status": "ok", "series": []}),
                     Answer(body=_datadog_series([[0.0, 1.0]], [[0.0, 2.0]])),
                     Answer(403, {"errors": ["Forbidden"]}), Answer(400, {"errors": ["Error parsing query: x"]})])
@@ -662,7 +482,7 @@ def _nerdgraph(results: list[dict[str, Any]]) -> dict[str, Any]:
     return {"data": {"actor": {"account": {"nrql": {"results": results}}}}}
 
 
-def test_new_relic_posts_nrql_to_nerdgraph_with_the_api_key(fake_api: Callable[..., FakeApi]) -> None:
+def test_new_relic_posts_nrql_to_nerdgraph_with_the_api_key(fake_api: StartApi) -> None:
     api = fake_api(lambda seen: Answer(body=_nerdgraph([{"percentage": 2.5}])))
     provider = provider_for(ProviderConfig("newrelic", f"{api.url}/graphql", credentials=NEWRELIC_KEYS))
     nrql = "SELECT percentage(count(*), WHERE error IS true) FROM Transaction WHERE appName = 'web' SINCE 1 minute ago"
@@ -678,7 +498,7 @@ def test_new_relic_posts_nrql_to_nerdgraph_with_the_api_key(fake_api: Callable[.
     assert "account(id: $accountId)" in body["query"]
 
 
-def test_new_relic_no_rows_and_graphql_errors(fake_api: Callable[..., FakeApi]) -> None:
+def test_new_relic_no_rows_and_graphql_errors(fake_api: StartApi) -> None:
     answers = iter([Answer(body=_nerdgraph([])), Answer(body=_nerdgraph([{"average.duration": None}])),
                     Answer(body={"data": {"actor": {"account": {"nrql": None}}},
                                  "errors": [{"message": "NRQL Syntax Error: Error at line 1 position 7"}]}),
@@ -726,7 +546,7 @@ def _signature_holds(seen: Seen, secret: str) -> bool:
 
 
 def test_cloudwatch_sends_a_signed_get_metric_data_and_takes_the_latest_value(
-        fake_api: Callable[..., FakeApi]) -> None:
+        fake_api: StartApi) -> None:
     api = fake_api(lambda seen: Answer(body={"MetricDataResults": [
         {"Id": "e1", "Label": "ErrorRate", "StatusCode": "Complete",
          "Timestamps": [1700000120, 1700000060], "Values": [0.25, 0.5]}], "Messages": []}))
@@ -747,7 +567,7 @@ def test_cloudwatch_sends_a_signed_get_metric_data_and_takes_the_latest_value(
     assert body["EndTime"] - body["StartTime"] == 600
 
 
-def test_cloudwatch_no_datapoints_and_aws_errors(fake_api: Callable[..., FakeApi]) -> None:
+def test_cloudwatch_no_datapoints_and_aws_errors(fake_api: StartApi) -> None:
     answers = iter([
         Answer(body={"MetricDataResults": [{"Id": "e1", "StatusCode": "Complete", "Timestamps": [], "Values": []}]}),
         Answer(400, {"__type": "com.amazon.coral.validate#ValidationException",
@@ -772,7 +592,7 @@ def test_cloudwatch_no_datapoints_and_aws_errors(fake_api: Callable[..., FakeApi
 # --- web -------------------------------------------------------------------------------------------------------------
 
 
-def test_web_gets_the_url_and_picks_the_number(fake_api: Callable[..., FakeApi]) -> None:
+def test_web_gets_the_url_and_picks_the_number(fake_api: StartApi) -> None:
     api = fake_api(lambda seen: Answer(body={"data": {"errorRate": "0.03", "healthy": True}}))
     provider = provider_for(ProviderConfig("web", f"{api.url}/api/health?service=web",
                                            headers={"X-Team": "payments"}, credentials={"token": "w3b"}))
@@ -786,7 +606,7 @@ def test_web_gets_the_url_and_picks_the_number(fake_api: Callable[..., FakeApi])
     assert seen.headers["x-team"] == "payments"
 
 
-def test_web_posts_a_json_body_when_the_query_has_one(fake_api: Callable[..., FakeApi]) -> None:
+def test_web_posts_a_json_body_when_the_query_has_one(fake_api: StartApi) -> None:
     api = fake_api(lambda seen: Answer(body={"result": {"p99": 212.5}}))
     provider = provider_for(ProviderConfig("web", f"{api.url}/latency"))
 
@@ -799,7 +619,7 @@ def test_web_posts_a_json_body_when_the_query_has_one(fake_api: Callable[..., Fa
     assert seen.json() == {"service": "web", "window": "5m"}
 
 
-def test_web_failures_are_unavailable_or_refused(fake_api: Callable[..., FakeApi]) -> None:
+def test_web_failures_are_unavailable_or_refused(fake_api: StartApi) -> None:
     answers = iter([Answer(500, b"boom"), Answer(404, b"no such page"), Answer(200, b"<html>login</html>")])
     api = fake_api(lambda seen: next(answers))
     provider = provider_for(ProviderConfig("web", f"{api.url}/metric"))

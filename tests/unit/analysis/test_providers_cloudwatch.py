@@ -10,7 +10,7 @@ from analysis.providers.cloudwatch import CloudWatchProvider, endpoint, reduce_m
 from analysis.providers.config import ProviderConfig
 from analysis.providers.registry import provider_for
 from analysis.providers.transport import HttpClient, QueryFailed
-from tests.unit.analysis.test_providers_transport import Answer, FakeServer
+from tests.httpfakes import Answer, FakeServer
 
 FLAGGER_QUERY = json.dumps([
     {"Id": "e1", "Expression": "m1 / m2", "Label": "ErrorRate"},

@@ -9,7 +9,7 @@ from analysis.providers.config import ProviderConfig
 from analysis.providers.datadog import DatadogProvider, query_params, reduce_series
 from analysis.providers.registry import provider_for
 from analysis.providers.transport import HttpClient, QueryFailed
-from tests.unit.analysis.test_providers_transport import Answer, FakeServer
+from tests.httpfakes import Answer, FakeServer
 
 
 def test_the_query_covers_the_window_that_ends_now_in_whole_seconds() -> None:

@@ -18,7 +18,7 @@ from analysis.providers.base import Outcome, QueryResult, RangeProvider, RangeRe
 from analysis.providers.config import ProviderConfig
 from analysis.providers.prometheus import PrometheusProvider, reduce_matrix
 from analysis.providers.registry import provider_for
-from tests.unit.analysis.test_providers_transport import Answer, FakeServer, dead_url
+from tests.httpfakes import Answer, FakeServer, dead_url
 
 
 def test_prometheus_is_a_range_provider_at_its_address_without_a_trailing_slash() -> None:

@@ -14,7 +14,7 @@ from canary.models.canary import Canary
 from canary.webhooks import WebhookCaller
 from tests.builders import make_canary
 from tests.fakes import FakeKube, informer
-from tests.unit.analysis.test_providers_transport import Answer, FakeServer, Seen
+from tests.httpfakes import Answer, FakeServer, Seen
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 PROMETHEUS_ANSWER = {"status": "success", "data": {"resultType": "vector",
