@@ -4,7 +4,8 @@ Wraps the Canary informer for every reader in the engine (the scheduler, the rec
 generated-canary job, the Git rollbacks): each object version is parsed once, keyed by its
 resourceVersion, and handed out typed. An object that does not parse is an ``InvalidCanary``
 carrying the validation message, so that a tick reports it as a condition instead of guessing
-defaults; ``heads`` reads every Canary leniently, valid or not, for who targets what.
+defaults. Who targets what is an index of ``CanaryHead`` values (every Canary, valid or not),
+kept from the informer's events, so that finding a target's Canaries copies and parses nothing.
 """
 
 from __future__ import annotations
@@ -36,7 +37,12 @@ class Canaries:
     def __init__(self, informer: Informer) -> None:
         self.informer = informer
         self._parsed: dict[tuple[str, str], tuple[str, Parsed]] = {}
+        self._heads: dict[tuple[str, str], CanaryHead] = {}
+        self._by_target: dict[tuple[str, str | None], set[tuple[str, str]]] = {}
         self._lock = threading.Lock()
+        for obj in informer.list_objects():
+            self._index("ADDED", obj)
+        informer.subscribe(self._index)
 
     def get(self, namespace: str, name: str) -> tuple[Obj, Parsed] | None:
         """The Canary as stored and as its model reads it; None when it does not exist."""
@@ -59,23 +65,25 @@ class Canaries:
             self._parsed[key] = (version, parsed)
         return parsed
 
-    def forget(self, obj: Obj) -> None:
-        """Drop a deleted Canary's parse."""
-        meta = obj["metadata"]
-        with self._lock:
-            self._parsed.pop((meta.get("namespace") or "", meta["name"]), None)
-
-    def valid(self) -> list[Canary]:
-        """Every Canary that its model accepts."""
-        return [c for c in map(self.parse, self.informer.list_objects()) if isinstance(c, Canary)]
-
-    def heads(self, namespace: str | None = None) -> list[CanaryHead]:
-        """Who each Canary (valid or not) is and what it targets."""
-        return [CanaryHead.of(obj) for obj in self.informer.list_objects(namespace)]
-
     def targeting(self, namespace: str, target: str) -> list[CanaryHead]:
         """The Canaries of ``namespace`` whose spec.targetRef names ``target``."""
-        return [head for head in self.heads(namespace) if head.target == target]
+        with self._lock:
+            return [self._heads[key] for key in sorted(self._by_target.get((namespace, target), ()))]
+
+    def _index(self, event: str, obj: Obj) -> None:
+        """Informer handler: keep the target index (and drop a deleted Canary's parse)."""
+        meta = obj["metadata"]
+        key = (meta.get("namespace") or "", meta["name"])
+        head = None if event == "DELETED" else CanaryHead.of(obj)
+        with self._lock:
+            old = self._heads.pop(key, None)
+            if old is not None:
+                self._by_target.get((key[0], old.target), set()).discard(key)
+            if head is None:
+                self._parsed.pop(key, None)
+                return
+            self._heads[key] = head
+            self._by_target.setdefault((key[0], head.target), set()).add(key)
 
 
 def validation_message(exc: ValidationError) -> str:

@@ -111,7 +111,6 @@ class CanaryScheduler:
         job_id = _job_id(namespace, name)
         if event == "DELETED":
             self._seen.pop(job_id, None)
-            self._canaries.forget(obj)
             try:
                 self._scheduler.remove_job(job_id)
             except JobLookupError:
