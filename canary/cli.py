@@ -30,7 +30,7 @@ from canary.gitsync.loop import GitSync, SyncSettings
 from canary.gitsync.loop import summary as sync_summary
 from canary.gitsync.rollbacks import DEFAULT_AUTHOR, git_ahead, read_ledger
 from canary.kube.client import Kube
-from canary.local import binaries, stack
+from canary.local import binaries, install, stack
 from canary.models import flagger
 from canary.models.base import seconds_of
 from canary.settings import ControllerSettings
@@ -77,10 +77,18 @@ def local_up(
         typer.Option("--kubeconfig", exists=True, dir_okay=False,
                      help="Use this existing cluster instead of starting a control plane."),
     ] = None,
+    with_crds: Annotated[list[str] | None, typer.Option(
+        "--with-crds", help="Also install CRDs: 'canary' (ours) or a vendored project under manifests/vendor "
+        "(gateway-api, istio); repeatable.")] = None,
 ) -> None:
     """Start the local stack and print the shell lines that point tools at it."""
+    folders = [install.crd_folder(name) for name in with_crds or []]
     options = stack.StackOptions(state_dir=_state_dir(state_dir), nodes=nodes, external_kubeconfig=kubeconfig)
     state = stack.up(options, progress=_progress)
+    if folders:
+        kube = Kube.from_kubeconfig(Path(state.kubeconfig))
+        for folder in folders:
+            _progress(f"   installed {len(install.install_crds(kube, folder, timeout=60))} CRDs from {folder}")
     typer.echo(state.exports())
 
 

@@ -38,10 +38,8 @@ from canary.models.base import API_VERSION
 from canary.models.canary import Canary, CanaryHead, Phase, Severity
 from canary.notify.base import Notice, Notifier, routes
 from canary.notify.dispatch import AlertDispatcher, ProviderRef
-from canary.routers import services
-from canary.routers.gatewayapi import API_VERSION as GATEWAY_API_VERSION
-from canary.routers.gatewayapi import GatewayAPIRouter
-from canary.routers.kubernetes import KubernetesRouter
+from canary.routers import registry as router_registry
+from canary.routers.base import RouterContext
 from canary.routers.registry import RouterRegistry
 from canary.settings import ControllerSettings
 from canary.telemetry import metrics
@@ -69,10 +67,12 @@ class Controller:
     server: HttpServer | None
     elector: LeaseElector | None
     gitsync: GitSync | None = None
+    optional: frozenset[str] = frozenset()
+    """Informers of kinds that exist only with a router's CRDs: the controller is ready without them."""
 
     def ready(self) -> bool:
-        """Caches are loaded (the HTTPRoute cache may wait for its CRD)."""
-        return all(i.synced for name, i in self.informers.items() if name != "httproutes")
+        """Caches are loaded (those of a router's CRDs may wait for the CRDs)."""
+        return all(i.synced for name, i in self.informers.items() if name not in self.optional)
 
     def stop(self) -> None:
         """Stop acting, give up the lease, and stop serving."""
@@ -104,19 +104,21 @@ def build(settings: ControllerSettings) -> Controller:
         "hpas": informer("autoscaling/v2", "HorizontalPodAutoscaler"),
         "metrictemplates": Informer(kube, API_VERSION, "MetricTemplate"),
         "alertproviders": informer(API_VERSION, "AlertProvider"),
-        "httproutes": informer(GATEWAY_API_VERSION, "HTTPRoute"),
     }
+    optional = set()
+    for watch in router_registry.watches():
+        name = f"{watch.kind.lower()}s.{watch.api_version}"
+        informers.setdefault(name, informer(watch.api_version, watch.kind))
+        if watch.optional:
+            optional.add(name)
+    by_kind = {(i.api_version, i.kind): i for i in informers.values()}
     deployments = Deployments(kube, deployments=informers["deployments"], configmaps=informers["configmaps"],
                               secrets=informers["secrets"], autoscalers=informers["hpas"],
                               selector_labels=settings.selector_labels,
                               track_configs=settings.enable_config_tracking,
                               label_prefixes=settings.include_label_prefix)
-    routers = RouterRegistry({
-        "kubernetes": lambda: KubernetesRouter(kube, services_cache=informers["services"]),
-        "gatewayapi": lambda: GatewayAPIRouter(kube, services_cache=informers["services"],
-                                               routes_cache=informers["httproutes"]),
-    }, default=settings.mesh_provider,
-        release_apex=lambda route: services.release_apex(kube, informers["services"], route))
+    routers = RouterRegistry(RouterContext(kube, cache=lambda api_version, kind: by_kind[(api_version, kind)]),
+                             default=settings.mesh_provider)
     webhooks = WebhookCaller()
     default_provider = None
     if settings.alert_provider:
@@ -167,7 +169,8 @@ def build(settings: ControllerSettings) -> Controller:
                                on_stopped=lambda: _lead(scheduler, False),
                                lease_seconds=settings.leader_election_lease_seconds,
                                renew_seconds=settings.leader_election_lease_seconds / 3)
-    return Controller(kube=kube, informers=informers, scheduler=scheduler, notifier=notifier, server=None,
+    return Controller(kube=kube, informers=informers, optional=frozenset(optional), scheduler=scheduler,
+                      notifier=notifier, server=None,
                       elector=elector, gitsync=gitsync)
 
 
@@ -267,7 +270,7 @@ def start(controller: Controller, settings: ControllerSettings) -> None:
                          lambda name: controller.scheduler.trigger_job(gitsync_job(name)))
     controller.server = HttpServer(settings.port, app(ready=controller.ready, extra=hooks)).start()
     for name, informer in controller.informers.items():
-        if name != "httproutes" and not informer.wait_synced(_SYNC_TIMEOUT):
+        if name not in controller.optional and not informer.wait_synced(_SYNC_TIMEOUT):
             log.warning("cache not synced yet", kind=informer.kind)
     if controller.elector is None:
         metrics.LEADER.set(1)

@@ -27,7 +27,7 @@ from canary.kube.events import EventRecorder
 from canary.models.base import API_VERSION
 from canary.models.canary import Canary, CanaryHead, CanaryStatus, HookType, Phase
 from canary.notify.base import Notice, Notifier, routes
-from canary.routers.base import Router, RouteTarget, Weights
+from canary.routers.base import Router, RouteTarget, Weights, unsupported_fields
 from canary.routers.registry import RouterRegistry
 from canary.telemetry import metrics
 from canary.webhooks import WebhookCaller, payload
@@ -94,6 +94,11 @@ class Reconciler:
 
     def _observe(self, obj: Obj, canary: Canary, where: str) -> TickContext | str:
         router = self._routers.for_provider(canary.spec.provider, where=where)
+        dropped = unsupported_fields(canary, router.supported)
+        if dropped:
+            return self._problem(obj, "UnsupportedField", f"{where}: {', '.join(dropped)}: not implemented by the "
+                                 f"{router.name} router; remove the field or choose a router that has it",
+                                 warning=True)
         rival = self._rival(CanaryHead.of(obj))
         if rival is not None:
             return self._problem(obj, "TargetConflict", f"{where}: spec.targetRef {canary.spec.target_ref.name} is "
@@ -147,8 +152,8 @@ class Reconciler:
             readiness = self._deployments.readiness(canary, state.target, primary=False, now=self._clock())
             if not readiness.ready:
                 return f"terminating: waiting for the target: {readiness.message}"
-            self._routers.release_apex(RouteTarget(canary=canary, owner=owner_reference(obj),
-                                                   selector=state.selector))
+            self._routers.for_provider(canary.spec.provider, where=where).finalize(
+                RouteTarget(canary=canary, owner=owner_reference(obj), selector=state.selector))
         fresh = self._canaries.informer.get(obj["metadata"]["namespace"], obj["metadata"]["name"]) or obj
         meta = fresh["metadata"]
         self._kube.merge_patch(API_VERSION, "Canary", meta["name"], namespace=meta["namespace"], patch={

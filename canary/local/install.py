@@ -6,14 +6,27 @@ from pathlib import Path
 
 import yaml
 
+from canary.errors import PermanentError
 from canary.kube.client import Kube
 from canary.kube.conditions import is_true
 from canary.local.binaries import REPO_ROOT
 from canary.waiting import wait_until
 
 CANARY_CRDS = REPO_ROOT / "manifests" / "crds"
-GATEWAY_API_CRDS = REPO_ROOT / "manifests" / "vendor" / "gateway-api"
+VENDOR = REPO_ROOT / "manifests" / "vendor"
+GATEWAY_API_CRDS = VENDOR / "gateway-api"
+ISTIO_CRDS = VENDOR / "istio"
 FIELD_MANAGER = "canary-install"
+
+
+def crd_folder(name: str) -> Path:
+    """Where the CRDs called ``name`` are: ``canary`` (ours) or a project vendored under manifests/vendor."""
+    if name == "canary":
+        return CANARY_CRDS
+    known = sorted(p.name for p in VENDOR.iterdir() if p.is_dir())
+    if name not in known:
+        raise PermanentError(f"--with-crds: no CRDs called {name!r}; known: canary, {', '.join(known)}")
+    return VENDOR / name
 
 
 def install_crds(kube: Kube, folder: Path, *, timeout: float = 30) -> list[str]:

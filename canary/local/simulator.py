@@ -3,11 +3,12 @@
 ``canary.local.stack`` starts it as ``python -m canary.local.simulator --kubeconfig PATH --port PORT``
 and has Prometheus scrape it as job ``simulator``. Kwok's pods run no process, so nothing would
 ever answer a request; instead, every period this process reads each Canary, its target and
-primary Deployments, their pods and the HTTPRoute the router wrote, and counts the requests
-those workloads would have served at a steady total rate:
+primary Deployments, their pods and the weights its router holds (read by the router's own
+``read_weights``, as the controller reads them), and counts the requests those workloads would
+have served at a steady total rate:
 
-- with an HTTPRoute, the rate is split by its weights (primary ``rate * w/100``, canary likewise);
-- without one (the kubernetes router), the primary gets the whole rate and the target, while it
+- with weights, the rate is split by them (primary ``rate * w/100``, canary likewise);
+- without (the kubernetes router), the primary gets the whole rate and the target, while it
   has ready pods, a test load of ``rate / 2``, as Flagger's load tester would send;
 - a workload without ready pods gets nothing.
 
@@ -46,9 +47,8 @@ from canary.kube.client import Kube
 from canary.kube.conditions import is_true
 from canary.models.base import API_VERSION as CANARY_API_VERSION
 from canary.models.canary import Canary
+from canary.routers import registry as routers
 from canary.routers.base import Weights
-from canary.routers.gatewayapi import API_VERSION as ROUTE_API_VERSION
-from canary.routers.gatewayapi import read_weights
 from canary.telemetry.server import HttpServer
 
 StartResponse = Callable[..., Any]
@@ -151,16 +151,15 @@ class Workload:
         return self.namespace, self.name
 
 
-def plan(canary: Canary, *, target: Obj | None, primary: Obj | None, pods: Sequence[Obj], route: Obj | None,
+def plan(canary: Canary, *, target: Obj | None, primary: Obj | None, pods: Sequence[Obj], weights: Weights | None,
          rate: float) -> list[Workload]:
     """The workloads of one canary and the load each receives; a Deployment that is missing is left out.
 
-    Raises ``PermanentError`` for an annotation or a route that cannot be read.
+    Raises ``PermanentError`` for an annotation that cannot be read.
     """
     namespace = canary.metadata.namespace or "default"
     where = f"Canary {namespace}/{canary.metadata.name}"
     target_pods = ready_pods(pods, canary.spec.target_ref.name) if target is not None else ()
-    weights = read_weights(route) if route is not None else None
     load = split_load(rate, weights=weights, canary_ready=bool(target_pods))
     workloads = []
     for deployment, rps in ((primary, load.primary), (target, load.canary)):
@@ -337,14 +336,16 @@ def _observe_canary(kube: Cluster, canary: Canary, *, rate: float, problems: Log
     if target is None and primary is None:
         return []
     pods = kube.list_objects("v1", "Pod", namespace=namespace)
-    route = None
-    # The kubernetes router writes no route; every other provider may have a gatewayapi HTTPRoute.
-    if (spec.provider or "").partition(":")[0] != "kubernetes":
+
+    def get(api_version: str, kind: str, namespace: str, name: str) -> Obj | None:
         try:
-            route = kube.get(ROUTE_API_VERSION, "HTTPRoute", spec.service_names[0], namespace=namespace)
+            return kube.get(api_version, kind, name, namespace=namespace)
         except PermanentError as exc:
-            problems.warn(f"no HTTPRoute is read (the Gateway API CRDs are not installed?): {exc}")
-    return plan(canary, target=target, primary=primary, pods=pods, route=route, rate=rate)
+            problems.warn(f"no {kind} is read (its CRDs are not installed?): {exc}")
+            return None
+
+    weights = routers.read_weights(get, canary)
+    return plan(canary, target=target, primary=primary, pods=pods, weights=weights, rate=rate)
 
 
 def wsgi_app(registry: CollectorRegistry) -> WSGIApp:

@@ -7,16 +7,25 @@ The route's parents come from spec.service.gatewayRefs, its hostnames from spec.
 from __future__ import annotations
 
 from canary.defaults import FIELD_MANAGER
-from canary.errors import PermanentError
 from canary.kube import Obj
 from canary.kube.apply import apply_if_changed
 from canary.kube.cache import Informer
 from canary.kube.client import Kube
-from canary.models.canary import HTTPMatchRequest, Strategy, StringMatch
+from canary.models.canary import Canary, HTTPMatchRequest, Strategy, StringMatch
 from canary.routers import services
-from canary.routers.base import RouteTarget, Weights
+from canary.routers.base import (
+    ALL_TO_PRIMARY,
+    Getter,
+    RouterContext,
+    RouterPlugin,
+    RouteTarget,
+    Watch,
+    Weights,
+    split_of,
+)
 
 API_VERSION = "gateway.networking.k8s.io/v1"
+KIND = (API_VERSION, "HTTPRoute")
 
 
 def _string_match(match: StringMatch) -> tuple[str, str]:
@@ -85,15 +94,18 @@ def build(route: RouteTarget, weights: Weights) -> Obj:
     return body
 
 
-def read_weights(http_route: Obj) -> Weights:
+def route_weights(http_route: Obj) -> Weights:
     """The split of the route's first rule (the canary rule)."""
     apex = http_route["metadata"]["name"]
     refs = {ref["name"]: int(ref.get("weight", 1)) for ref in http_route["spec"]["rules"][0]["backendRefs"]}
-    try:
-        return Weights(primary=refs[f"{apex}-primary"], canary=refs[f"{apex}-canary"])
-    except KeyError as exc:
-        raise PermanentError(f"HTTPRoute {http_route['metadata'].get('namespace')}/{apex}: spec.rules[0] must route "
-                             f"to {apex}-primary and {apex}-canary") from exc
+    return split_of(refs, (f"{apex}-primary", f"{apex}-canary"),
+                    where=f"HTTPRoute {http_route['metadata'].get('namespace')}/{apex}: spec.rules[0]")
+
+
+def read_weights(get: Getter, canary: Canary) -> Weights | None:
+    """The split of the canary's HTTPRoute, or None before there is one."""
+    found = get(*KIND, canary.metadata.namespace or "default", canary.spec.service_names[0])
+    return route_weights(found) if found is not None else None
 
 
 class GatewayAPIRouter:
@@ -102,27 +114,38 @@ class GatewayAPIRouter:
     name = "gatewayapi"
     has_weights = True
     has_match = True
+    supported: frozenset[str] = frozenset({"service.gatewayRefs", "service.hosts", "service.match"})
 
     def __init__(self, kube: Kube, *, services_cache: Informer, routes_cache: Informer) -> None:
         self._kube = kube
         self._services = services_cache
         self._routes = routes_cache
 
-    def _current(self, route: RouteTarget) -> Obj | None:
-        return self._routes.get(route.namespace, route.canary.spec.service_names[0])
+    def _get(self, api_version: str, kind: str, namespace: str, name: str) -> Obj | None:
+        return self._routes.get(namespace, name)
 
     def reconcile(self, route: RouteTarget) -> None:
         """Create the Services and the HTTPRoute (all traffic to the primary), or correct them."""
         services.reconcile(self._kube, self._services, route)
-        current = self._current(route)
-        weights = read_weights(current) if current is not None else Weights(primary=100, canary=0)
-        apply_if_changed(self._kube, self._routes, build(route, weights), field_manager=FIELD_MANAGER)
+        apply_if_changed(self._kube, self._routes, build(route, self.weights(route)), field_manager=FIELD_MANAGER)
 
     def weights(self, route: RouteTarget) -> Weights:
         """The weights of the HTTPRoute's canary rule."""
-        current = self._current(route)
-        return read_weights(current) if current is not None else Weights(primary=100, canary=0)
+        return read_weights(self._get, route.canary) or ALL_TO_PRIMARY
 
     def set_weights(self, route: RouteTarget, weights: Weights) -> None:
         """Rewrite the HTTPRoute with the new split."""
         apply_if_changed(self._kube, self._routes, build(route, weights), field_manager=FIELD_MANAGER)
+
+    def finalize(self, route: RouteTarget) -> None:
+        """Point the apex Service at the target's pods; the HTTPRoute goes with the Canary that owns it."""
+        services.release_apex(self._kube, self._services, route)
+
+
+def _create(context: RouterContext) -> GatewayAPIRouter:
+    return GatewayAPIRouter(context.kube, services_cache=context.cache(*services.KIND),
+                            routes_cache=context.cache(*KIND))
+
+
+PLUGIN = RouterPlugin(name="gatewayapi", watches=(services.WATCH, Watch(*KIND, optional=True)),
+                      read_weights=read_weights, create=_create, crds=("gateway-api",))

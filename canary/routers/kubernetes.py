@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from canary.kube.cache import Informer
 from canary.kube.client import Kube
+from canary.models.canary import Canary
 from canary.routers import services
-from canary.routers.base import RouteTarget, Weights
+from canary.routers.base import ALL_TO_PRIMARY, Getter, RouterPlugin, RouteTarget, Weights
 
 
 class KubernetesRouter:
@@ -14,6 +15,7 @@ class KubernetesRouter:
     name = "kubernetes"
     has_weights = False
     has_match = False
+    supported: frozenset[str] = frozenset()
 
     def __init__(self, kube: Kube, *, services_cache: Informer) -> None:
         self._kube = kube
@@ -25,7 +27,20 @@ class KubernetesRouter:
 
     def weights(self, route: RouteTarget) -> Weights:
         """Always all traffic to the primary."""
-        return Weights(primary=100, canary=0)
+        return ALL_TO_PRIMARY
 
     def set_weights(self, route: RouteTarget, weights: Weights) -> None:
         """Nothing to set: the Services carry no weights."""
+
+    def finalize(self, route: RouteTarget) -> None:
+        """Point the apex Service at the target's pods."""
+        services.release_apex(self._kube, self._services, route)
+
+
+def _no_weights(get: Getter, canary: Canary) -> Weights | None:
+    return None
+
+
+PLUGIN = RouterPlugin(
+    name="kubernetes", watches=(services.WATCH,), read_weights=_no_weights,
+    create=lambda context: KubernetesRouter(context.kube, services_cache=context.cache(*services.KIND)))

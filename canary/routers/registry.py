@@ -1,36 +1,65 @@
-"""Routers by provider name (spec.provider, or the controller's --mesh-provider default)."""
+"""The routers, by provider name (spec.provider, or the controller's --mesh-provider default).
+
+Adding a router is one module with a ``PLUGIN`` and one line in ``PLUGINS``.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Iterable
 
 from canary.errors import PermanentError
-from canary.routers.base import Router, RouteTarget
+from canary.models.canary import Canary
+from canary.routers import gatewayapi, istio, kubernetes
+from canary.routers.base import Getter, Router, RouterContext, RouterPlugin, Watch, Weights
 
-RouterFactory = Callable[[], Router]
-ApexRelease = Callable[[RouteTarget], None]
+PLUGINS: tuple[RouterPlugin, ...] = (kubernetes.PLUGIN, gatewayapi.PLUGIN, istio.PLUGIN)
+_BY_NAME = {plugin.name: plugin for plugin in PLUGINS}
+
+
+def plugin_for(provider: str | None, *, default: str, where: str) -> RouterPlugin:
+    """The plugin of ``provider`` (``name`` or ``name:version``; the default when None)."""
+    name = provider or default
+    base = name.split(":", 1)[0]
+    if base not in _BY_NAME:
+        raise PermanentError(f"{where}: spec.provider {name!r} is not supported; "
+                             f"supported: {', '.join(sorted(_BY_NAME))}")
+    return _BY_NAME[base]
+
+
+def watches(plugins: Iterable[RouterPlugin] = PLUGINS) -> list[Watch]:
+    """Every kind the routers read, once; a kind any router needs is not optional."""
+    found: dict[tuple[str, str], Watch] = {}
+    for watch in (w for plugin in plugins for w in plugin.watches):
+        key = (watch.api_version, watch.kind)
+        if key not in found or not watch.optional:
+            found[key] = watch
+    return list(found.values())
+
+
+def read_weights(get: Getter, canary: Canary, *, default: str | None = None) -> Weights | None:
+    """The split the router of ``canary`` holds; without spec.provider or ``default``, the split of
+    whichever router has objects for it (the local simulator does not know the controller's default)."""
+    where = f"Canary {canary.metadata.namespace}/{canary.metadata.name}"
+    if canary.spec.provider or default:
+        return plugin_for(canary.spec.provider, default=default or "", where=where).read_weights(get, canary)
+    for plugin in PLUGINS:
+        found = plugin.read_weights(get, canary)
+        if found is not None:
+            return found
+    return None
 
 
 class RouterRegistry:
-    """Maps provider names to routers; an unknown name is an error naming the field."""
+    """The controller's routers, each built once on first use; an unknown name is an error naming the field."""
 
-    def __init__(self, factories: Mapping[str, RouterFactory], *, default: str, release_apex: ApexRelease) -> None:
-        self._factories = dict(factories)
-        self.release_apex = release_apex
-        self._routers: dict[str, Router] = {}
+    def __init__(self, context: RouterContext, *, default: str) -> None:
+        self._context = context
         self._default = default
-
-    def names(self) -> list[str]:
-        """The providers this controller can route for."""
-        return sorted(self._factories)
+        self._routers: dict[str, Router] = {}
 
     def for_provider(self, provider: str | None, *, where: str) -> Router:
         """The router for ``provider`` (the default when None); ``where`` names the object for errors."""
-        name = provider or self._default
-        base = name.split(":", 1)[0]
-        if base not in self._factories:
-            raise PermanentError(f"{where}: spec.provider {name!r} is not supported; "
-                                 f"supported: {', '.join(self.names())}")
-        if base not in self._routers:
-            self._routers[base] = self._factories[base]()
-        return self._routers[base]
+        plugin = plugin_for(provider, default=self._default, where=where)
+        if plugin.name not in self._routers:
+            self._routers[plugin.name] = plugin.create(self._context)
+        return self._routers[plugin.name]

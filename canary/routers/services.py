@@ -11,7 +11,10 @@ from canary.kube import Obj
 from canary.kube.apply import apply_if_changed
 from canary.kube.cache import Informer
 from canary.kube.client import Kube
-from canary.routers.base import RouteTarget
+from canary.routers.base import RouteTarget, Watch
+
+KIND = ("v1", "Service")
+WATCH = Watch(*KIND)
 
 
 def service_port(route: RouteTarget) -> Obj:

@@ -19,8 +19,7 @@ from canary.kube import Obj
 from canary.kube.events import EventRecorder
 from canary.models.base import API_VERSION
 from canary.notify.base import LogNotifier
-from canary.routers import services
-from canary.routers.kubernetes import KubernetesRouter
+from canary.routers.base import RouterContext
 from canary.routers.registry import RouterRegistry
 from canary.webhooks import WebhookCaller
 from canary.workloads.deployments import Deployments
@@ -42,9 +41,9 @@ class Cluster:
         self.canaries = Canaries(self.caches["Canary"])
         deployments = Deployments(kube, deployments=self.caches["Deployment"], configmaps=self.caches["ConfigMap"],
                                   secrets=self.caches["Secret"])
-        routers = RouterRegistry({"kubernetes": lambda: KubernetesRouter(kube, services_cache=self.caches["Service"])},
-                                 default="kubernetes",
-                                 release_apex=lambda route: services.release_apex(kube, self.caches["Service"], route))
+        by_kind = {(c.api_version, c.kind): c for c in self.caches.values()}
+        routers = RouterRegistry(RouterContext(kube, cache=lambda api_version, kind: by_kind[(api_version, kind)]),
+                                 default="kubernetes")
         webhooks = WebhookCaller()
         self.reconciler = Reconciler(
             kube=kube, canaries=self.canaries, deployments=deployments, routers=routers,

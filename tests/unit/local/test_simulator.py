@@ -166,7 +166,7 @@ class TestPlan:
         pods = [_pod("web-5d8f7c9b4-a1", deployment="web"),
                 _pod("web-primary-6c7d8e9f0-x1", deployment="web-primary", template_hash="6c7d8e9f0")]
 
-        workloads = plan(_canary(), target=target, primary=primary, pods=pods, route=None, rate=20)
+        workloads = plan(_canary(), target=target, primary=primary, pods=pods, weights=None, rate=20)
 
         assert workloads == [
             Workload(namespace=NS, name="web-primary", pods=("web-primary-6c7d8e9f0-x1",), behaviour=Behaviour(),
@@ -175,19 +175,19 @@ class TestPlan:
                      rps=10),
         ]
 
-    def test_a_route_sets_the_split(self) -> None:
+    def test_the_routers_weights_set_the_split(self) -> None:
         workloads = plan(_canary("gatewayapi"), target=make_deployment("web", NS),
-                         primary=make_deployment("web-primary", NS), pods=[], route=_route(70, 30), rate=20)
+                         primary=make_deployment("web-primary", NS), pods=[], weights=Weights(70, 30), rate=20)
         assert [(w.name, w.rps) for w in workloads] == [("web-primary", 14), ("web", 6)]
 
     def test_a_missing_deployment_is_left_out(self) -> None:
-        workloads = plan(_canary(), target=make_deployment("web", NS), primary=None, pods=[], route=None, rate=20)
+        workloads = plan(_canary(), target=make_deployment("web", NS), primary=None, pods=[], weights=None, rate=20)
         assert [(w.name, w.rps) for w in workloads] == [("web", 0)]
 
     def test_a_bad_annotation_names_the_canary_and_the_deployment(self) -> None:
         target = make_deployment("web", NS, annotations={LATENCY_MS: "slow"})
         with pytest.raises(PermanentError, match=r"Canary shop/web: Deployment web: annotation sim.canary.dev/lat"):
-            plan(_canary(), target=target, primary=None, pods=[], route=None, rate=20)
+            plan(_canary(), target=target, primary=None, pods=[], weights=None, rate=20)
 
 
 class FakeCluster:

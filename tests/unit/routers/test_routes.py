@@ -29,7 +29,7 @@ def test_the_http_route_splits_by_weight_and_reads_back() -> None:
     assert route["spec"]["parentRefs"] == [{"name": "public", "namespace": "gw"}]
     assert route["spec"]["rules"] == [{"backendRefs": [{"name": "web-primary", "port": 80, "weight": 70},
                                                        {"name": "web-canary", "port": 80, "weight": 30}]}]
-    assert gatewayapi.read_weights(route) == Weights(primary=70, canary=30)
+    assert gatewayapi.route_weights(route) == Weights(primary=70, canary=30)
 
 
 def test_ab_testing_sends_matching_requests_to_the_canary_and_the_rest_to_the_primary() -> None:
@@ -45,4 +45,4 @@ def test_ab_testing_sends_matching_requests_to_the_canary_and_the_rest_to_the_pr
     assert rules[0]["backendRefs"][1] == {"name": "web-canary", "port": 80, "weight": 100}
     assert rules[1] == {"backendRefs": [{"name": "web-primary", "port": 80, "weight": 100},
                                         {"name": "web-canary", "port": 80, "weight": 0}]}
-    assert gatewayapi.read_weights(route) == Weights(primary=0, canary=100)
+    assert gatewayapi.route_weights(route) == Weights(primary=0, canary=100)

@@ -1,0 +1,211 @@
+"""The Istio router: a VirtualService ``<svc>`` that splits traffic between ``<svc>-primary`` and
+``<svc>-canary`` by weight (or, for A/B testing, sends matching requests to the canary), and the
+DestinationRules ``<svc>-primary`` and ``<svc>-canary`` that carry spec.service.trafficPolicy.
+
+What it writes follows Flagger's pkg/router/istio.go: the hosts are spec.service.hosts plus the
+apex Service; the gateways spec.service.gateways, else the ``mesh`` gateway; the HTTP route takes
+spec.service.match, rewrite, timeout, retries, corsPolicy and headers; with spec.service.delegation
+the VirtualService has no hosts or gateways (it is a delegate); with appProtocol ``tcp`` the route
+is a TCP route. All of it is owned by the Canary and written by server-side apply.
+"""
+
+from __future__ import annotations
+
+from canary.defaults import FIELD_MANAGER
+from canary.kube import Obj
+from canary.kube.apply import apply_if_changed
+from canary.kube.cache import Informer
+from canary.kube.client import Kube
+from canary.models.canary import Canary, CanaryService, HTTPMatchRequest
+from canary.routers import services
+from canary.routers.base import (
+    ALL_TO_PRIMARY,
+    Getter,
+    RouterContext,
+    RouterPlugin,
+    RouteTarget,
+    Watch,
+    Weights,
+    split_of,
+)
+
+API_VERSION = "networking.istio.io/v1"
+VIRTUAL_SERVICE = (API_VERSION, "VirtualService")
+DESTINATION_RULE = (API_VERSION, "DestinationRule")
+MESH_GATEWAY = "mesh"
+
+
+def _is_tcp(service: CanaryService) -> bool:
+    return (service.app_protocol or "").lower() == "tcp"
+
+
+def _matches(matches: list[HTTPMatchRequest] | None) -> list[Obj]:
+    return [m.model_dump(by_alias=True, exclude_none=True) for m in matches or []]
+
+
+def merged_matches(canary_matches: list[HTTPMatchRequest], defaults: list[HTTPMatchRequest]) -> list[Obj]:
+    """The A/B matches combined with spec.service.match, as Flagger's ``mergeMatchConditions``: each
+    default match once per canary match, with the canary match's headers and sourceLabels."""
+    if not defaults:
+        return _matches(canary_matches)
+    merged = []
+    for wanted in canary_matches:
+        for default in _matches(defaults):
+            if wanted.headers is not None:
+                default["headers"] = {k: v.model_dump(exclude_none=True) for k, v in wanted.headers.items()}
+            if wanted.source_labels is not None:
+                default["sourceLabels"] = dict(wanted.source_labels)
+            merged.append(default)
+    return merged
+
+
+def _destination(service: CanaryService, host: str, weight: int) -> Obj:
+    destination: Obj = {"host": host}
+    outside_mesh = (service.gateways or [MESH_GATEWAY])[0] != MESH_GATEWAY
+    if service.port_discovery and (outside_mesh or service.delegation):
+        destination["port"] = {"number": service.port}
+    return {"destination": destination, "weight": weight}
+
+
+def _http_route(service: CanaryService, destinations: list[Obj], matches: list[Obj]) -> Obj:
+    route: Obj = {"route": destinations}
+    if matches:
+        route["match"] = matches
+    if service.rewrite is not None:
+        rewrite = service.rewrite.model_dump(by_alias=True, exclude_none=True)
+        rewrite.pop("type", None)  # Gateway API's rewrite type; Istio rewrites the given uri and authority
+        if rewrite:
+            route["rewrite"] = rewrite
+    if service.timeout:
+        route["timeout"] = service.timeout
+    for field, value in (("retries", service.retries), ("corsPolicy", service.cors_policy),
+                         ("headers", service.headers)):
+        if value is not None:
+            route[field] = value.model_dump(by_alias=True, exclude_none=True)
+    return route
+
+
+def virtual_service(route: RouteTarget, weights: Weights) -> Obj:
+    """The VirtualService of ``route`` with ``weights`` on its canary route."""
+    spec = route.canary.spec
+    service = spec.service
+    apex, primary, canary = spec.service_names
+    hosts = list(service.hosts or [])
+    if apex not in hosts and "*" not in hosts:
+        hosts.append(apex)
+    gateways = list(service.gateways or [MESH_GATEWAY])
+    if service.delegation:
+        hosts, gateways = [], []  # a delegate VirtualService has neither
+    split = [_destination(service, primary, weights.primary), _destination(service, canary, weights.canary)]
+    body: Obj = {"hosts": hosts, "gateways": gateways}
+    if _is_tcp(service):
+        ports = [{"port": port} for m in service.match or [] if (port := (m.model_extra or {}).get("port"))]
+        body["tcp"] = [{"route": split, **({"match": ports} if ports else {})}]
+    elif spec.analysis.match:
+        body["http"] = [
+            _http_route(service, split, merged_matches(spec.analysis.match, service.match or [])),
+            _http_route(service, [_destination(service, primary, 100)], _matches(service.match)),
+        ]
+    else:
+        body["http"] = [_http_route(service, split, _matches(service.match))]
+    apex_meta = service.apex
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "VirtualService",
+        "metadata": {"name": apex, "namespace": route.namespace, "ownerReferences": [route.owner],
+                     "labels": dict(apex_meta.labels or {}) if apex_meta else {},
+                     "annotations": dict(apex_meta.annotations or {}) if apex_meta else {}},
+        "spec": body,
+    }
+
+
+def destination_rules(route: RouteTarget) -> list[Obj]:
+    """The DestinationRules of the primary and canary Services, with spec.service.trafficPolicy."""
+    spec = route.canary.spec
+    policy = spec.service.traffic_policy
+    rules = []
+    for host in spec.service_names[1:]:
+        body: Obj = {"host": host}
+        if policy is not None:
+            body["trafficPolicy"] = policy.model_dump(by_alias=True, exclude_none=True)
+        rules.append({"apiVersion": API_VERSION, "kind": "DestinationRule",
+                      "metadata": {"name": host, "namespace": route.namespace, "ownerReferences": [route.owner]},
+                      "spec": body})
+    return rules
+
+
+def service_weights(vs: Obj, canary: Canary) -> Weights:
+    """The split of the route that sends traffic to the canary Service."""
+    _, primary, canary_host = canary.spec.service_names
+    where = f"VirtualService {vs['metadata'].get('namespace')}/{vs['metadata']['name']}"
+    for kind in ("http", "tcp"):
+        for index, rule in enumerate(vs.get("spec", {}).get(kind) or []):
+            found = {d.get("destination", {}).get("host"): int(d.get("weight", 0) or 0)
+                     for d in rule.get("route") or []}
+            if canary_host in found:
+                return split_of(found, (primary, canary_host), where=f"{where}: spec.{kind}[{index}].route")
+    return split_of({}, (primary, canary_host), where=f"{where}: spec.http")
+
+
+def read_weights(get: Getter, canary: Canary) -> Weights | None:
+    """The split of the canary's VirtualService, or None before there is one."""
+    found = get(*VIRTUAL_SERVICE, canary.metadata.namespace or "default", canary.spec.service_names[0])
+    return service_weights(found, canary) if found is not None else None
+
+
+class IstioRouter:
+    """Weighted and header-matched routing through an Istio VirtualService."""
+
+    name = "istio"
+    has_weights = True
+    has_match = True
+    supported: frozenset[str] = frozenset({
+        "service.gateways", "service.hosts", "service.delegation", "service.trafficPolicy", "service.match",
+        "service.rewrite", "service.retries", "service.headers", "service.corsPolicy", "service.timeout"})
+
+    def __init__(self, kube: Kube, *, services_cache: Informer, virtual_services: Informer,
+                 destination_rules_cache: Informer) -> None:
+        self._kube = kube
+        self._services = services_cache
+        self._virtual_services = virtual_services
+        self._destination_rules = destination_rules_cache
+
+    def _get(self, api_version: str, kind: str, namespace: str, name: str) -> Obj | None:
+        return self._virtual_services.get(namespace, name)
+
+    def reconcile(self, route: RouteTarget) -> None:
+        """Create or correct the Services, the DestinationRules and the VirtualService (keeping its weights)."""
+        services.reconcile(self._kube, self._services, route)
+        for rule in destination_rules(route):
+            apply_if_changed(self._kube, self._destination_rules, rule, field_manager=FIELD_MANAGER)
+        self.set_weights(route, self.weights(route))
+
+    def weights(self, route: RouteTarget) -> Weights:
+        """The weights of the VirtualService's canary route."""
+        return read_weights(self._get, route.canary) or ALL_TO_PRIMARY
+
+    def set_weights(self, route: RouteTarget, weights: Weights) -> None:
+        """Rewrite the VirtualService with the new split."""
+        apply_if_changed(self._kube, self._virtual_services, virtual_service(route, weights),
+                         field_manager=FIELD_MANAGER)
+
+    def finalize(self, route: RouteTarget) -> None:
+        """Route the apex host to the apex Service, which then selects the target's pods."""
+        body = virtual_service(route, ALL_TO_PRIMARY)
+        apex = route.canary.spec.service_names[0]
+        for kind in ("http", "tcp"):
+            for rule in body["spec"].get(kind) or []:
+                rule["route"] = [{"destination": {"host": apex}, "weight": 100}]
+        apply_if_changed(self._kube, self._virtual_services, body, field_manager=FIELD_MANAGER)
+        services.release_apex(self._kube, self._services, route)
+
+
+def _create(context: RouterContext) -> IstioRouter:
+    return IstioRouter(context.kube, services_cache=context.cache(*services.KIND),
+                       virtual_services=context.cache(*VIRTUAL_SERVICE),
+                       destination_rules_cache=context.cache(*DESTINATION_RULE))
+
+
+PLUGIN = RouterPlugin(name="istio", watches=(services.WATCH, Watch(*VIRTUAL_SERVICE, optional=True),
+                                             Watch(*DESTINATION_RULE, optional=True)),
+                      read_weights=read_weights, create=_create, crds=("istio",))
