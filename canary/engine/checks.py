@@ -138,9 +138,12 @@ class CheckRunner:
                        direction=Direction(settings.direction), allowed_change=settings.allowed_change)
 
     def _context(self, canary: Canary, metric: CanaryMetric, target: str) -> TemplateContext:
+        spec = canary.spec
         return TemplateContext(name=canary.metadata.name, namespace=canary.metadata.namespace or "", target=target,
-                               service=canary.spec.service_names[0], interval=metric.window,
-                               variables=metric.template_variables or {})
+                               service=spec.service_names[0], interval=metric.window,
+                               variables=metric.template_variables or {},
+                               ingress=spec.ingress_ref.name if spec.ingress_ref else None,
+                               route=spec.route_ref.name if spec.route_ref else None)
 
     def _query(self, canary: Canary, metric: CanaryMetric, mesh: str) -> _Query:
         where = f"spec.analysis.metrics[{metric.name}]"

@@ -21,12 +21,18 @@ exactly error-rate percent fail over time. The metrics, on ``/metrics`` (and ``/
   ``reporter="destination"``, ``destination_workload``, ``destination_workload_namespace``,
   ``response_code`` (what Flagger's istio queries read);
 - ``http_request_duration_seconds`` labelled ``kubernetes_namespace``, ``kubernetes_pod_name``,
-  ``status``, spread over the ready pods (what its kubernetes and gatewayapi queries read).
+  ``status``, spread over the ready pods (what its kubernetes and gatewayapi queries read);
+- for canaries routed by ingress-nginx, ``nginx_ingress_controller_requests`` and
+  ``nginx_ingress_controller_response_duration_seconds`` labelled ``namespace``, ``ingress`` (the
+  ingressRef) and ``canary`` (the canary backend for requests the canary Ingress sent, empty for
+  the rest), ``status`` (what its nginx queries read). The requests series is a gauge that only
+  grows: prometheus_client would add ``_total`` to a counter's name, which ingress-nginx's has not.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import signal
 import threading
@@ -37,7 +43,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import structlog
-from prometheus_client import CollectorRegistry, Counter, Histogram, make_wsgi_app
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
 from pydantic import ValidationError
 
 from canary import logging
@@ -144,6 +150,10 @@ class Workload:
     pods: tuple[str, ...]
     behaviour: Behaviour
     rps: float
+    ingress: str = ""
+    """The Ingress in front of the workload (nginx canaries), for ingress-nginx's series."""
+    canary_backend: str = ""
+    """ingress-nginx's ``canary`` label: the canary upstream for the canary workload, else empty."""
 
     @property
     def key(self) -> tuple[str, str]:
@@ -161,16 +171,23 @@ def plan(canary: Canary, *, target: Obj | None, primary: Obj | None, pods: Seque
     where = f"Canary {namespace}/{canary.metadata.name}"
     target_pods = ready_pods(pods, canary.spec.target_ref.name) if target is not None else ()
     load = split_load(rate, weights=weights, canary_ready=bool(target_pods))
+    ingress = canary.spec.ingress_ref.name if canary.spec.ingress_ref and _is_nginx(canary) else ""
+    _, _, canary_service = canary.spec.service_names
+    upstream = f"{namespace}-{canary_service}-{canary.spec.service.port}" if ingress else ""
     workloads = []
-    for deployment, rps in ((primary, load.primary), (target, load.canary)):
+    for deployment, rps, backend in ((primary, load.primary, ""), (target, load.canary, upstream)):
         if deployment is None:
             continue
         name = str(deployment["metadata"]["name"])
         template = deployment.get("spec", {}).get("template", {}).get("metadata") or {}
         behaviour = behaviour_of(template.get("annotations"), where=f"{where}: Deployment {name}")
         workloads.append(Workload(namespace=namespace, name=name, pods=ready_pods(pods, name), behaviour=behaviour,
-                                  rps=rps))
+                                  rps=rps, ingress=ingress, canary_backend=backend))
     return workloads
+
+
+def _is_nginx(canary: Canary) -> bool:
+    return (canary.spec.provider or "").partition(":")[0] == "nginx"
 
 
 @dataclass(frozen=True)
@@ -228,8 +245,15 @@ class Exporter:
         self._pod_duration = Histogram("http_request_duration_seconds", "Request duration, as each pod measures it.",
                                        ["kubernetes_namespace", "kubernetes_pod_name", "status"],
                                        buckets=POD_BUCKETS_SECONDS, registry=registry)
+        nginx_labels = ["namespace", "ingress", "canary"]
+        self._nginx_total = Gauge("nginx_ingress_controller_requests", "Requests, as ingress-nginx counts them.",
+                                  [*nginx_labels, "status"], registry=registry)
+        self._nginx_duration = Histogram("nginx_ingress_controller_response_duration_seconds",
+                                         "Response time, ingress-nginx's histogram.", nginx_labels,
+                                         buckets=POD_BUCKETS_SECONDS, registry=registry)
         self._workload_series: dict[tuple[str, str], set[str]] = {}
         self._pod_series: dict[tuple[str, str], set[str]] = {}
+        self._nginx_series: dict[tuple[str, str], set[tuple[str, str, str, str]]] = {}
 
     def record(self, workload: Workload, requests: Iterable[Request]) -> None:
         """Count ``requests`` as answered by ``workload``'s pods."""
@@ -239,6 +263,11 @@ class Exporter:
             self._istio_total.labels(*istio).inc()
             self._istio_duration.labels(*istio).observe(request.latency_ms)
             self._pod_duration.labels(workload.namespace, request.pod, code).observe(request.latency_ms / 1000)
+            if workload.ingress:
+                nginx = (workload.namespace, workload.ingress, workload.canary_backend)
+                self._nginx_total.labels(*nginx, code).inc()
+                self._nginx_duration.labels(*nginx).observe(request.latency_ms / 1000)
+                self._nginx_series.setdefault(workload.key, set()).add((*nginx, code))
             self._workload_series.setdefault(workload.key, set()).add(code)
             self._pod_series.setdefault((workload.namespace, request.pod), set()).add(code)
 
@@ -251,6 +280,11 @@ class Exporter:
             for code in self._workload_series.pop((namespace, name)):
                 self._istio_total.remove("destination", name, namespace, code)
                 self._istio_duration.remove("destination", name, namespace, code)
+        for key in [k for k in self._nginx_series if k not in keys]:
+            for *nginx, code in self._nginx_series.pop(key):
+                self._nginx_total.remove(*nginx, code)
+                with contextlib.suppress(KeyError):  # shared by the status codes of one workload
+                    self._nginx_duration.remove(*nginx)
         for (namespace, pod) in [k for k in self._pod_series if k not in pods]:
             for code in self._pod_series.pop((namespace, pod)):
                 self._pod_duration.remove(namespace, pod, code)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from canary.errors import PermanentError
 from canary.models.canary import Canary
@@ -103,3 +105,14 @@ def test_every_router_is_declared_once_and_watches_its_kinds() -> None:
     assert kinds[("v1", "Service")] is False
     assert kinds[("networking.istio.io/v1", "VirtualService")] is True
     assert kinds[("gateway.networking.k8s.io/v1", "HTTPRoute")] is True
+
+
+def test_the_controllers_cluster_role_grants_what_every_router_watches_and_writes() -> None:
+    documents = yaml.safe_load_all((Path(__file__).parents[3] / "manifests" / "rbac" / "rbac.yaml").read_text())
+    (role,) = [d for d in documents if d and d["kind"] == "ClusterRole"]
+    granted = {(group, resource): set(rule["verbs"]) for rule in role["rules"]
+               for group in rule["apiGroups"] for resource in rule["resources"]}
+    for watch in registry.watches():
+        group = watch.api_version.rpartition("/")[0]
+        plural = watch.kind.lower() + ("es" if watch.kind.endswith("s") else "s")
+        assert {"get", "list", "watch", "create", "patch"} <= granted.get((group, plural), set()), (group, plural)
