@@ -16,6 +16,7 @@ CANARY_CRDS = REPO_ROOT / "manifests" / "crds"
 VENDOR = REPO_ROOT / "manifests" / "vendor"
 GATEWAY_API_CRDS = VENDOR / "gateway-api"
 ISTIO_CRDS = VENDOR / "istio"
+CONTOUR_CRDS = VENDOR / "contour"
 FIELD_MANAGER = "canary-install"
 
 

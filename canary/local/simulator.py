@@ -26,7 +26,10 @@ exactly error-rate percent fail over time. The metrics, on ``/metrics`` (and ``/
   ``nginx_ingress_controller_response_duration_seconds`` labelled ``namespace``, ``ingress`` (the
   ingressRef) and ``canary`` (the canary backend for requests the canary Ingress sent, empty for
   the rest), ``status`` (what its nginx queries read). The requests series is a gauge that only
-  grows: prometheus_client would add ``_total`` to a counter's name, which ingress-nginx's has not.
+  grows: prometheus_client would add ``_total`` to a counter's name, which ingress-nginx's has not;
+- for canaries routed by Contour, Envoy's ``envoy_cluster_upstream_rq`` (a growing gauge, for
+  the same reason) and ``envoy_cluster_upstream_rq_time`` labelled ``envoy_cluster_name``
+  (``<namespace>_<service>_<port>``) and ``envoy_response_code`` (what its contour queries read).
 """
 
 from __future__ import annotations
@@ -154,6 +157,8 @@ class Workload:
     """The Ingress in front of the workload (nginx canaries), for ingress-nginx's series."""
     canary_backend: str = ""
     """ingress-nginx's ``canary`` label: the canary upstream for the canary workload, else empty."""
+    envoy_cluster: str = ""
+    """Envoy's cluster of the workload's Service (Contour canaries), for Envoy's series."""
 
     @property
     def key(self) -> tuple[str, str]:
@@ -171,23 +176,23 @@ def plan(canary: Canary, *, target: Obj | None, primary: Obj | None, pods: Seque
     where = f"Canary {namespace}/{canary.metadata.name}"
     target_pods = ready_pods(pods, canary.spec.target_ref.name) if target is not None else ()
     load = split_load(rate, weights=weights, canary_ready=bool(target_pods))
-    ingress = canary.spec.ingress_ref.name if canary.spec.ingress_ref and _is_nginx(canary) else ""
-    _, _, canary_service = canary.spec.service_names
-    upstream = f"{namespace}-{canary_service}-{canary.spec.service.port}" if ingress else ""
+    router = (canary.spec.provider or "").partition(":")[0]
+    ingress = canary.spec.ingress_ref.name if canary.spec.ingress_ref and router == "nginx" else ""
+    _, primary_service, canary_service = canary.spec.service_names
+    port = canary.spec.service.port
+    upstream = f"{namespace}-{canary_service}-{port}" if ingress else ""
     workloads = []
-    for deployment, rps, backend in ((primary, load.primary, ""), (target, load.canary, upstream)):
+    for deployment, rps, backend, service in ((primary, load.primary, "", primary_service),
+                                              (target, load.canary, upstream, canary_service)):
         if deployment is None:
             continue
         name = str(deployment["metadata"]["name"])
         template = deployment.get("spec", {}).get("template", {}).get("metadata") or {}
         behaviour = behaviour_of(template.get("annotations"), where=f"{where}: Deployment {name}")
         workloads.append(Workload(namespace=namespace, name=name, pods=ready_pods(pods, name), behaviour=behaviour,
-                                  rps=rps, ingress=ingress, canary_backend=backend))
+                                  rps=rps, ingress=ingress, canary_backend=backend,
+                                  envoy_cluster=f"{namespace}_{service}_{port}" if router == "contour" else ""))
     return workloads
-
-
-def _is_nginx(canary: Canary) -> bool:
-    return (canary.spec.provider or "").partition(":")[0] == "nginx"
 
 
 @dataclass(frozen=True)
@@ -251,6 +256,11 @@ class Exporter:
         self._nginx_duration = Histogram("nginx_ingress_controller_response_duration_seconds",
                                          "Response time, ingress-nginx's histogram.", nginx_labels,
                                          buckets=POD_BUCKETS_SECONDS, registry=registry)
+        self._envoy_total = Gauge("envoy_cluster_upstream_rq", "Requests, as Envoy counts them per cluster.",
+                                  ["envoy_cluster_name", "envoy_response_code"], registry=registry)
+        self._envoy_duration = Histogram("envoy_cluster_upstream_rq_time", "Request time in ms, Envoy's histogram.",
+                                         ["envoy_cluster_name"], buckets=ISTIO_BUCKETS_MS, registry=registry)
+        self._envoy_series: dict[tuple[str, str], set[tuple[str, str]]] = {}
         self._workload_series: dict[tuple[str, str], set[str]] = {}
         self._pod_series: dict[tuple[str, str], set[str]] = {}
         self._nginx_series: dict[tuple[str, str], set[tuple[str, str, str, str]]] = {}
@@ -268,6 +278,10 @@ class Exporter:
                 self._nginx_total.labels(*nginx, code).inc()
                 self._nginx_duration.labels(*nginx).observe(request.latency_ms / 1000)
                 self._nginx_series.setdefault(workload.key, set()).add((*nginx, code))
+            if workload.envoy_cluster:
+                self._envoy_total.labels(workload.envoy_cluster, code).inc()
+                self._envoy_duration.labels(workload.envoy_cluster).observe(request.latency_ms)
+                self._envoy_series.setdefault(workload.key, set()).add((workload.envoy_cluster, code))
             self._workload_series.setdefault(workload.key, set()).add(code)
             self._pod_series.setdefault((workload.namespace, request.pod), set()).add(code)
 
@@ -285,6 +299,11 @@ class Exporter:
                 self._nginx_total.remove(*nginx, code)
                 with contextlib.suppress(KeyError):  # shared by the status codes of one workload
                     self._nginx_duration.remove(*nginx)
+        for key in [k for k in self._envoy_series if k not in keys]:
+            for cluster, code in self._envoy_series.pop(key):
+                self._envoy_total.remove(cluster, code)
+                with contextlib.suppress(KeyError):  # shared by the status codes of one workload
+                    self._envoy_duration.remove(cluster)
         for (namespace, pod) in [k for k in self._pod_series if k not in pods]:
             for code in self._pod_series.pop((namespace, pod)):
                 self._pod_duration.remove(namespace, pod, code)

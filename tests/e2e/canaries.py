@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 from canary.kube import Obj
 from canary.kube.client import Kube
 from canary.waiting import wait_until
+
+T = TypeVar("T")
 
 
 def canary_status(kube: Kube, namespace: str, name: str) -> Obj:
@@ -53,3 +58,19 @@ def release(kube: Kube, namespace: str, image: str, *, name: str = "web",
     if annotations:
         template["metadata"] = {"annotations": annotations}
     kube.merge_patch("apps/v1", "Deployment", name, {"spec": {"template": template}}, namespace=namespace)
+
+
+def follow_release(kube: Kube, namespace: str, read: Callable[[], T | None], *, name: str = "web",
+                   timeout: float = 120) -> tuple[list[T], str]:
+    """The values ``read`` went through (the router's weights, say) until the release ended, and its phase."""
+    seen: list[T] = []
+
+    def observe() -> str:
+        value = read()
+        if value is not None and (not seen or seen[-1] != value):
+            seen.append(value)
+        return str(canary_status(kube, namespace, name).get("phase", ""))
+
+    phase = wait_until(observe, lambda p: p in ("Succeeded", "Failed"), what=f"the release of Canary {name} to end",
+                       timeout=timeout, interval=0.05)
+    return seen, phase

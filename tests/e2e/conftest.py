@@ -15,7 +15,7 @@ import pytest
 
 from canary.kube.client import Kube
 from canary.local import stack
-from canary.local.install import CANARY_CRDS, GATEWAY_API_CRDS, ISTIO_CRDS, install_crds
+from canary.local.install import CANARY_CRDS, CONTOUR_CRDS, GATEWAY_API_CRDS, ISTIO_CRDS, install_crds
 from canary.waiting import wait_until
 from tests.e2e.controllers import ControllerProcess
 from tests.e2e.gitrepos import daemon, upstream  # noqa: F401 - fixtures shared by the Git sync tests
@@ -89,6 +89,12 @@ def gateway_api_crds(kube: Kube) -> list[str]:
 def istio_crds(kube: Kube) -> list[str]:
     """Istio's networking CRDs (vendored), Established."""
     return install_crds(kube, ISTIO_CRDS, timeout=60)
+
+
+@pytest.fixture(scope="session")
+def contour_crds(kube: Kube) -> list[str]:
+    """Contour's HTTPProxy CRD (vendored), Established."""
+    return install_crds(kube, CONTOUR_CRDS)
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from canary.kube import Obj
 from canary.kube.client import Kube
 from canary.waiting import wait_until
 from tests.builders import make_canary, make_deployment
-from tests.e2e.canaries import canary_status, deployment, image_of, release, wait_phase
+from tests.e2e.canaries import canary_status, deployment, follow_release, image_of, release, wait_phase
 from tests.e2e.controllers import ControllerProcess
 
 pytestmark = pytest.mark.usefixtures("istio_crds")
@@ -44,21 +44,6 @@ def _canary(namespace: str, **analysis: Any) -> Obj:
                               "trafficPolicy": {"tls": {"mode": "ISTIO_MUTUAL"}}, "timeout": "30s"})
 
 
-def _follow(kube: Kube, namespace: str) -> tuple[list[tuple[int, int]], str]:
-    """The weights the VirtualService went through, and the phase the release ended in."""
-    seen: list[tuple[int, int]] = []
-
-    def observe() -> str:
-        weights = _weights(kube, namespace)
-        if weights is not None and (not seen or seen[-1] != weights):
-            seen.append(weights)
-        return str(canary_status(kube, namespace, "web").get("phase", ""))
-
-    phase = wait_until(observe, lambda p: p in ("Succeeded", "Failed"), what="the release to end", timeout=120,
-                       interval=0.05)
-    return seen, phase
-
-
 def test_istio_initialises_a_virtual_service_and_destination_rules_then_promotes_a_good_release(
     kube: Kube, namespace: str, controller: ControllerProcess
 ) -> None:
@@ -79,7 +64,7 @@ def test_istio_initialises_a_virtual_service_and_destination_rules_then_promotes
         assert rule["spec"] == {"host": host, "trafficPolicy": {"tls": {"mode": "ISTIO_MUTUAL"}}}
 
     release(kube, namespace, "web:2")
-    seen, phase = _follow(kube, namespace)
+    seen, phase = follow_release(kube, namespace, lambda: _weights(kube, namespace))
     assert phase == "Succeeded", canary_status(kube, namespace, "web")
     assert seen == [(100, 0), (80, 20), (60, 40), (40, 60), (100, 0)]
     assert image_of(deployment(kube, namespace, "web-primary")) == "web:2"
@@ -96,7 +81,7 @@ def test_istio_rolls_a_bad_release_back_to_the_primary(
 
     kube.apply(make_deployment("web", namespace, replicas=2, image="web:2",
                                annotations={"sim.canary.dev/error-rate": "30"}), field_manager="test")
-    seen, phase = _follow(kube, namespace)
+    seen, phase = follow_release(kube, namespace, lambda: _weights(kube, namespace))
     assert phase == "Failed"
     assert seen[-1] == (100, 0)
     assert max(canary for _, canary in seen) >= 20, "the canary had traffic before it was judged"

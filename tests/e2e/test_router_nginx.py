@@ -10,7 +10,7 @@ from canary.kube import Obj
 from canary.kube.client import Kube
 from canary.waiting import wait_until
 from tests.builders import make_canary, make_deployment
-from tests.e2e.canaries import canary_status, deployment, image_of, release, wait_phase
+from tests.e2e.canaries import canary_status, deployment, follow_release, image_of, release, wait_phase
 from tests.e2e.controllers import ControllerProcess
 
 INGRESS = "networking.k8s.io/v1"
@@ -40,20 +40,9 @@ def _canary_ingress(kube: Kube, namespace: str) -> Obj | None:
     return kube.get(INGRESS, "Ingress", "web-canary", namespace=namespace)
 
 
-def _follow(kube: Kube, namespace: str) -> tuple[list[str], str]:
-    """The canary-weight annotations the canary Ingress went through, and the phase the release ended in."""
-    seen: list[str] = []
-
-    def observe() -> str:
-        ingress = _canary_ingress(kube, namespace)
-        weight = (ingress or {}).get("metadata", {}).get("annotations", {}).get(WEIGHT)
-        if weight is not None and (not seen or seen[-1] != weight):
-            seen.append(weight)
-        return str(canary_status(kube, namespace, "web").get("phase", ""))
-
-    phase = wait_until(observe, lambda p: p in ("Succeeded", "Failed"), what="the release to end", timeout=120,
-                       interval=0.05)
-    return seen, phase
+def _weight(kube: Kube, namespace: str) -> str | None:
+    annotations = ((_canary_ingress(kube, namespace) or {}).get("metadata") or {}).get("annotations") or {}
+    return str(annotations[WEIGHT]) if WEIGHT in annotations else None
 
 
 def test_nginx_writes_a_canary_ingress_steps_its_weight_and_promotes_a_good_release(
@@ -74,7 +63,7 @@ def test_nginx_writes_a_canary_ingress_steps_its_weight_and_promotes_a_good_rele
     assert main["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["name"] == "web", "left as it was"
 
     release(kube, namespace, "web:2")
-    seen, phase = _follow(kube, namespace)
+    seen, phase = follow_release(kube, namespace, lambda: _weight(kube, namespace))
     assert phase == "Succeeded", canary_status(kube, namespace, "web")
     assert seen == ["0", "25", "50", "0"]
     assert image_of(deployment(kube, namespace, "web-primary")) == "web:2"
@@ -91,7 +80,7 @@ def test_nginx_rolls_a_bad_release_back(kube: Kube, namespace: str, controller: 
 
     kube.apply(make_deployment("web", namespace, replicas=2, image="web:2",
                                annotations={"sim.canary.dev/error-rate": "30"}), field_manager="test")
-    seen, phase = _follow(kube, namespace)
+    seen, phase = follow_release(kube, namespace, lambda: _weight(kube, namespace))
     assert phase == "Failed"
     assert seen[-1] == "0"
     failing = [r for r in canary_status(kube, namespace, "web")["analysis"] if r["verdict"] != "pass"]

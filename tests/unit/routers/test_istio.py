@@ -114,5 +114,6 @@ def test_the_controllers_cluster_role_grants_what_every_router_watches_and_write
                for group in rule["apiGroups"] for resource in rule["resources"]}
     for watch in registry.watches():
         group = watch.api_version.rpartition("/")[0]
-        plural = watch.kind.lower() + ("es" if watch.kind.endswith("s") else "s")
+        kind = watch.kind.lower()
+        plural = kind[:-1] + "ies" if kind.endswith("y") else kind + ("es" if kind.endswith("s") else "s")
         assert {"get", "list", "watch", "create", "patch"} <= granted.get((group, plural), set()), (group, plural)
