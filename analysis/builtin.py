@@ -48,6 +48,8 @@ _NGINX_LABELS = 'namespace="{{ namespace }}", ingress="{{ ingress }}", canary!="
 
 _CONTOUR_LABELS = 'envoy_cluster_name=~"{{ namespace }}_{{ service }}-canary_[0-9a-zA-Z-]+"'
 
+_TRAEFIK_LABELS = 'service=~"{{ namespace }}-{{ target }}-canary-[0-9a-zA-Z-]+@kubernetescrd"'
+
 # Flagger's "kubernetes" and "gatewayapi" providers read the app's own HTTP histogram from its pods.
 _POD_LABELS = 'kubernetes_namespace="{{ namespace }}", kubernetes_pod_name=~"{{ target }}-[0-9a-zA-Z]+(-[0-9a-zA-Z]+)"'
 
@@ -71,6 +73,11 @@ _QUERIES: Mapping[str, Mapping[str, str]] = {
     "contour": {
         SUCCESS_RATE: _success_rate("envoy_cluster_upstream_rq", _CONTOUR_LABELS, 'envoy_response_code!~"5.*"'),
         DURATION: _p99("envoy_cluster_upstream_rq_time_bucket", _CONTOUR_LABELS),
+    },
+    "traefik": {
+        SUCCESS_RATE: _success_rate("traefik_service_request_duration_seconds_bucket", f'{_TRAEFIK_LABELS}, le="+Inf"',
+                                    'code!~"5.."'),
+        DURATION: _p99("traefik_service_request_duration_seconds_bucket", _TRAEFIK_LABELS, scale=" * 1000"),
     },
     "gatewayapi": _POD_HISTOGRAM,
     "kubernetes": _POD_HISTOGRAM,

@@ -17,6 +17,7 @@ VENDOR = REPO_ROOT / "manifests" / "vendor"
 GATEWAY_API_CRDS = VENDOR / "gateway-api"
 ISTIO_CRDS = VENDOR / "istio"
 CONTOUR_CRDS = VENDOR / "contour"
+TRAEFIK_CRDS = VENDOR / "traefik"
 FIELD_MANAGER = "canary-install"
 
 

@@ -29,7 +29,9 @@ exactly error-rate percent fail over time. The metrics, on ``/metrics`` (and ``/
   grows: prometheus_client would add ``_total`` to a counter's name, which ingress-nginx's has not;
 - for canaries routed by Contour, Envoy's ``envoy_cluster_upstream_rq`` (a growing gauge, for
   the same reason) and ``envoy_cluster_upstream_rq_time`` labelled ``envoy_cluster_name``
-  (``<namespace>_<service>_<port>``) and ``envoy_response_code`` (what its contour queries read).
+  (``<namespace>_<service>_<port>``) and ``envoy_response_code`` (what its contour queries read);
+- for canaries routed by Traefik, ``traefik_service_request_duration_seconds`` labelled
+  ``service`` (``<namespace>-<service>-<port>@kubernetescrd``) and ``code`` (its traefik queries).
 """
 
 from __future__ import annotations
@@ -159,6 +161,8 @@ class Workload:
     """ingress-nginx's ``canary`` label: the canary upstream for the canary workload, else empty."""
     envoy_cluster: str = ""
     """Envoy's cluster of the workload's Service (Contour canaries), for Envoy's series."""
+    traefik_service: str = ""
+    """Traefik's name of the workload's Service (Traefik canaries), for Traefik's series."""
 
     @property
     def key(self) -> tuple[str, str]:
@@ -191,7 +195,9 @@ def plan(canary: Canary, *, target: Obj | None, primary: Obj | None, pods: Seque
         behaviour = behaviour_of(template.get("annotations"), where=f"{where}: Deployment {name}")
         workloads.append(Workload(namespace=namespace, name=name, pods=ready_pods(pods, name), behaviour=behaviour,
                                   rps=rps, ingress=ingress, canary_backend=backend,
-                                  envoy_cluster=f"{namespace}_{service}_{port}" if router == "contour" else ""))
+                                  envoy_cluster=f"{namespace}_{service}_{port}" if router == "contour" else "",
+                                  traefik_service=f"{namespace}-{service}-{port}@kubernetescrd"
+                                  if router == "traefik" else ""))
     return workloads
 
 
@@ -261,6 +267,10 @@ class Exporter:
         self._envoy_duration = Histogram("envoy_cluster_upstream_rq_time", "Request time in ms, Envoy's histogram.",
                                          ["envoy_cluster_name"], buckets=ISTIO_BUCKETS_MS, registry=registry)
         self._envoy_series: dict[tuple[str, str], set[tuple[str, str]]] = {}
+        self._traefik_duration = Histogram("traefik_service_request_duration_seconds",
+                                           "Request duration per Traefik service, Traefik's histogram.",
+                                           ["service", "code"], buckets=POD_BUCKETS_SECONDS, registry=registry)
+        self._traefik_series: dict[tuple[str, str], set[tuple[str, str]]] = {}
         self._workload_series: dict[tuple[str, str], set[str]] = {}
         self._pod_series: dict[tuple[str, str], set[str]] = {}
         self._nginx_series: dict[tuple[str, str], set[tuple[str, str, str, str]]] = {}
@@ -282,6 +292,9 @@ class Exporter:
                 self._envoy_total.labels(workload.envoy_cluster, code).inc()
                 self._envoy_duration.labels(workload.envoy_cluster).observe(request.latency_ms)
                 self._envoy_series.setdefault(workload.key, set()).add((workload.envoy_cluster, code))
+            if workload.traefik_service:
+                self._traefik_duration.labels(workload.traefik_service, code).observe(request.latency_ms / 1000)
+                self._traefik_series.setdefault(workload.key, set()).add((workload.traefik_service, code))
             self._workload_series.setdefault(workload.key, set()).add(code)
             self._pod_series.setdefault((workload.namespace, request.pod), set()).add(code)
 
@@ -304,6 +317,9 @@ class Exporter:
                 self._envoy_total.remove(cluster, code)
                 with contextlib.suppress(KeyError):  # shared by the status codes of one workload
                     self._envoy_duration.remove(cluster)
+        for key in [k for k in self._traefik_series if k not in keys]:
+            for service, code in self._traefik_series.pop(key):
+                self._traefik_duration.remove(service, code)
         for (namespace, pod) in [k for k in self._pod_series if k not in pods]:
             for code in self._pod_series.pop((namespace, pod)):
                 self._pod_duration.remove(namespace, pod, code)

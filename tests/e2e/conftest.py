@@ -15,7 +15,14 @@ import pytest
 
 from canary.kube.client import Kube
 from canary.local import stack
-from canary.local.install import CANARY_CRDS, CONTOUR_CRDS, GATEWAY_API_CRDS, ISTIO_CRDS, install_crds
+from canary.local.install import (
+    CANARY_CRDS,
+    CONTOUR_CRDS,
+    GATEWAY_API_CRDS,
+    ISTIO_CRDS,
+    TRAEFIK_CRDS,
+    install_crds,
+)
 from canary.waiting import wait_until
 from tests.e2e.controllers import ControllerProcess
 from tests.e2e.gitrepos import daemon, upstream  # noqa: F401 - fixtures shared by the Git sync tests
@@ -95,6 +102,12 @@ def istio_crds(kube: Kube) -> list[str]:
 def contour_crds(kube: Kube) -> list[str]:
     """Contour's HTTPProxy CRD (vendored), Established."""
     return install_crds(kube, CONTOUR_CRDS)
+
+
+@pytest.fixture(scope="session")
+def traefik_crds(kube: Kube) -> list[str]:
+    """Traefik's TraefikService CRD (vendored), Established."""
+    return install_crds(kube, TRAEFIK_CRDS)
 
 
 @pytest.fixture

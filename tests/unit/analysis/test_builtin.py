@@ -69,9 +69,9 @@ def test_an_unknown_metric_is_named_with_the_ones_that_exist() -> None:
 
 def test_an_unknown_provider_is_named_with_the_ones_that_exist() -> None:
     with pytest.raises(UnknownMetric) as error:
-        builtin_query("traefik", "request-duration")
-    assert str(error.value) == ('no built-in metrics for provider "traefik"; providers with built-in metrics: '
-                                'contour, gatewayapi, istio, kubernetes, linkerd, nginx')
+        builtin_query("skipper", "request-duration")
+    assert str(error.value) == ('no built-in metrics for provider "skipper"; providers with built-in metrics: '
+                                'contour, gatewayapi, istio, kubernetes, linkerd, nginx, traefik')
     assert isinstance(error.value, ValueError)
 
 
