@@ -15,12 +15,17 @@ from canary.routers.base import Getter, Router, RouterContext, RouterPlugin, Wat
 PLUGINS: tuple[RouterPlugin, ...] = (kubernetes.PLUGIN, gatewayapi.PLUGIN, istio.PLUGIN, nginx.PLUGIN,
                                      contour.PLUGIN, traefik.PLUGIN)
 _BY_NAME = {plugin.name: plugin for plugin in PLUGINS}
+RETIRED = {"appmesh": "AWS App Mesh", "osm": "Open Service Mesh"}
+"""Meshes whose projects ended (and that Flagger's own tests no longer cover)."""
 
 
 def plugin_for(provider: str | None, *, default: str, where: str) -> RouterPlugin:
     """The plugin of ``provider`` (``name`` or ``name:version``; the default when None)."""
     name = provider or default
     base = name.split(":", 1)[0]
+    if base in RETIRED:
+        raise PermanentError(f"{where}: spec.provider {name!r}: {RETIRED[base]} is retired upstream and not "
+                             f"supported; supported: {', '.join(sorted(_BY_NAME))}")
     if base not in _BY_NAME:
         raise PermanentError(f"{where}: spec.provider {name!r} is not supported; "
                              f"supported: {', '.join(sorted(_BY_NAME))}")

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from canary.errors import PermanentError
 from canary.models.canary import Canary
-from canary.routers import istio, registry
+from canary.routers import istio
 from canary.routers.base import RouteTarget, Weights, unsupported_fields
 
 
@@ -96,24 +94,3 @@ def test_a_field_the_router_does_not_implement_is_named() -> None:
         "spec.service.gatewayRefs", "spec.analysis.sessionAffinity"]
     assert unsupported_fields(canary, frozenset({"service.gatewayRefs"})) == [
         "spec.service.timeout", "spec.analysis.sessionAffinity"]
-
-
-def test_every_router_is_declared_once_and_watches_its_kinds() -> None:
-    names = [p.name for p in registry.PLUGINS]
-    assert names == sorted(set(names), key=names.index)
-    kinds = {(w.api_version, w.kind): w.optional for w in registry.watches()}
-    assert kinds[("v1", "Service")] is False
-    assert kinds[("networking.istio.io/v1", "VirtualService")] is True
-    assert kinds[("gateway.networking.k8s.io/v1", "HTTPRoute")] is True
-
-
-def test_the_controllers_cluster_role_grants_what_every_router_watches_and_writes() -> None:
-    documents = yaml.safe_load_all((Path(__file__).parents[3] / "manifests" / "rbac" / "rbac.yaml").read_text())
-    (role,) = [d for d in documents if d and d["kind"] == "ClusterRole"]
-    granted = {(group, resource): set(rule["verbs"]) for rule in role["rules"]
-               for group in rule["apiGroups"] for resource in rule["resources"]}
-    for watch in registry.watches():
-        group = watch.api_version.rpartition("/")[0]
-        kind = watch.kind.lower()
-        plural = kind[:-1] + "ies" if kind.endswith("y") else kind + ("es" if kind.endswith("s") else "s")
-        assert {"get", "list", "watch", "create", "patch"} <= granted.get((group, plural), set()), (group, plural)
