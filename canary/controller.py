@@ -45,6 +45,7 @@ from canary.settings import ControllerSettings
 from canary.telemetry import metrics
 from canary.telemetry.server import HttpServer, app
 from canary.webhooks import WebhookCaller
+from canary.workloads import autoscalers
 from canary.workloads.deployments import Deployments
 
 log = structlog.get_logger(__name__)
@@ -101,11 +102,12 @@ def build(settings: ControllerSettings) -> Controller:
         "configmaps": informer("v1", "ConfigMap"),
         "secrets": informer("v1", "Secret"),
         "services": informer("v1", "Service"),
-        "hpas": informer("autoscaling/v2", "HorizontalPodAutoscaler"),
+        "hpas": informer(*autoscalers.HPA),
+        "scaledobjects": informer(*autoscalers.SCALED_OBJECT),
         "metrictemplates": Informer(kube, API_VERSION, "MetricTemplate"),
         "alertproviders": informer(API_VERSION, "AlertProvider"),
     }
-    optional = set()
+    optional = {"scaledobjects"}  # KEDA's CRD may not be installed
     for watch in router_registry.watches():
         name = f"{watch.kind.lower()}s.{watch.api_version}"
         informers.setdefault(name, informer(watch.api_version, watch.kind))
@@ -113,7 +115,9 @@ def build(settings: ControllerSettings) -> Controller:
             optional.add(name)
     by_kind = {(i.api_version, i.kind): i for i in informers.values()}
     deployments = Deployments(kube, deployments=informers["deployments"], configmaps=informers["configmaps"],
-                              secrets=informers["secrets"], autoscalers=informers["hpas"],
+                              secrets=informers["secrets"],
+                              autoscalers=autoscalers.Autoscalers(kube, hpas=informers["hpas"],
+                                                                  scaled_objects=informers["scaledobjects"]),
                               selector_labels=settings.selector_labels,
                               track_configs=settings.enable_config_tracking,
                               label_prefixes=settings.include_label_prefix)

@@ -18,6 +18,7 @@ GATEWAY_API_CRDS = VENDOR / "gateway-api"
 ISTIO_CRDS = VENDOR / "istio"
 CONTOUR_CRDS = VENDOR / "contour"
 TRAEFIK_CRDS = VENDOR / "traefik"
+KEDA_CRDS = VENDOR / "keda"
 FIELD_MANAGER = "canary-install"
 
 

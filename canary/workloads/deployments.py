@@ -20,6 +20,7 @@ from canary.kube.cache import Informer
 from canary.kube.client import Kube
 from canary.models.canary import Canary
 from canary.workloads import configs
+from canary.workloads.autoscalers import Autoscalers
 from canary.workloads.configs import ConfigRef
 from canary.workloads.readiness import Readiness, deployment_readiness
 from canary.workloads.revision import revision
@@ -119,7 +120,7 @@ class Deployments:
     """Reads and writes Deployment targets and everything generated for them."""
 
     def __init__(self, kube: Kube, *, deployments: Informer, configmaps: Informer, secrets: Informer,
-                 autoscalers: Informer | None = None, selector_labels: tuple[str, ...] = DEFAULT_SELECTOR_LABELS,
+                 autoscalers: Autoscalers | None = None, selector_labels: tuple[str, ...] = DEFAULT_SELECTOR_LABELS,
                  track_configs: bool = True, label_prefixes: tuple[str, ...] = ()) -> None:
         self._kube = kube
         self._deployments = deployments
@@ -179,16 +180,17 @@ class Deployments:
         return found
 
     def ensure_primary(self, canary_obj: Obj, canary: Canary, state: TargetState) -> None:
-        """Create the primary (and config copies, and autoscaler copy) if it does not exist yet."""
-        if state.primary is not None:
-            return
-        self._copy_configs(canary_obj, state)
-        replicas = state.target["spec"].get("replicas", 1) or 1
-        self._apply(primary_deployment(state.target, name=canary.spec.primary_name, selector=state.selector,
-                                       tracked=set(state.tracked), owner=owner_reference(canary_obj),
-                                       replicas=replicas, revision=state.revision,
-                                       label_prefixes=self._label_prefixes))
-        self._copy_autoscaler(canary_obj, canary)
+        """Create the primary (and config copies) if it does not exist yet, and keep the primary's
+        autoscaler a copy of the target's (an unchanged one costs no request)."""
+        if state.primary is None:
+            self._copy_configs(canary_obj, state)
+            replicas = state.target["spec"].get("replicas", 1) or 1
+            self._apply(primary_deployment(state.target, name=canary.spec.primary_name, selector=state.selector,
+                                           tracked=set(state.tracked), owner=owner_reference(canary_obj),
+                                           replicas=replicas, revision=state.revision,
+                                           label_prefixes=self._label_prefixes))
+        if self._autoscalers is not None:
+            self._autoscalers.reconcile_primary(canary, owner=owner_reference(canary_obj))
 
     def promote(self, canary_obj: Obj, canary: Canary, state: TargetState) -> None:
         """Copy the target's template and tracked configs to the primary."""
@@ -204,6 +206,8 @@ class Deployments:
         want = 0
         if up:
             want = int(((state.primary or {}).get("spec") or {}).get("replicas") or 1)
+        if self._autoscalers is not None:
+            self._autoscalers.hold_target(canary, held=not up)
         if state.target["spec"].get("replicas") == want:
             return
         updated = self._kube.merge_patch("apps/v1", "Deployment", canary.spec.target_ref.name,
@@ -218,25 +222,3 @@ class Deployments:
         for ref, obj in state.tracked.items():
             apply_if_changed(self._kube, self._configs[ref.kind], configs.primary_copy(obj, owner=owner),
                              field_manager=FIELD_MANAGER)
-
-    def _copy_autoscaler(self, canary_obj: Obj, canary: Canary) -> None:
-        ref = canary.spec.autoscaler_ref
-        if ref is None or self._autoscalers is None or ref.kind != "HorizontalPodAutoscaler":
-            return
-        hpa = self._autoscalers.get(canary.metadata.namespace, ref.name)
-        if hpa is None:
-            raise PermanentError(f"Canary {canary.metadata.namespace}/{canary.metadata.name}: "
-                                 f"spec.autoscalerRef: HorizontalPodAutoscaler {ref.name} not found")
-        spec = copy.deepcopy(hpa["spec"])
-        spec["scaleTargetRef"] = {**spec["scaleTargetRef"], "name": canary.spec.primary_name}
-        if canary.spec.autoscaler_ref and canary.spec.autoscaler_ref.primary_scaler_replicas:
-            bounds = canary.spec.autoscaler_ref.primary_scaler_replicas
-            if bounds.min_replicas is not None:
-                spec["minReplicas"] = bounds.min_replicas
-            if bounds.max_replicas is not None:
-                spec["maxReplicas"] = bounds.max_replicas
-        body = {"apiVersion": hpa["apiVersion"], "kind": "HorizontalPodAutoscaler",
-                "metadata": {"name": f"{ref.name}-primary", "namespace": canary.metadata.namespace,
-                             "ownerReferences": [owner_reference(canary_obj)]},
-                "spec": spec}
-        apply_if_changed(self._kube, self._autoscalers, body, field_manager=FIELD_MANAGER)

@@ -20,6 +20,7 @@ from canary.local.install import (
     CONTOUR_CRDS,
     GATEWAY_API_CRDS,
     ISTIO_CRDS,
+    KEDA_CRDS,
     TRAEFIK_CRDS,
     install_crds,
 )
@@ -108,6 +109,12 @@ def contour_crds(kube: Kube) -> list[str]:
 def traefik_crds(kube: Kube) -> list[str]:
     """Traefik's TraefikService CRD (vendored), Established."""
     return install_crds(kube, TRAEFIK_CRDS)
+
+
+@pytest.fixture(scope="session")
+def keda_crds(kube: Kube) -> list[str]:
+    """KEDA's ScaledObject CRD (vendored), Established."""
+    return install_crds(kube, KEDA_CRDS)
 
 
 @pytest.fixture
