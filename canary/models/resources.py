@@ -9,10 +9,9 @@ from pydantic import Field
 from canary.models.base import Model
 from canary.models.canary import ObjectMeta
 
-MetricProviderType = Literal[
-    "prometheus", "datadog", "cloudwatch", "newrelic", "graphite", "influxdb", "stackdriver", "dynatrace",
-    "keptn", "splunk", "web",
-]
+# Only the providers analysis/providers implements: Flagger's stackdriver, dynatrace, keptn and splunk
+# are refused by the API server, naming spec.provider.type, rather than failing at release time.
+MetricProviderType = Literal["prometheus", "datadog", "cloudwatch", "newrelic", "graphite", "influxdb", "web"]
 
 
 class SecretReference(Model):

@@ -122,3 +122,4 @@ def test_a_config_hides_secrets_from_its_repr_and_can_key_a_cache() -> None:
 def test_a_config_refuses_impossible_time_settings(build: Callable[[], ProviderConfig]) -> None:
     with pytest.raises(ValueError, match="must be"):
         build()
+

@@ -1,8 +1,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import get_args
 
+from analysis.providers.registry import KNOWN_TYPES
 from canary.models import crds
+from canary.models.resources import MetricProviderType
 
 MANIFESTS = Path(__file__).parents[3] / "manifests" / "crds"
 
@@ -49,3 +52,7 @@ def test_int_or_string_and_open_blocks_are_expressed_the_kubernetes_way() -> Non
     assert service["targetPort"] == {"x-kubernetes-int-or-string": True}
     assert service["trafficPolicy"]["x-kubernetes-preserve-unknown-fields"] is True
     assert service["port"] == {"type": "integer", "minimum": 1, "maximum": 65535}
+
+
+def test_the_metric_template_schema_offers_exactly_the_providers_there_are() -> None:
+    assert set(get_args(MetricProviderType)) == set(KNOWN_TYPES)
