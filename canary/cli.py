@@ -440,17 +440,31 @@ def sync_status(
 
 
 @app.command("convert")
-def convert(files: Annotated[list[Path], typer.Argument(exists=True, dir_okay=False, help="Flagger YAML files; "
-                                                       "- reads standard input.", allow_dash=True)]) -> None:
-    """Turn flagger.app/v1beta1 Canaries, MetricTemplates and AlertProviders into canary.dev/v1alpha1 (to stdout)."""
+def convert(
+    files: Annotated[list[Path], typer.Argument(dir_okay=False, allow_dash=True,
+                                                help="Flagger YAML files; - reads standard input.")],
+    mesh_provider: Annotated[str, typer.Option(help="The router of Canaries without spec.provider, as Flagger's "
+                                               "-mesh-provider; written out explicitly.")
+                             ] = flagger.FLAGGER_MESH_PROVIDER,
+) -> None:
+    """Turn Flagger's Canaries, MetricTemplates and AlertProviders (flagger.app/v1beta1 and older) into
+    canary.dev/v1alpha1, on stdout; other documents pass through unchanged and are listed on stderr."""
     converted = []
     for path in files:
+        if str(path) != "-" and not path.is_file():
+            raise PermanentError(f"{path}: no such file")
         text = sys.stdin.read() if str(path) == "-" else path.read_text()
         try:
             documents = list(yaml.safe_load_all(text))
         except yaml.YAMLError as exc:
             raise PermanentError(f"{path}: not valid YAML: {exc}") from exc
-        converted += flagger.convert(documents, source=str(path))
+        source = "standard input" if str(path) == "-" else str(path)
+        converted += flagger.convert(documents, source=source, mesh_provider=mesh_provider)
+        for index, document in enumerate(documents):
+            if isinstance(document, dict) and not flagger.is_flagger(document):
+                err.print(f"{source} document {index}: {document.get('kind')} "
+                          f"{(document.get('metadata') or {}).get('name', '?')} is not Flagger's: passed through "
+                          "unchanged", highlight=False, soft_wrap=True)
     typer.echo(yaml.safe_dump_all(converted, sort_keys=False), nl=False)
 
 

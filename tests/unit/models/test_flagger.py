@@ -2,7 +2,9 @@ from __future__ import annotations
 
 import pytest
 import yaml
+from typer.testing import CliRunner
 
+from canary import cli
 from canary.errors import PermanentError
 from canary.models.flagger import convert
 
@@ -58,3 +60,32 @@ def test_an_invalid_flagger_canary_is_reported_with_document_and_field() -> None
     documents[0]["spec"]["canaryAnalysis"]["stepWeight"] = 150
     with pytest.raises(PermanentError, match=r"flagger.yaml document 0: Canary podinfo: spec.analysis.stepWeight: "):
         convert(documents, source="flagger.yaml")
+
+
+def test_a_canary_without_a_provider_gets_flaggers_default_written_out() -> None:
+    documents = list(yaml.safe_load_all(FLAGGER))
+    del documents[0]["spec"]["provider"]
+    assert convert(documents, source="f.yaml")[0]["spec"]["provider"] == "istio"
+    assert convert(documents, source="f.yaml", mesh_provider="nginx")[0]["spec"]["provider"] == "nginx"
+
+
+def test_older_flagger_versions_convert_and_unknown_ones_are_refused() -> None:
+    documents = list(yaml.safe_load_all(FLAGGER))
+    documents[0]["apiVersion"] = "flagger.app/v1alpha3"
+    assert convert(documents, source="f.yaml")[0]["apiVersion"] == "canary.dev/v1alpha1"
+    documents[0]["apiVersion"] = "flagger.app/v2"
+    with pytest.raises(PermanentError, match=r"f.yaml document 0: Canary podinfo: apiVersion flagger.app/v2: only"):
+        convert(documents, source="f.yaml")
+
+
+@pytest.mark.parametrize(("text", "words"), [("", "no YAML document"), ("--- just text\n", "not a Kubernetes object")])
+def test_an_empty_or_odd_input_is_an_error(text: str, words: str) -> None:
+    with pytest.raises(PermanentError, match=words):
+        convert(list(yaml.safe_load_all(text)), source="f.yaml")
+
+
+def test_the_cli_reads_standard_input_and_lists_what_it_passed_through() -> None:
+    result = CliRunner().invoke(cli.app, ["convert", "-"], input=FLAGGER, env={"COLUMNS": "300"})
+    assert result.exit_code == 0, result.output
+    assert result.stdout.count("apiVersion: canary.dev/v1alpha1") == 2
+    assert "standard input document 2: Service untouched is not Flagger's: passed through unchanged" in result.stderr
