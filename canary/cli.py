@@ -182,6 +182,10 @@ def controller(
     cluster_name: Annotated[str, typer.Option(envvar="CANARY_CLUSTER_NAME", help="Cluster name in alerts.")] = "",
     slack_url: Annotated[str | None, typer.Option(envvar="CANARY_SLACK_URL", help="Slack webhook for alerts "
                                                   "(prefer an AlertProvider with a Secret).")] = None,
+    event_webhook: Annotated[str | None, typer.Option(envvar="CANARY_EVENT_WEBHOOK",
+                                                      help="URL that hears every canary Event, as Flagger's "
+                                                      "-event-webhook (canaries with event webhooks use theirs).")
+                             ] = None,
     alert_provider: Annotated[str | None, typer.Option(envvar="CANARY_ALERT_PROVIDER",
                                                        help="Default AlertProvider (namespace/name) for canaries "
                                                        "without alerts.")] = None,
@@ -224,7 +228,7 @@ def controller(
         enable_config_tracking=enable_config_tracking, enable_leader_election=enable_leader_election,
         leader_election_namespace=leader_election_namespace,
         leader_election_lease_seconds=_lease_seconds(leader_election_lease_seconds, leader_election_lease_duration),
-        cluster_name=cluster_name, slack_url=slack_url,
+        cluster_name=cluster_name, slack_url=slack_url, event_webhook=event_webhook,
         alert_provider=alert_provider,
         git=_git_settings(url=git_url, branch=git_branch, tag=git_tag, commit=git_commit, paths=git_path,
                           secret=git_secret, timeout=git_timeout, inventory=git_inventory_namespace,

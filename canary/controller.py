@@ -44,7 +44,7 @@ from canary.routers.registry import RouterRegistry
 from canary.settings import ControllerSettings
 from canary.telemetry import metrics
 from canary.telemetry.server import HttpServer, app
-from canary.webhooks import WebhookCaller
+from canary.webhooks import EventHooks, WebhookCaller
 from canary.workloads import autoscalers
 from canary.workloads.deployments import Deployments
 
@@ -68,6 +68,7 @@ class Controller:
     server: HttpServer | None
     elector: LeaseElector | None
     gitsync: GitSync | None = None
+    event_hooks: EventHooks | None = None
     optional: frozenset[str] = frozenset()
     """Informers of kinds that exist only with a router's CRDs: the controller is ready without them."""
 
@@ -81,6 +82,8 @@ class Controller:
             self.elector.stop()
         self.scheduler.shutdown()
         self.notifier.close(timeout=5)
+        if self.event_hooks is not None:
+            self.event_hooks.close(timeout=5)
         for informer in self.informers.values():
             informer.stop()
         if self.server is not None:
@@ -124,6 +127,7 @@ def build(settings: ControllerSettings) -> Controller:
     routers = RouterRegistry(RouterContext(kube, cache=lambda api_version, kind: by_kind[(api_version, kind)]),
                              default=settings.mesh_provider)
     webhooks = WebhookCaller()
+    event_hooks = EventHooks(webhooks, default_url=settings.event_webhook)
     default_provider = None
     if settings.alert_provider:
         provider_namespace, provider_name = settings.alert_provider.split("/", 1)
@@ -135,7 +139,7 @@ def build(settings: ControllerSettings) -> Controller:
         kube=kube, canaries=canaries, deployments=deployments, routers=routers,
         checks=CheckRunner(webhooks=webhooks, templates=informers["metrictemplates"], secrets=informers["secrets"],
                            metrics_server=settings.metrics_server, clock=_now),
-        webhooks=webhooks, events=EventRecorder(kube), notifier=notifier, clock=_now)
+        webhooks=webhooks, events=EventRecorder(kube), notifier=notifier, clock=_now, event_hooks=event_hooks)
     scheduler = CanaryScheduler(reconciler.tick, workers=settings.workers, canaries=canaries)
     informers["canaries"].subscribe(scheduler.on_canary)
     informers["canaries"].subscribe(reconciler.forget)
@@ -174,7 +178,7 @@ def build(settings: ControllerSettings) -> Controller:
                                lease_seconds=settings.leader_election_lease_seconds,
                                renew_seconds=settings.leader_election_lease_seconds / 3)
     return Controller(kube=kube, informers=informers, optional=frozenset(optional), scheduler=scheduler,
-                      notifier=notifier, server=None,
+                      notifier=notifier, server=None, event_hooks=event_hooks,
                       elector=elector, gitsync=gitsync)
 
 

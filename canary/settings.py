@@ -29,6 +29,7 @@ class ControllerSettings(BaseModel):
     leader_election_lease_seconds: int = Field(default=15, ge=2)
     cluster_name: str = ""
     slack_url: str | None = Field(default=None, repr=False)
+    event_webhook: str | None = Field(default=None, pattern=r"^https?://", repr=False)
     alert_provider: str | None = Field(default=None, pattern=r"^[a-z0-9-]+/[a-z0-9.-]+$")
     port: int = Field(default=8080, ge=0, le=65535)
     log_level: str = "info"

@@ -3,23 +3,29 @@
 A hook passes when it answers 2xx. Gates (confirm-rollout, confirm-traffic-increase,
 confirm-promotion) are open only when every hook of the type passes; a rollback hook that passes
 requests a rollback; pre-rollout and rollout hooks count as failed checks when any fails.
+``event`` hooks (and the controller's ``--event-webhook``) hear every Event of their canary.
 """
 
 from __future__ import annotations
 
+import contextlib
+import queue
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import requests
 import structlog
+from prometheus_client import Counter
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from canary.models.base import parse_duration
-from canary.models.canary import CanaryWebhook, Phase
+from canary.models.canary import CanaryWebhook, HookType, Phase
 
 log = structlog.get_logger(__name__)
 DEFAULT_TIMEOUT = "10s"
+EVENTS_DROPPED = Counter("canary_event_webhooks_dropped_total", "Events not sent to event webhooks: queue full.")
 Post = Callable[..., requests.Response]
 
 
@@ -93,3 +99,62 @@ class WebhookCaller:
             if outcome.passed:
                 return True, outcome.message
         return False, ""
+
+
+def event_payload(*, name: str, namespace: str, phase: Phase | None, revision: str, hook: CanaryWebhook,
+                  message: str, warning: bool, now_ms: int) -> dict[str, Any]:
+    """Flagger's event webhook body: the canary, and the Event in ``metadata`` (the hook's own metadata
+    never overrides ``eventMessage``, ``eventType`` or ``timestamp``)."""
+    body = payload(name=name, namespace=namespace, phase=phase, revision=revision, hook=hook)
+    body["metadata"] = {**(hook.metadata or {}), "eventMessage": message,
+                        "eventType": "Warning" if warning else "Normal", "timestamp": str(now_ms)}
+    return body
+
+
+@dataclass(frozen=True)
+class EventDelivery:
+    """One Event for one event webhook."""
+
+    hook: CanaryWebhook
+    body: dict[str, Any]
+
+
+class EventHooks:
+    """Sends a canary's Events to its ``event`` webhooks (else to ``--event-webhook``), as Flagger does,
+    from one background thread: a slow or dead receiver never holds a tick. The queue is bounded;
+    what does not fit is dropped, counted and logged once per canary."""
+
+    def __init__(self, caller: WebhookCaller, *, default_url: str | None = None, capacity: int = 1000) -> None:
+        self._caller = caller
+        self._default = CanaryWebhook(type=HookType.EVENT, name="events", url=default_url) if default_url else None
+        self._queue: queue.Queue[EventDelivery | None] = queue.Queue(maxsize=capacity)
+        self._thread = threading.Thread(target=self._deliver, name="event-webhooks", daemon=True)
+        self._thread.start()
+
+    def hooks_for(self, hooks: Sequence[CanaryWebhook]) -> list[CanaryWebhook]:
+        """The canary's event webhooks; the controller's default only when it has none."""
+        own = [h for h in hooks if h.type is HookType.EVENT]
+        return own or ([self._default] if self._default is not None else [])
+
+    def send(self, deliveries: Sequence[EventDelivery]) -> None:
+        """Queue the deliveries; never waits."""
+        for delivery in deliveries:
+            try:
+                self._queue.put_nowait(delivery)
+            except queue.Full:
+                EVENTS_DROPPED.inc()
+                log.warning("event webhook queue full: event dropped", hook=delivery.hook.name,
+                            canary=delivery.body.get("name"), namespace=delivery.body.get("namespace"))
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Deliver what is queued (for at most ``timeout`` seconds), then stop."""
+        with contextlib.suppress(queue.Full):
+            self._queue.put(None, timeout=timeout)
+        self._thread.join(timeout)
+
+    def _deliver(self) -> None:
+        while (delivery := self._queue.get()) is not None:
+            outcome = self._caller.call(delivery.hook, delivery.body)
+            if not outcome.passed:
+                log.warning("event webhook failed", hook=delivery.hook.name, problem=outcome.message,
+                            canary=delivery.body.get("name"), namespace=delivery.body.get("namespace"))

@@ -30,7 +30,7 @@ from canary.notify.base import Notice, Notifier, routes
 from canary.routers.base import Router, RouteTarget, Weights, unsupported_fields
 from canary.routers.registry import RouterRegistry
 from canary.telemetry import metrics
-from canary.webhooks import WebhookCaller, payload
+from canary.webhooks import EventDelivery, EventHooks, WebhookCaller, event_payload, payload
 from canary.workloads.deployments import Deployments, TargetState, owner_reference
 
 log = structlog.get_logger(__name__)
@@ -54,7 +54,7 @@ class Reconciler:
 
     def __init__(self, *, kube: Kube, canaries: Canaries, deployments: Deployments, routers: RouterRegistry,
                  checks: CheckRunner, webhooks: WebhookCaller, events: EventRecorder, notifier: Notifier,
-                 clock: Callable[[], datetime]) -> None:
+                 clock: Callable[[], datetime], event_hooks: EventHooks | None = None) -> None:
         self._kube = kube
         self._canaries = canaries
         self._deployments = deployments
@@ -64,6 +64,7 @@ class Reconciler:
         self._events = events
         self._notifier = notifier
         self._clock = clock
+        self._event_hooks = event_hooks
 
     def tick(self, namespace: str, name: str) -> str:
         """Advance the canary ``namespace/name`` by one step; returns what was done, for the log."""
@@ -212,6 +213,7 @@ class Reconciler:
                 self._write_status(tick, effect)
             case Event(reason=reason, message=message, warning=warning):
                 self._events.record(tick.obj, reason=reason, message=message, warning=warning)
+                self._send_event(tick, message, warning=warning)
             case Alert(severity=severity, message=message, details=details):
                 self._notifier.notify(Notice(canary=canary.metadata.name, namespace=canary.metadata.namespace or "",
                                              severity=severity, message=message,
@@ -219,6 +221,17 @@ class Reconciler:
                                              alerts=routes(canary.spec.analysis.alerts), details=details))
             case PostRolloutHooks(phase=phase):
                 self._post_rollout(tick, phase)
+
+    def _send_event(self, tick: TickContext, message: str, *, warning: bool) -> None:
+        """The Event to the canary's event webhooks (or the controller's), in the background."""
+        if self._event_hooks is None:
+            return
+        canary = tick.canary
+        now_ms = int(self._clock().timestamp() * 1000)
+        self._event_hooks.send([EventDelivery(hook=hook, body=event_payload(
+            name=canary.metadata.name, namespace=canary.metadata.namespace or "", phase=canary.status.phase,
+            revision=tick.state.revision, hook=hook, message=message, warning=warning, now_ms=now_ms))
+            for hook in self._event_hooks.hooks_for(canary.spec.analysis.webhooks or [])])
 
     def _post_rollout(self, tick: TickContext, phase: Phase) -> None:
         canary = tick.canary

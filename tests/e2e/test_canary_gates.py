@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
 from canary.kube.client import Kube
+from canary.local import stack
 from canary.waiting import wait_until
 from tests.builders import make_canary, make_deployment
 from tests.e2e.canaries import canary_status, deployment, image_of, release, route_weights, wait_phase
@@ -162,3 +164,47 @@ def test_no_data_fails_by_default_but_a_skip_metric_lets_the_release_through(
     assert failed["analysis"][-1]["verdict"] == "no-data"
     assert "no values found" in failed["analysis"][-1]["message"]
     assert passed["analysis"][-1]["verdict"] == "no-data"
+
+
+def test_event_webhooks_hear_every_event_of_their_canary_and_the_default_hears_the_others(
+    kube: Kube, namespace: str, local_stack: stack.StackState, canary_crds: list[str], tmp_path: Path
+) -> None:
+    with receiver() as hooks:
+        controller = ControllerProcess(local_stack, namespace, tmp_path,
+                                       extra=("--event-webhook", hooks.url("/default")))
+        controller.start()
+        try:
+            kube.create(make_deployment("web", namespace, replicas=1, image="web:1"))
+            kube.create(make_deployment("api", namespace, replicas=1, image="api:1"))
+            own = make_canary("web", namespace, provider="kubernetes", analysis={
+                "interval": "1s", "threshold": 2, "iterations": 1,
+                "webhooks": [{"name": "events", "type": "event", "url": hooks.url("/own"),
+                              "metadata": {"team": "a", "eventType": "not mine"}}]})
+            kube.create(own)
+            kube.create(make_canary("api", namespace, provider="kubernetes",
+                                    analysis={"interval": "1s", "threshold": 2, "iterations": 1}))
+            wait_phase(kube, namespace, "web", "Initialized")
+            wait_phase(kube, namespace, "api", "Initialized")
+            release(kube, namespace, "web:2")
+            wait_phase(kube, namespace, "web", "Succeeded", timeout=60)
+
+            def bodies(path: str) -> list[dict[str, object]]:
+                with hooks.lock:
+                    return [body for called, body in hooks.calls if called == path]
+
+            own_events = wait_until(lambda: bodies("/own"), lambda found: any(
+                "Promotion completed" in str(b["metadata"]) for b in found),
+                what="the promotion Event at the canary's event webhook", timeout=20)
+        finally:
+            controller.stop()
+    first = own_events[0]
+    assert first["name"] == "web"
+    assert first["namespace"] == namespace
+    metadata = first["metadata"]
+    assert isinstance(metadata, dict)
+    assert metadata["eventMessage"] == "Initialization done! web"
+    assert metadata["eventType"] == "Normal", "the hook's metadata never overrides the Event's"
+    assert metadata["team"] == "a"
+    assert int(str(metadata["timestamp"])) > 0
+    assert any("New revision detected" in str(b["metadata"]) for b in own_events)
+    assert {b["name"] for b in bodies("/default")} == {"api"}, "a canary with its own event webhook uses it alone"
