@@ -102,6 +102,7 @@ def build(settings: ControllerSettings) -> Controller:
     informers = {
         "canaries": informer(API_VERSION, "Canary"),
         "deployments": informer("apps/v1", "Deployment"),
+        "daemonsets": informer("apps/v1", "DaemonSet"),
         "configmaps": informer("v1", "ConfigMap"),
         "secrets": informer("v1", "Secret"),
         "services": informer("v1", "Service"),
@@ -123,7 +124,7 @@ def build(settings: ControllerSettings) -> Controller:
                                                                   scaled_objects=informers["scaledobjects"]),
                               selector_labels=settings.selector_labels,
                               track_configs=settings.enable_config_tracking,
-                              label_prefixes=settings.include_label_prefix)
+                              label_prefixes=settings.include_label_prefix, daemonsets=informers["daemonsets"])
     routers = RouterRegistry(RouterContext(kube, cache=lambda api_version, kind: by_kind[(api_version, kind)]),
                              default=settings.mesh_provider)
     webhooks = WebhookCaller()
@@ -144,8 +145,13 @@ def build(settings: ControllerSettings) -> Controller:
     informers["canaries"].subscribe(scheduler.on_canary)
     informers["canaries"].subscribe(reconciler.forget)
     informers["deployments"].subscribe(scheduler.on_target)
-    informers["configmaps"].subscribe(scheduler.on_config("ConfigMap", informers["deployments"].list_objects))
-    informers["secrets"].subscribe(scheduler.on_config("Secret", informers["deployments"].list_objects))
+    informers["daemonsets"].subscribe(scheduler.on_target)
+
+    def targets(namespace: str) -> list[Obj]:
+        return [*informers["deployments"].list_objects(namespace), *informers["daemonsets"].list_objects(namespace)]
+
+    informers["configmaps"].subscribe(scheduler.on_config("ConfigMap", targets))
+    informers["secrets"].subscribe(scheduler.on_config("Secret", targets))
     generated = GeneratedCanaries(kube, deployments=informers["deployments"], canaries=canaries,
                                   events=EventRecorder(kube))
     scheduler.add_periodic(GENERATED_JOB, generated.sync, seconds=10)

@@ -106,7 +106,7 @@ class Reconciler:
                                  f"already the target of Canary {rival}", warning=True)
         state = self._deployments.observe(canary)
         if state is None:
-            return self._problem(obj, "TargetNotFound", f"{where}: spec.targetRef: Deployment "
+            return self._problem(obj, "TargetNotFound", f"{where}: spec.targetRef: {canary.spec.target_ref.kind} "
                                  f"{canary.spec.target_ref.name} not found", warning=True)
         route = RouteTarget(canary=canary, owner=owner_reference(obj), selector=state.selector)
         self._deployments.ensure_primary(obj, canary, state)

@@ -128,19 +128,20 @@ def split_load(rate: float, *, weights: Weights | None, canary_ready: bool) -> L
 
 
 def ready_pods(pods: Iterable[Obj], deployment: str) -> tuple[str, ...]:
-    """Names of the Ready pods of Deployment ``deployment``, sorted.
+    """Names of the Ready pods of the Deployment or DaemonSet ``deployment``, sorted.
 
-    A pod belongs to it when its controlling ReplicaSet is ``<deployment>-<pod-template-hash>``,
-    which tells ``web``'s pods from ``web-primary``'s whatever their labels.
+    A pod belongs to a Deployment when its controlling ReplicaSet is
+    ``<deployment>-<pod-template-hash>``, and to a DaemonSet when that controls it, which tells
+    ``web``'s pods from ``web-primary``'s whatever their labels.
     """
     names = []
     for pod in pods:
         meta = pod.get("metadata") or {}
         template_hash = (meta.get("labels") or {}).get("pod-template-hash")
-        owner = f"{deployment}-{template_hash}"
-        owned = template_hash is not None and any(
-            ref.get("kind") == "ReplicaSet" and ref.get("controller") and ref.get("name") == owner
-            for ref in meta.get("ownerReferences") or [])
+        controllers = {(ref.get("kind"), ref.get("name")) for ref in meta.get("ownerReferences") or []
+                       if ref.get("controller")}
+        owned = ("DaemonSet", deployment) in controllers or (
+            template_hash is not None and ("ReplicaSet", f"{deployment}-{template_hash}") in controllers)
         if owned and not meta.get("deletionTimestamp") and is_true(pod, "Ready"):
             names.append(str(meta["name"]))
     return tuple(sorted(names))
@@ -386,9 +387,9 @@ def observe(kube: Cluster, *, rate: float, problems: LogOnce) -> list[Workload]:
         except ValidationError as exc:
             problems.warn(f"{where} is not simulated: {exc}")
             continue
-        if canary.spec.target_ref.kind != "Deployment":
+        if canary.spec.target_ref.kind not in ("Deployment", "DaemonSet"):
             problems.warn(f"{where} is not simulated: spec.targetRef.kind is {canary.spec.target_ref.kind}; "
-                          "only Deployments are")
+                          "only Deployments and DaemonSets are")
             continue
         try:
             workloads.extend(_observe_canary(kube, canary, rate=rate, problems=problems))
@@ -400,8 +401,9 @@ def observe(kube: Cluster, *, rate: float, problems: LogOnce) -> list[Workload]:
 def _observe_canary(kube: Cluster, canary: Canary, *, rate: float, problems: LogOnce) -> list[Workload]:
     namespace = canary.metadata.namespace or "default"
     spec = canary.spec
-    target = kube.get("apps/v1", "Deployment", spec.target_ref.name, namespace=namespace)
-    primary = kube.get("apps/v1", "Deployment", spec.primary_name, namespace=namespace)
+    kind = spec.target_ref.kind
+    target = kube.get("apps/v1", kind, spec.target_ref.name, namespace=namespace)
+    primary = kube.get("apps/v1", kind, spec.primary_name, namespace=namespace)
     if target is None and primary is None:
         return []
     pods = kube.list_objects("v1", "Pod", namespace=namespace)

@@ -1,4 +1,8 @@
-"""Deployment targets: the primary copy, tracked configs, scaling, promotion and readiness.
+"""Deployment and DaemonSet targets: the primary copy, tracked configs, scaling, promotion and readiness.
+
+A DaemonSet cannot be scaled, so, as Flagger does, the target DaemonSet is held at no pods by a
+node selector that no node matches (``canary.dev/scale-to-zero``) while it is idle; that selector
+is left out of the revision and of the primary's copy.
 
 The primary is ``<target>-primary``: the target's spec with the selector label's value suffixed
 ``-primary`` and its config references pointed at the ``-primary`` copies, annotated with the
@@ -22,10 +26,12 @@ from canary.models.canary import Canary
 from canary.workloads import configs
 from canary.workloads.autoscalers import Autoscalers
 from canary.workloads.configs import ConfigRef
-from canary.workloads.readiness import Readiness, deployment_readiness
+from canary.workloads.readiness import Readiness, daemonset_readiness, deployment_readiness
 from canary.workloads.revision import revision
 
 REVISION_ANNOTATION = "canary.dev/revision"
+SCALE_TO_ZERO = "canary.dev/scale-to-zero"
+KINDS = {"Deployment": ("apps/v1", "Deployment"), "DaemonSet": ("apps/v1", "DaemonSet")}
 DEFAULT_SELECTOR_LABELS = ("app", "name", "app.kubernetes.io/name")
 _OWN_ANNOTATIONS = ("canary.dev/", "kubectl.kubernetes.io/last-applied-configuration", "deployment.kubernetes.io/")
 
@@ -44,19 +50,37 @@ def selector_label(target: Obj, keys: tuple[str, ...]) -> tuple[str, str]:
         if key in labels:
             return key, labels[key]
     name = target["metadata"]["name"]
-    raise PermanentError(f"Deployment {target['metadata'].get('namespace')}/{name}: spec.selector.matchLabels "
+    raise PermanentError(f"{target['kind']} {target['metadata'].get('namespace')}/{name}: spec.selector.matchLabels "
                          f"must contain one of {', '.join(keys)}")
 
 
+def without_hold(template: Obj) -> Obj:
+    """A pod template without the scale-to-zero node selector (what the user wrote)."""
+    selector = (template.get("spec") or {}).get("nodeSelector") or {}
+    if SCALE_TO_ZERO not in selector:
+        return template
+    released = copy.deepcopy(template)
+    node_selector = {k: v for k, v in selector.items() if k != SCALE_TO_ZERO}
+    if node_selector:
+        released["spec"]["nodeSelector"] = node_selector
+    else:
+        released["spec"].pop("nodeSelector")
+    return released
+
+
 def primary_deployment(target: Obj, *, name: str, selector: tuple[str, str], tracked: set[ConfigRef],
-                       owner: Obj, replicas: int, revision: str, label_prefixes: tuple[str, ...] = ()) -> Obj:
-    """The primary Deployment built from the target's current spec, at ``revision``.
+                       owner: Obj, replicas: int | None, revision: str, label_prefixes: tuple[str, ...] = (),
+                       kind: str = "Deployment") -> Obj:
+    """The primary (a Deployment or DaemonSet, as the target) built from the target's current spec, at
+    ``revision``; ``replicas`` for a Deployment.
 
     The target's labels are copied, all of them or those starting with one of ``label_prefixes``.
     """
     key, value = selector
     spec = copy.deepcopy(target["spec"])
-    spec["replicas"] = replicas
+    spec["template"] = without_hold(spec["template"])
+    if replicas is not None:
+        spec["replicas"] = replicas
     spec["selector"] = {"matchLabels": {**spec["selector"].get("matchLabels", {}), key: f"{value}-primary"}}
     template = spec["template"]
     template_meta = template.setdefault("metadata", {})
@@ -69,8 +93,8 @@ def primary_deployment(target: Obj, *, name: str, selector: tuple[str, str], tra
     annotations = {k: v for k, v in (meta.get("annotations") or {}).items() if not k.startswith(_OWN_ANNOTATIONS)}
     annotations[REVISION_ANNOTATION] = revision
     return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
+        "apiVersion": KINDS[kind][0],
+        "kind": kind,
         "metadata": {"name": name, "namespace": meta["namespace"], "labels": labels, "annotations": annotations,
                      "ownerReferences": [owner]},
         "spec": spec,
@@ -79,17 +103,24 @@ def primary_deployment(target: Obj, *, name: str, selector: tuple[str, str], tra
 
 @dataclass(frozen=True)
 class TargetState:
-    """What a tick knows about a Deployment target."""
+    """What a tick knows about a target (a Deployment or a DaemonSet)."""
 
     target: Obj
     primary: Obj | None
     selector: tuple[str, str]
     tracked: dict[ConfigRef, Obj]
+    kind: str = "Deployment"
 
     @property
     def revision(self) -> str:
         """The revision of the target's template and tracked configs."""
-        return revision(self.target["spec"]["template"], self.tracked_checksums)
+        return revision(without_hold(self.target["spec"]["template"]), self.tracked_checksums)
+
+    @property
+    def held(self) -> bool:
+        """A DaemonSet target held at no pods by the scale-to-zero node selector."""
+        template_spec = self.target["spec"]["template"].get("spec") or {}
+        return SCALE_TO_ZERO in (template_spec.get("nodeSelector") or {})
 
     @property
     def primary_revision(self) -> str | None:
@@ -117,13 +148,15 @@ def _owned_by(obj: Obj, uid: str | None) -> bool:
 
 
 class Deployments:
-    """Reads and writes Deployment targets and everything generated for them."""
+    """Reads and writes Deployment and DaemonSet targets and everything generated for them."""
 
     def __init__(self, kube: Kube, *, deployments: Informer, configmaps: Informer, secrets: Informer,
                  autoscalers: Autoscalers | None = None, selector_labels: tuple[str, ...] = DEFAULT_SELECTOR_LABELS,
-                 track_configs: bool = True, label_prefixes: tuple[str, ...] = ()) -> None:
+                 track_configs: bool = True, label_prefixes: tuple[str, ...] = (),
+                 daemonsets: Informer | None = None) -> None:
         self._kube = kube
         self._deployments = deployments
+        self._workloads = {"Deployment": deployments, **({"DaemonSet": daemonsets} if daemonsets else {})}
         self._configs = {"ConfigMap": configmaps, "Secret": secrets}
         self._autoscalers = autoscalers
         self._selector_labels = selector_labels
@@ -133,7 +166,12 @@ class Deployments:
     def observe(self, canary: Canary) -> TargetState | None:
         """The target, its primary and its tracked configs from the caches; None without a target."""
         namespace = canary.metadata.namespace
-        target = self._deployments.get(namespace, canary.spec.target_ref.name)
+        kind = canary.spec.target_ref.kind
+        if kind not in self._workloads:
+            raise PermanentError(f"Canary {namespace}/{canary.metadata.name}: spec.targetRef.kind: {kind} targets "
+                                 f"are not supported; supported: {', '.join(self._workloads)}")
+        cache = self._workloads[kind]
+        target = cache.get(namespace, canary.spec.target_ref.name)
         if target is None:
             return None
         tracked: dict[ConfigRef, Obj] = {}
@@ -142,8 +180,9 @@ class Deployments:
                 found = self._configs[ref.kind].get(namespace, ref.name)
                 if found is not None and configs.is_tracked(found):
                     tracked[ref] = found
-        return TargetState(target=target, primary=self._deployments.get(namespace, canary.spec.primary_name),
-                           selector=selector_label(target, self._selector_labels), tracked=tracked)
+        return TargetState(target=target, primary=cache.get(namespace, canary.spec.primary_name),
+                           selector=selector_label({**target, "kind": kind}, self._selector_labels), tracked=tracked,
+                           kind=kind)
 
     def promoted(self, canary: Canary, state: TargetState) -> Promoted | None:
         """What was last promoted, undoing the primary's renames; None before there is a primary.
@@ -173,6 +212,8 @@ class Deployments:
         analysis = canary.spec.analysis
         threshold = (analysis.effective_primary_ready_threshold if primary
                      else analysis.effective_canary_ready_threshold)
+        if canary.spec.target_ref.kind == "DaemonSet":
+            return daemonset_readiness(deployment, threshold=threshold)
         found = deployment_readiness(deployment, deadline_seconds=canary.spec.progress_deadline_seconds,
                                      threshold=threshold, now=now)
         if primary and found.ready and deployment is not None and deployment["spec"].get("replicas") == 0:
@@ -185,10 +226,10 @@ class Deployments:
         if state.primary is None:
             self._copy_configs(canary_obj, state)
             replicas = state.target["spec"].get("replicas", 1) or 1
-            self._apply(primary_deployment(state.target, name=canary.spec.primary_name, selector=state.selector,
-                                           tracked=set(state.tracked), owner=owner_reference(canary_obj),
-                                           replicas=replicas, revision=state.revision,
-                                           label_prefixes=self._label_prefixes))
+            self._apply(state, primary_deployment(
+                state.target, name=canary.spec.primary_name, selector=state.selector, tracked=set(state.tracked),
+                owner=owner_reference(canary_obj), replicas=replicas if state.kind == "Deployment" else None,
+                revision=state.revision, label_prefixes=self._label_prefixes, kind=state.kind))
         if self._autoscalers is not None:
             self._autoscalers.reconcile_primary(canary, owner=owner_reference(canary_obj))
 
@@ -196,13 +237,16 @@ class Deployments:
         """Copy the target's template and tracked configs to the primary."""
         self._copy_configs(canary_obj, state)
         current = (state.primary or {}).get("spec", {}).get("replicas") or state.target["spec"].get("replicas", 1)
-        self._apply(primary_deployment(state.target, name=canary.spec.primary_name, selector=state.selector,
-                                       tracked=set(state.tracked), owner=owner_reference(canary_obj),
-                                       replicas=current or 1, revision=state.revision,
-                                       label_prefixes=self._label_prefixes))
+        self._apply(state, primary_deployment(
+            state.target, name=canary.spec.primary_name, selector=state.selector, tracked=set(state.tracked),
+            owner=owner_reference(canary_obj), replicas=(current or 1) if state.kind == "Deployment" else None,
+            revision=state.revision, label_prefixes=self._label_prefixes, kind=state.kind))
 
     def scale_target(self, canary: Canary, state: TargetState, *, up: bool) -> None:
-        """Scale the target to zero, or up to the primary's size."""
+        """Scale the target to zero, or up to the primary's size (a DaemonSet: hold or release it)."""
+        if state.kind == "DaemonSet":
+            self._hold_daemonset(canary, state, held=not up)
+            return
         want = 0
         if up:
             want = int(((state.primary or {}).get("spec") or {}).get("replicas") or 1)
@@ -214,8 +258,17 @@ class Deployments:
                                          {"spec": {"replicas": want}}, namespace=canary.metadata.namespace)
         self._deployments.store(updated)
 
-    def _apply(self, body: Obj) -> None:
-        apply_if_changed(self._kube, self._deployments, body, field_manager=FIELD_MANAGER)
+    def _hold_daemonset(self, canary: Canary, state: TargetState, *, held: bool) -> None:
+        """Keep the target DaemonSet's pods off every node (``held``), or let them run again."""
+        if state.held == held:
+            return
+        patch = {"spec": {"template": {"spec": {"nodeSelector": {SCALE_TO_ZERO: "true" if held else None}}}}}
+        updated = self._kube.merge_patch(*KINDS["DaemonSet"], canary.spec.target_ref.name, patch,
+                                         namespace=canary.metadata.namespace)
+        self._workloads["DaemonSet"].store(updated)
+
+    def _apply(self, state: TargetState, body: Obj) -> None:
+        apply_if_changed(self._kube, self._workloads[state.kind], body, field_manager=FIELD_MANAGER)
 
     def _copy_configs(self, canary_obj: Obj, state: TargetState) -> None:
         owner = owner_reference(canary_obj)

@@ -1,4 +1,4 @@
-"""Whether a Deployment has rolled out and is ready, and whether it is stuck (Flagger's rules).
+"""Whether a Deployment or DaemonSet has rolled out and is ready, and whether it is stuck (Flagger's rules).
 
 A Deployment is ready once the controller observed its latest generation, every replica runs
 the new template and enough of them are available (``threshold`` percent). It is *stuck* when
@@ -66,3 +66,21 @@ def _short_for_too_long(deployment: dict[str, Any], deadline_seconds: int, now: 
         return False
     since = _time(available.get("lastUpdateTime")) or _time(available.get("lastTransitionTime"))
     return since is not None and now > since + timedelta(seconds=deadline_seconds)
+
+
+def daemonset_readiness(daemonset: dict[str, Any] | None, *, threshold: int) -> Readiness:
+    """Judge a DaemonSet: its latest generation observed, its pods on every node it should run on
+    updated, and ``threshold`` percent of them available (Flagger's IsPrimaryReady for DaemonSets)."""
+    if daemonset is None:
+        return Readiness(False, "daemonset not found")
+    name = daemonset["metadata"]["name"]
+    status = daemonset.get("status") or {}
+    if daemonset["metadata"].get("generation", 0) > status.get("observedGeneration", 0):
+        return Readiness(False, f"{name}: waiting for the controller to observe the latest generation")
+    desired, updated = status.get("desiredNumberScheduled", 0), status.get("updatedNumberScheduled", 0)
+    if updated < desired:
+        return Readiness(False, f"{name}: {updated} of {desired} pods updated")
+    needed, available = int(desired * threshold / 100), status.get("numberAvailable", 0)
+    if available < needed:
+        return Readiness(False, f"{name}: {available} of {needed} pods available (threshold {threshold}%)")
+    return Readiness(True)
