@@ -90,7 +90,8 @@ _ROUTING_FIELDS = {
     "service.headers": ("service", "headers"), "service.corsPolicy": ("service", "cors_policy"),
     "service.timeout": ("service", "timeout"), "service.backendTimeout": ("service", "backend_timeout"),
     "service.mirror": ("service", "mirror"), "service.meshName": ("service", "mesh_name"),
-    "service.backends": ("service", "backends"), "analysis.mirror": ("analysis", "mirror"),
+    "service.backends": ("service", "backends"), "service.portDiscovery": ("service", "port_discovery"),
+    "analysis.mirror": ("analysis", "mirror"),
     "analysis.mirrorWeight": ("analysis", "mirror_weight"),
     "analysis.sessionAffinity": ("analysis", "session_affinity"),
 }

@@ -161,7 +161,8 @@ class IstioRouter:
     has_match = True
     supported: frozenset[str] = frozenset({
         "service.gateways", "service.hosts", "service.delegation", "service.trafficPolicy", "service.match",
-        "service.rewrite", "service.retries", "service.headers", "service.corsPolicy", "service.timeout"})
+        "service.rewrite", "service.retries", "service.headers", "service.corsPolicy", "service.timeout",
+        "service.portDiscovery"})
 
     def __init__(self, kube: Kube, *, services_cache: Informer, virtual_services: Informer,
                  destination_rules_cache: Informer) -> None:

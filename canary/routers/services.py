@@ -48,6 +48,8 @@ def build(route: RouteTarget) -> list[Obj]:
         }
         if spec.service.headless and role != "apex":
             body["spec"]["clusterIP"] = "None"
+        if spec.service.traffic_distribution:
+            body["spec"]["trafficDistribution"] = spec.service.traffic_distribution
         services.append(body)
     return services
 

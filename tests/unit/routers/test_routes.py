@@ -46,3 +46,12 @@ def test_ab_testing_sends_matching_requests_to_the_canary_and_the_rest_to_the_pr
     assert rules[1] == {"backendRefs": [{"name": "web-primary", "port": 80, "weight": 100},
                                         {"name": "web-canary", "port": 80, "weight": 0}]}
     assert gatewayapi.route_weights(route) == Weights(primary=0, canary=100)
+
+
+def test_the_services_carry_traffic_distribution() -> None:
+    route = _route(stepWeight=10)
+    spec = route.canary.spec.model_copy(update={"service": route.canary.spec.service.model_copy(
+        update={"traffic_distribution": "PreferClose"})})
+    canary = route.canary.model_copy(update={"spec": spec})
+    built = services.build(RouteTarget(canary=canary, owner={}, selector=("app", "web")))
+    assert {s["spec"]["trafficDistribution"] for s in built} == {"PreferClose"}
