@@ -9,15 +9,11 @@ retry policy; each backend sets ``l5d-dst-override``, so that the proxy also wor
 
 from __future__ import annotations
 
-from canary.defaults import FIELD_MANAGER
 from canary.errors import PermanentError
 from canary.kube import Obj
-from canary.kube.apply import apply_if_changed
-from canary.kube.cache import Informer
-from canary.kube.client import Kube
 from canary.models.canary import Canary
-from canary.routers import services
-from canary.routers.base import ALL_TO_PRIMARY, Getter, RouterContext, RouterPlugin, RouteTarget, Watch, Weights
+from canary.routers.base import ALL_TO_PRIMARY, Getter, RouteTarget, Weights
+from canary.routers.weighted import WeightedRouter
 
 HTTP_PROXY = ("projectcontour.io/v1", "HTTPProxy")
 
@@ -104,45 +100,18 @@ def read_weights(get: Getter, canary: Canary) -> Weights | None:
     return proxy_weights(found, canary) if found is not None else None
 
 
-class ContourRouter:
+class ContourRouter(WeightedRouter):
     """Weighted and header-matched routing through a Contour HTTPProxy."""
 
     name = "contour"
-    has_weights = True
+    kind = HTTP_PROXY
     has_match = True
-    supported: frozenset[str] = frozenset({"service.match", "service.timeout", "service.retries"})
+    supported = frozenset({"service.match", "service.timeout", "service.retries"})
+    read = staticmethod(read_weights)
 
-    def __init__(self, kube: Kube, *, services_cache: Informer, proxies: Informer) -> None:
-        self._kube = kube
-        self._services = services_cache
-        self._proxies = proxies
-
-    def _get(self, api_version: str, kind: str, namespace: str, name: str) -> Obj | None:
-        return self._proxies.get(namespace, name)
-
-    def reconcile(self, route: RouteTarget) -> None:
-        """Create or correct the Services and the HTTPProxy (keeping its weights)."""
-        services.reconcile(self._kube, self._services, route)
-        self.set_weights(route, self.weights(route))
-
-    def weights(self, route: RouteTarget) -> Weights:
-        """The split of the HTTPProxy's first route."""
-        return read_weights(self._get, route.canary) or ALL_TO_PRIMARY
-
-    def set_weights(self, route: RouteTarget, weights: Weights) -> None:
-        """Rewrite the HTTPProxy with the new split."""
-        apply_if_changed(self._kube, self._proxies, build(route, weights), field_manager=FIELD_MANAGER)
-
-    def finalize(self, route: RouteTarget) -> None:
-        """All traffic to the primary Service's backend, and the apex Service to the target's pods."""
-        self.set_weights(route, ALL_TO_PRIMARY)
-        services.release_apex(self._kube, self._services, route)
+    def build(self, route: RouteTarget, weights: Weights) -> Obj:
+        """The HTTPProxy for ``weights``."""
+        return build(route, weights)
 
 
-def _create(context: RouterContext) -> ContourRouter:
-    return ContourRouter(context.kube, services_cache=context.cache(*services.KIND),
-                         proxies=context.cache(*HTTP_PROXY))
-
-
-PLUGIN = RouterPlugin(name="contour", watches=(services.WATCH, Watch(*HTTP_PROXY, optional=True)),
-                      read_weights=read_weights, create=_create, crds=("contour",))
+PLUGIN = ContourRouter.plugin(crds=("contour",))

@@ -6,23 +6,10 @@ The route's parents come from spec.service.gatewayRefs, its hostnames from spec.
 
 from __future__ import annotations
 
-from canary.defaults import FIELD_MANAGER
 from canary.kube import Obj
-from canary.kube.apply import apply_if_changed
-from canary.kube.cache import Informer
-from canary.kube.client import Kube
 from canary.models.canary import Canary, HTTPMatchRequest, Strategy, StringMatch
-from canary.routers import services
-from canary.routers.base import (
-    ALL_TO_PRIMARY,
-    Getter,
-    RouterContext,
-    RouterPlugin,
-    RouteTarget,
-    Watch,
-    Weights,
-    split_of,
-)
+from canary.routers.base import Getter, RouteTarget, Weights, split_of
+from canary.routers.weighted import WeightedRouter
 
 API_VERSION = "gateway.networking.k8s.io/v1"
 KIND = (API_VERSION, "HTTPRoute")
@@ -108,44 +95,18 @@ def read_weights(get: Getter, canary: Canary) -> Weights | None:
     return route_weights(found) if found is not None else None
 
 
-class GatewayAPIRouter:
-    """Weighted routing through a Gateway API HTTPRoute."""
+class GatewayAPIRouter(WeightedRouter):
+    """Weighted and matched routing through a Gateway API HTTPRoute."""
 
     name = "gatewayapi"
-    has_weights = True
+    kind = KIND
     has_match = True
-    supported: frozenset[str] = frozenset({"service.gatewayRefs", "service.hosts", "service.match"})
+    supported = frozenset({"service.gatewayRefs", "service.hosts", "service.match"})
+    read = staticmethod(read_weights)
 
-    def __init__(self, kube: Kube, *, services_cache: Informer, routes_cache: Informer) -> None:
-        self._kube = kube
-        self._services = services_cache
-        self._routes = routes_cache
-
-    def _get(self, api_version: str, kind: str, namespace: str, name: str) -> Obj | None:
-        return self._routes.get(namespace, name)
-
-    def reconcile(self, route: RouteTarget) -> None:
-        """Create the Services and the HTTPRoute (all traffic to the primary), or correct them."""
-        services.reconcile(self._kube, self._services, route)
-        apply_if_changed(self._kube, self._routes, build(route, self.weights(route)), field_manager=FIELD_MANAGER)
-
-    def weights(self, route: RouteTarget) -> Weights:
-        """The weights of the HTTPRoute's canary rule."""
-        return read_weights(self._get, route.canary) or ALL_TO_PRIMARY
-
-    def set_weights(self, route: RouteTarget, weights: Weights) -> None:
-        """Rewrite the HTTPRoute with the new split."""
-        apply_if_changed(self._kube, self._routes, build(route, weights), field_manager=FIELD_MANAGER)
-
-    def finalize(self, route: RouteTarget) -> None:
-        """Point the apex Service at the target's pods; the HTTPRoute goes with the Canary that owns it."""
-        services.release_apex(self._kube, self._services, route)
+    def build(self, route: RouteTarget, weights: Weights) -> Obj:
+        """The HTTPRoute for ``weights``."""
+        return build(route, weights)
 
 
-def _create(context: RouterContext) -> GatewayAPIRouter:
-    return GatewayAPIRouter(context.kube, services_cache=context.cache(*services.KIND),
-                            routes_cache=context.cache(*KIND))
-
-
-PLUGIN = RouterPlugin(name="gatewayapi", watches=(services.WATCH, Watch(*KIND, optional=True)),
-                      read_weights=read_weights, create=_create, crds=("gateway-api",))
+PLUGIN = GatewayAPIRouter.plugin(crds=("gateway-api",))

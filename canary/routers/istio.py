@@ -14,20 +14,10 @@ from __future__ import annotations
 from canary.defaults import FIELD_MANAGER
 from canary.kube import Obj
 from canary.kube.apply import apply_if_changed
-from canary.kube.cache import Informer
-from canary.kube.client import Kube
 from canary.models.canary import Canary, CanaryService, HTTPMatchRequest
 from canary.routers import services
-from canary.routers.base import (
-    ALL_TO_PRIMARY,
-    Getter,
-    RouterContext,
-    RouterPlugin,
-    RouteTarget,
-    Watch,
-    Weights,
-    split_of,
-)
+from canary.routers.base import ALL_TO_PRIMARY, Getter, RouteTarget, Weights, split_of
+from canary.routers.weighted import WeightedRouter
 
 API_VERSION = "networking.istio.io/v1"
 VIRTUAL_SERVICE = (API_VERSION, "VirtualService")
@@ -153,42 +143,28 @@ def read_weights(get: Getter, canary: Canary) -> Weights | None:
     return service_weights(found, canary) if found is not None else None
 
 
-class IstioRouter:
+class IstioRouter(WeightedRouter):
     """Weighted and header-matched routing through an Istio VirtualService."""
 
     name = "istio"
-    has_weights = True
+    kind = VIRTUAL_SERVICE
+    extra_kinds = (DESTINATION_RULE,)
     has_match = True
-    supported: frozenset[str] = frozenset({
+    supported = frozenset({
         "service.gateways", "service.hosts", "service.delegation", "service.trafficPolicy", "service.match",
         "service.rewrite", "service.retries", "service.headers", "service.corsPolicy", "service.timeout",
         "service.portDiscovery"})
+    read = staticmethod(read_weights)
 
-    def __init__(self, kube: Kube, *, services_cache: Informer, virtual_services: Informer,
-                 destination_rules_cache: Informer) -> None:
-        self._kube = kube
-        self._services = services_cache
-        self._virtual_services = virtual_services
-        self._destination_rules = destination_rules_cache
-
-    def _get(self, api_version: str, kind: str, namespace: str, name: str) -> Obj | None:
-        return self._virtual_services.get(namespace, name)
+    def build(self, route: RouteTarget, weights: Weights) -> Obj:
+        """The VirtualService for ``weights``."""
+        return virtual_service(route, weights)
 
     def reconcile(self, route: RouteTarget) -> None:
-        """Create or correct the Services, the DestinationRules and the VirtualService (keeping its weights)."""
-        services.reconcile(self._kube, self._services, route)
+        """Create or correct the DestinationRules too."""
         for rule in destination_rules(route):
-            apply_if_changed(self._kube, self._destination_rules, rule, field_manager=FIELD_MANAGER)
-        self.set_weights(route, self.weights(route))
-
-    def weights(self, route: RouteTarget) -> Weights:
-        """The weights of the VirtualService's canary route."""
-        return read_weights(self._get, route.canary) or ALL_TO_PRIMARY
-
-    def set_weights(self, route: RouteTarget, weights: Weights) -> None:
-        """Rewrite the VirtualService with the new split."""
-        apply_if_changed(self._kube, self._virtual_services, virtual_service(route, weights),
-                         field_manager=FIELD_MANAGER)
+            apply_if_changed(self._kube, self._extra[DESTINATION_RULE], rule, field_manager=FIELD_MANAGER)
+        super().reconcile(route)
 
     def finalize(self, route: RouteTarget) -> None:
         """Route the apex host to the apex Service, which then selects the target's pods."""
@@ -197,16 +173,8 @@ class IstioRouter:
         for kind in ("http", "tcp"):
             for rule in body["spec"].get(kind) or []:
                 rule["route"] = [{"destination": {"host": apex}, "weight": 100}]
-        apply_if_changed(self._kube, self._virtual_services, body, field_manager=FIELD_MANAGER)
+        apply_if_changed(self._kube, self._objects, body, field_manager=FIELD_MANAGER)
         services.release_apex(self._kube, self._services, route)
 
 
-def _create(context: RouterContext) -> IstioRouter:
-    return IstioRouter(context.kube, services_cache=context.cache(*services.KIND),
-                       virtual_services=context.cache(*VIRTUAL_SERVICE),
-                       destination_rules_cache=context.cache(*DESTINATION_RULE))
-
-
-PLUGIN = RouterPlugin(name="istio", watches=(services.WATCH, Watch(*VIRTUAL_SERVICE, optional=True),
-                                             Watch(*DESTINATION_RULE, optional=True)),
-                      read_weights=read_weights, create=_create, crds=("istio",))
+PLUGIN = IstioRouter.plugin(crds=("istio",))

@@ -12,15 +12,11 @@ from __future__ import annotations
 
 import copy
 
-from canary.defaults import FIELD_MANAGER
 from canary.errors import PermanentError
 from canary.kube import Obj
-from canary.kube.apply import apply_if_changed
-from canary.kube.cache import Informer
-from canary.kube.client import Kube
 from canary.models.canary import Canary
-from canary.routers import services
-from canary.routers.base import ALL_TO_PRIMARY, Getter, RouterContext, RouterPlugin, RouteTarget, Watch, Weights
+from canary.routers.base import Getter, RouteTarget, Weights
+from canary.routers.weighted import WeightedRouter
 
 INGRESS = ("networking.k8s.io/v1", "Ingress")
 PREFIX = "nginx.ingress.kubernetes.io/"
@@ -119,53 +115,23 @@ def read_weights(get: Getter, canary: Canary) -> Weights | None:
     return ingress_weights(found) if found is not None else None
 
 
-class NginxRouter:
+class NginxRouter(WeightedRouter):
     """Weighted and header-matched routing through ingress-nginx's canary Ingress."""
 
     name = "nginx"
-    has_weights = True
+    kind = INGRESS
     has_match = True
-    supported: frozenset[str] = frozenset()
+    read = staticmethod(read_weights)
 
-    def __init__(self, kube: Kube, *, services_cache: Informer, ingresses: Informer) -> None:
-        self._kube = kube
-        self._services = services_cache
-        self._ingresses = ingresses
-
-    def _get(self, api_version: str, kind: str, namespace: str, name: str) -> Obj | None:
-        return self._ingresses.get(namespace, name)
-
-    def _main(self, route: RouteTarget) -> Obj:
+    def build(self, route: RouteTarget, weights: Weights) -> Obj:
+        """The canary Ingress for ``weights``, from the main Ingress as it is now."""
         name = _ingress_ref(route.canary)
-        found = self._ingresses.get(route.namespace, name)
-        if found is None:
+        main = self._objects.get(route.namespace, name)
+        if main is None:
             raise PermanentError(f"Canary {route.namespace}/{route.canary.metadata.name}: spec.ingressRef: Ingress "
                                  f"{name} not found")
-        return found
-
-    def reconcile(self, route: RouteTarget) -> None:
-        """Create or correct the Services and the canary Ingress (keeping its weight)."""
-        services.reconcile(self._kube, self._services, route)
-        self.set_weights(route, self.weights(route))
-
-    def weights(self, route: RouteTarget) -> Weights:
-        """The split of the canary Ingress."""
-        return read_weights(self._get, route.canary) or ALL_TO_PRIMARY
-
-    def set_weights(self, route: RouteTarget, weights: Weights) -> None:
-        """Rewrite the canary Ingress's annotations for the new split."""
-        body = build(route.canary, self._main(route), weights, owner=route.owner)
-        apply_if_changed(self._kube, self._ingresses, body, field_manager=FIELD_MANAGER)
-
-    def finalize(self, route: RouteTarget) -> None:
-        """No traffic through the canary Ingress; the apex Service (the main Ingress's backend) to the target."""
-        self.set_weights(route, ALL_TO_PRIMARY)
-        services.release_apex(self._kube, self._services, route)
+        return build(route.canary, main, weights, owner=route.owner)
 
 
-def _create(context: RouterContext) -> NginxRouter:
-    return NginxRouter(context.kube, services_cache=context.cache(*services.KIND), ingresses=context.cache(*INGRESS))
-
-
-PLUGIN = RouterPlugin(name="nginx", watches=(services.WATCH, Watch(*INGRESS)), read_weights=read_weights,
-                      create=_create)
+# Ingresses are core objects: the cache is always served.
+PLUGIN = NginxRouter.plugin(optional=False)

@@ -5,23 +5,10 @@ IngressRoute sends to that TraefikService by name. Weights only: Traefik has no 
 
 from __future__ import annotations
 
-from canary.defaults import FIELD_MANAGER
 from canary.kube import Obj
-from canary.kube.apply import apply_if_changed
-from canary.kube.cache import Informer
-from canary.kube.client import Kube
 from canary.models.canary import Canary
-from canary.routers import services
-from canary.routers.base import (
-    ALL_TO_PRIMARY,
-    Getter,
-    RouterContext,
-    RouterPlugin,
-    RouteTarget,
-    Watch,
-    Weights,
-    split_of,
-)
+from canary.routers.base import Getter, RouteTarget, Weights, split_of
+from canary.routers.weighted import WeightedRouter
 
 TRAEFIK_SERVICE = ("traefik.io/v1alpha1", "TraefikService")
 
@@ -54,45 +41,16 @@ def read_weights(get: Getter, canary: Canary) -> Weights | None:
     return service_weights(found, canary) if found is not None else None
 
 
-class TraefikRouter:
+class TraefikRouter(WeightedRouter):
     """Weighted routing through a TraefikService."""
 
     name = "traefik"
-    has_weights = True
-    has_match = False
-    supported: frozenset[str] = frozenset()
+    kind = TRAEFIK_SERVICE
+    read = staticmethod(read_weights)
 
-    def __init__(self, kube: Kube, *, services_cache: Informer, traefik_services: Informer) -> None:
-        self._kube = kube
-        self._services = services_cache
-        self._traefik_services = traefik_services
-
-    def _get(self, api_version: str, kind: str, namespace: str, name: str) -> Obj | None:
-        return self._traefik_services.get(namespace, name)
-
-    def reconcile(self, route: RouteTarget) -> None:
-        """Create or correct the Services and the TraefikService (keeping its weights)."""
-        services.reconcile(self._kube, self._services, route)
-        self.set_weights(route, self.weights(route))
-
-    def weights(self, route: RouteTarget) -> Weights:
-        """The split of the TraefikService."""
-        return read_weights(self._get, route.canary) or ALL_TO_PRIMARY
-
-    def set_weights(self, route: RouteTarget, weights: Weights) -> None:
-        """Rewrite the TraefikService with the new split."""
-        apply_if_changed(self._kube, self._traefik_services, build(route, weights), field_manager=FIELD_MANAGER)
-
-    def finalize(self, route: RouteTarget) -> None:
-        """All traffic to the primary backend, and the apex Service to the target's pods."""
-        self.set_weights(route, ALL_TO_PRIMARY)
-        services.release_apex(self._kube, self._services, route)
+    def build(self, route: RouteTarget, weights: Weights) -> Obj:
+        """The TraefikService for ``weights``."""
+        return build(route, weights)
 
 
-def _create(context: RouterContext) -> TraefikRouter:
-    return TraefikRouter(context.kube, services_cache=context.cache(*services.KIND),
-                         traefik_services=context.cache(*TRAEFIK_SERVICE))
-
-
-PLUGIN = RouterPlugin(name="traefik", watches=(services.WATCH, Watch(*TRAEFIK_SERVICE, optional=True)),
-                      read_weights=read_weights, create=_create, crds=("traefik",))
+PLUGIN = TraefikRouter.plugin(crds=("traefik",))

@@ -16,6 +16,9 @@ from tests.e2e.canaries import canary_status, deployment, events, image_of, rele
 from tests.e2e.controllers import ControllerProcess, metric_total
 
 pytestmark = pytest.mark.usefixtures("gateway_api_crds")
+# kube-controller-manager's garbage collector finds new kinds on a 30 s discovery resync and waits for
+# its monitors after CRDs are installed (the router tests install several): give it two rounds and more.
+GC_TIMEOUT = 150
 
 
 
@@ -71,7 +74,7 @@ def test_deleting_a_canary_collects_what_it_made_and_revert_on_deletion_restores
     wait_until(lambda: [n for n in ("web-primary",) if kube.get("apps/v1", "Deployment", n, namespace=namespace)]
                + [s["metadata"]["name"] for s in kube.list_objects("v1", "Service", namespace=namespace)],
                lambda left: left == [], what="the garbage collector to remove the primary and the Services",
-               timeout=60)
+               timeout=GC_TIMEOUT)
     assert kube.get("gateway.networking.k8s.io/v1", "HTTPRoute", "web", namespace=namespace) is None
 
     kube.create(make_deployment("api", namespace, replicas=2, image="api:1"))
@@ -92,7 +95,7 @@ def test_deleting_a_canary_collects_what_it_made_and_revert_on_deletion_restores
     assert apex["spec"]["selector"] == {"app": "api"}
     assert not apex["metadata"].get("ownerReferences")
     wait_until(lambda: kube.get("apps/v1", "Deployment", "api-primary", namespace=namespace), lambda d: d is None,
-               what="the primary to be collected", timeout=60)
+               what="the primary to be collected", timeout=GC_TIMEOUT)
 
 
 def test_manual_controls_pause_resume_promote_abort_and_retry(
