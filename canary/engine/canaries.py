@@ -24,7 +24,6 @@ from canary.models.canary import Canary, CanaryHead
 class InvalidCanary:
     """A Canary object that its model refuses; ``message`` names the fields."""
 
-    obj: Obj
     message: str
 
 
@@ -60,7 +59,7 @@ class Canaries:
         try:
             parsed: Parsed = Canary.from_object(obj)
         except ValidationError as exc:
-            parsed = InvalidCanary(obj=obj, message=validation_message(exc))
+            parsed = InvalidCanary(message=validation_message(exc))
         with self._lock:
             self._parsed[key] = (version, parsed)
         return parsed

@@ -62,9 +62,12 @@ class Request(StrEnum):
     RETRY = "retry"
 
 
-_WHEN_ALLOWED: dict[str, str] = {Request.PROMOTE: "works while Progressing, Waiting or WaitingPromotion",
-                 Request.ABORT: "works while Progressing, Waiting or WaitingPromotion",
-                 Request.RETRY: "works only when Failed"}
+_WHEN_ALLOWED: dict[str, str] = {
+    Request.PROMOTE: "works while Progressing, Waiting or WaitingPromotion",
+    Request.ABORT: "works while Progressing, Waiting or WaitingPromotion",
+    Request.RETRY: "works only when Failed",
+}
+"""What a refused request says about when it works."""
 
 
 class Check(StrEnum):
