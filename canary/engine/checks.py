@@ -82,6 +82,18 @@ class CheckRunner:
             return CheckResult(passed=False, message=message)
         return self._metrics(canary, provider)
 
+    def problems(self, canary: Canary, *, provider: str) -> list[str]:
+        """What is wrong with the canary's metrics before any query runs: a name that is not a built-in
+        metric of ``provider`` without a query or templateRef, a MetricTemplate that does not exist, a
+        missing Secret. Reported at once, not at release time."""
+        found = []
+        for metric in canary.spec.analysis.metrics or []:
+            try:
+                self._provider(self._query(canary, metric, provider))
+            except AnalysisSpecError as exc:
+                found.append(str(exc))
+        return found
+
     def _metrics(self, canary: Canary, mesh: str) -> CheckResult:
         now = self._clock()
         # The whole analysis shares one tick: each query gets a fair share of the interval.
@@ -208,10 +220,10 @@ def _overall(canary: Canary, results: list[MetricResult], comparisons: list[Comp
     analysis = canary.spec.analysis
     policies = {m.name: m.no_data for m in analysis.metrics or []}
     compared = {m.name for m in analysis.metrics or [] if m.comparison is not None}
-    failed = [r for r in results if r.name not in compared and r.verdict != "pass" and not
-              (r.verdict == "no-data" and policies.get(r.name) in ("skip", "pause"))]
-    held = [r for r in results if r.name not in compared and r.verdict == "no-data" and
-            policies.get(r.name) == "pause"]
+    # A comparison without data follows its metric's noData policy too: it is never a silent pass.
+    failed = [r for r in results if r.verdict != "pass" and (r.name not in compared or r.verdict == "no-data")
+              and not (r.verdict == "no-data" and policies.get(r.name) in ("skip", "pause"))]
+    held = [r for r in results if r.verdict == "no-data" and policies.get(r.name) == "pause"]
     value = score(comparisons)
     if value is not None:
         thresholds = analysis.score_thresholds

@@ -104,6 +104,9 @@ class Reconciler:
         if rival is not None:
             return self._problem(obj, "TargetConflict", f"{where}: spec.targetRef {canary.spec.target_ref.name} is "
                                  f"already the target of Canary {rival}", warning=True)
+        metrics = self._checks.problems(canary, provider=router.name)
+        if metrics:
+            return self._problem(obj, "InvalidMetric", f"{where}: {'; '.join(metrics)}", warning=True)
         state = self._deployments.observe(canary)
         if state is None:
             return self._problem(obj, "TargetNotFound", f"{where}: spec.targetRef: {canary.spec.target_ref.kind} "

@@ -248,8 +248,18 @@ class CanaryService(Model):
 class ThresholdRange(Model):
     """Bounds a metric value must stay within (either may be open)."""
 
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [{
+        "rule": "!has(self.min) || !has(self.max) || self.min <= self.max",
+        "message": "min must not be above max"}]})
+
     min: float | None = None
     max: float | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ThresholdRange:
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min must not be above max, got min {self.min:g} and max {self.max:g}")
+        return self
 
 
 class MetricComparison(Model):

@@ -36,7 +36,8 @@ def test_a_slower_canary_fails_the_comparison_within_the_fixed_bound_and_alerts_
                     {"name": "p99-within-500ms", "templateRef": {"name": "latency"}, "interval": "10s",
                      "thresholdRange": {"max": 500}},
                     {"name": "p99-versus-primary", "templateRef": {"name": "latency"}, "interval": "10s",
-                     "comparison": {"direction": "increase", "allowedChange": 0.1, "confidence": 0.95}},
+                     "comparison": {"direction": "increase", "allowedChange": 0.1, "confidence": 0.95},
+                     "noData": "pause"},  # hold the weight until both sides have samples to compare
                 ]}))
             wait_phase(kube, namespace, "web", "Initialized")
             release(kube, namespace, "web:2", annotations={"sim.canary.dev/latency-ms": "260"})

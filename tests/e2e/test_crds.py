@@ -36,6 +36,8 @@ def _canary(namespace: str, **analysis: Any) -> dict[str, Any]:
          "spec.analysis.metrics[0].interval", "must be at least 1s"),
         ({"iterations": 2, "webhooks": [{"name": "x", "url": "http://x", "timeout": "0s"}]},
          "spec.analysis.webhooks[0].timeout", "must be at least 1ms"),
+        ({"iterations": 2, "metrics": [{"name": "m", "query": "up", "thresholdRange": {"min": 2, "max": 1}}]},
+         "spec.analysis.metrics[0].thresholdRange", "min must not be above max"),
     ],
 )
 def test_the_api_server_refuses_an_invalid_canary_naming_the_field(

@@ -7,6 +7,8 @@ import base64
 import datetime as dt
 from typing import Any
 
+import pytest
+
 from canary.engine.checks import WINDOW_INTERVALS, CheckRunner
 from canary.engine.decide import Check
 from canary.models.base import API_VERSION
@@ -63,3 +65,16 @@ def test_providers_with_a_time_range_look_back_ten_metric_intervals() -> None:
             assert result.passed, result.message
     spans = [int(seen.query["to"][0]) - int(seen.query["from"][0]) for seen in datadog.seen]
     assert spans == [WINDOW_INTERVALS * 120, WINDOW_INTERVALS * 60], "2m, then Flagger's default 1m"
+
+
+@pytest.mark.parametrize(("policy", "passed", "hold"), [("fail", False, False), ("pause", False, True),
+                                                        ("skip", True, False)])
+def test_a_comparison_without_data_follows_the_metrics_no_data_policy(policy: str, passed: bool, hold: bool) -> None:
+    empty = {"status": "success", "data": {"resultType": "matrix", "result": []}}
+    with FakeServer(lambda seen: Answer(body=empty)) as prometheus:
+        canary = _canary({"name": "p99-versus-primary", "query": "x", "noData": policy,
+                          "comparison": {"direction": "increase"}})
+        result = _runner(FakeKube(), prometheus.url).run(Check.ANALYSIS, canary, revision="r1", provider="kubernetes")
+    assert (result.passed, result.hold) == (passed, hold), result.message
+    (judged,) = result.metrics
+    assert judged.verdict == "no-data"

@@ -179,3 +179,20 @@ def test_a_field_that_becomes_unset_is_removed_from_the_stored_status() -> None:
     assert status["handledRequest"] == "abort/2"
     assert status["phase"] == "Failed"
     assert "requestRefused" not in status, "an accepted request clears the last refusal"
+
+
+@pytest.mark.parametrize(("metric", "words"), [
+    ({"name": "request-latency-p42", "thresholdRange": {"max": 5}},
+     "not a built-in metric (request-duration, request-success-rate) and no templateRef or query"),
+    ({"name": "latency", "templateRef": {"name": "missing"}, "thresholdRange": {"max": 5}},
+     "templateRef: MetricTemplate apps/missing not found"),
+])
+def test_a_metric_that_cannot_run_is_reported_at_initialisation_and_nothing_is_made(
+    metric: dict[str, Any], words: str
+) -> None:
+    cluster = Cluster(make_deployment("web", "apps"), _canary(metrics=[metric]))
+    cluster.tick()
+    ready = _condition(cluster.canary())
+    assert ready["reason"] == "InvalidMetric"
+    assert words in ready["message"]
+    assert ("Deployment", "apps", "web-primary") not in cluster.kube.objects

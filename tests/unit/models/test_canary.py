@@ -89,3 +89,11 @@ def test_a_status_field_left_by_another_controller_version_does_not_make_the_can
     canary = Canary.model_validate(body)
     assert canary.status.phase == "Succeeded"
     assert "revision" not in canary.status.model_dump(by_alias=True)
+
+
+def test_a_threshold_range_with_min_above_max_is_refused_naming_the_metric() -> None:
+    body = _canary(stepWeight=10, metrics=[{"name": "request-success-rate", "thresholdRange": {"min": 99, "max": 1}}])
+    with pytest.raises(ValidationError) as caught:
+        Canary.model_validate(body)
+    assert "spec.analysis.metrics.0.thresholdRange" in str(caught.value)
+    assert "min must not be above max, got min 99 and max 1" in str(caught.value)
