@@ -144,6 +144,7 @@ def build(settings: ControllerSettings) -> Controller:
     scheduler = CanaryScheduler(reconciler.tick, workers=settings.workers, canaries=canaries)
     informers["canaries"].subscribe(scheduler.on_canary)
     informers["canaries"].subscribe(reconciler.forget)
+    informers["metrictemplates"].subscribe(scheduler.on_template)
     informers["deployments"].subscribe(scheduler.on_target)
     informers["daemonsets"].subscribe(scheduler.on_target)
 

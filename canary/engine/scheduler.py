@@ -144,6 +144,20 @@ class CanaryScheduler:
         for head in self._canaries.targeting(namespace, name):
             self.trigger(namespace, head.metadata.name, delay=SETTLE_SECONDS)
 
+    def on_template(self, event: str, template: Obj) -> None:
+        """Informer handler for MetricTemplates: run the canaries that use one that appeared or changed
+        (a Canary and its template synced from one commit may arrive in either order)."""
+        if event == "DELETED":
+            return
+        namespace, name = template["metadata"].get("namespace") or "", template["metadata"]["name"]
+        for obj in self._canaries.informer.list_objects():
+            canary = self._canaries.parse(obj)
+            if isinstance(canary, Canary) and any(
+                    m.template_ref is not None and m.template_ref.name == name
+                    and (m.template_ref.namespace or canary.metadata.namespace) == namespace
+                    for m in canary.spec.analysis.metrics or []):
+                self.trigger(canary.metadata.namespace or "", canary.metadata.name)
+
     def on_config(self, kind: str, targets: Callable[[str], list[Obj]]) -> Callable[[str, Obj], None]:
         """An informer handler for ConfigMaps or Secrets: run the canaries whose target uses the config."""
         def handle(event: str, config: Obj) -> None:

@@ -89,3 +89,29 @@ def test_a_manual_request_runs_a_tick_at_once() -> None:
         assert ticks[1] - asked < dt.timedelta(seconds=5), "handled long before the 1m interval"
     finally:
         scheduler.shutdown()
+
+
+def test_a_metric_template_that_appears_runs_the_canaries_that_use_it_at_once() -> None:
+    ticks: list[str] = []
+
+    def tick(namespace: str, name: str) -> str:
+        ticks.append(name)
+        return "ticked"
+
+    user = make_canary("web", "apps", analysis={"interval": "1m", "stepWeight": 10, "metrics": [
+        {"name": "latency", "templateRef": {"name": "latency"}, "thresholdRange": {"max": 5}}]})
+    other = make_canary("api", "apps", analysis={"interval": "1m", "stepWeight": 10})
+    scheduler = CanaryScheduler(tick, workers=1, canaries=_canaries(user, other))
+    scheduler.start()
+    try:
+        scheduler.on_canary("ADDED", user)
+        scheduler.on_canary("ADDED", other)
+        wait_until(lambda: sorted(ticks), lambda seen: seen == ["api", "web"], what="the first ticks", timeout=5,
+                   interval=0.01)
+        template = {"apiVersion": API_VERSION, "kind": "MetricTemplate",
+                    "metadata": {"name": "latency", "namespace": "apps"}}
+        scheduler.on_template("ADDED", template)
+        wait_until(lambda: ticks[2:], lambda seen: seen == ["web"], what="the tick of the canary using it",
+                   timeout=5, interval=0.01)
+    finally:
+        scheduler.shutdown()
