@@ -15,10 +15,6 @@ from canary.waiting import wait_until
 CANARY_CRDS = REPO_ROOT / "manifests" / "crds"
 VENDOR = REPO_ROOT / "manifests" / "vendor"
 GATEWAY_API_CRDS = VENDOR / "gateway-api"
-ISTIO_CRDS = VENDOR / "istio"
-CONTOUR_CRDS = VENDOR / "contour"
-TRAEFIK_CRDS = VENDOR / "traefik"
-KEDA_CRDS = VENDOR / "keda"
 FIELD_MANAGER = "canary-install"
 
 

@@ -8,6 +8,7 @@ from typing import TypeVar
 from canary.kube import Obj
 from canary.kube.client import Kube
 from canary.waiting import wait_until
+from tests.builders import make_canary
 
 T = TypeVar("T")
 
@@ -74,3 +75,13 @@ def follow_release(kube: Kube, namespace: str, read: Callable[[], T | None], *, 
     phase = wait_until(observe, lambda p: p in ("Succeeded", "Failed"), what=f"the release of Canary {name} to end",
                        timeout=timeout, interval=0.05)
     return seen, phase
+
+
+def judged_canary(namespace: str, provider: str, **analysis: object) -> Obj:
+    """Canary ``web`` on ``provider``, judged by its built-in success rate (at least 99%) and duration
+    (at most 500 ms) over 10 s, a tick every 2 s, rolled back after two failed checks."""
+    return make_canary("web", namespace, provider=provider, analysis={
+        "interval": "2s", "threshold": 2, "metrics": [
+            {"name": "request-success-rate", "interval": "10s", "thresholdRange": {"min": 99}},
+            {"name": "request-duration", "interval": "10s", "thresholdRange": {"max": 500}}],
+        **analysis})

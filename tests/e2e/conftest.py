@@ -8,22 +8,14 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 
 import pytest
 
 from canary.kube.client import Kube
 from canary.local import stack
-from canary.local.install import (
-    CANARY_CRDS,
-    CONTOUR_CRDS,
-    GATEWAY_API_CRDS,
-    ISTIO_CRDS,
-    KEDA_CRDS,
-    TRAEFIK_CRDS,
-    install_crds,
-)
+from canary.local.install import CANARY_CRDS, GATEWAY_API_CRDS, crd_folder, install_crds
 from canary.waiting import wait_until
 from tests.e2e.controllers import ControllerProcess
 from tests.e2e.gitrepos import daemon, upstream  # noqa: F401 - fixtures shared by the Git sync tests
@@ -93,28 +85,20 @@ def gateway_api_crds(kube: Kube) -> list[str]:
     return install_crds(kube, GATEWAY_API_CRDS)
 
 
-@pytest.fixture(scope="session")
-def istio_crds(kube: Kube) -> list[str]:
-    """Istio's networking CRDs (vendored), Established."""
-    return install_crds(kube, ISTIO_CRDS, timeout=60)
+def _vendored_crds(project: str) -> Callable[[Kube], list[str]]:
+    """A session fixture ``<project>_crds``: the project's CRDs from manifests/vendor, Established."""
+
+    def install(kube: Kube) -> list[str]:
+        return install_crds(kube, crd_folder(project), timeout=60)
+
+    install.__doc__ = f"The vendored {project} CRDs, Established."
+    return pytest.fixture(scope="session", name=f"{project}_crds")(install)
 
 
-@pytest.fixture(scope="session")
-def contour_crds(kube: Kube) -> list[str]:
-    """Contour's HTTPProxy CRD (vendored), Established."""
-    return install_crds(kube, CONTOUR_CRDS)
-
-
-@pytest.fixture(scope="session")
-def traefik_crds(kube: Kube) -> list[str]:
-    """Traefik's TraefikService CRD (vendored), Established."""
-    return install_crds(kube, TRAEFIK_CRDS)
-
-
-@pytest.fixture(scope="session")
-def keda_crds(kube: Kube) -> list[str]:
-    """KEDA's ScaledObject CRD (vendored), Established."""
-    return install_crds(kube, KEDA_CRDS)
+istio_crds = _vendored_crds("istio")
+contour_crds = _vendored_crds("contour")
+traefik_crds = _vendored_crds("traefik")
+keda_crds = _vendored_crds("keda")
 
 
 @pytest.fixture

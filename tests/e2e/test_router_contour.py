@@ -9,8 +9,16 @@ import pytest
 from canary.kube import Obj
 from canary.kube.client import Kube
 from canary.waiting import wait_until
-from tests.builders import make_canary, make_deployment
-from tests.e2e.canaries import canary_status, deployment, follow_release, image_of, release, wait_phase
+from tests.builders import make_deployment
+from tests.e2e.canaries import (
+    canary_status,
+    deployment,
+    follow_release,
+    image_of,
+    judged_canary,
+    release,
+    wait_phase,
+)
 from tests.e2e.controllers import ControllerProcess
 
 pytestmark = pytest.mark.usefixtures("contour_crds")
@@ -26,11 +34,9 @@ def _weights(kube: Kube, namespace: str) -> tuple[int, int] | None:
 
 
 def _canary(namespace: str, **analysis: object) -> Obj:
-    return make_canary("web", namespace, provider="contour", analysis={
-        "interval": "2s", "threshold": 2, "metrics": [
-            {"name": "request-success-rate", "interval": "10s", "thresholdRange": {"min": 99}},
-            {"name": "request-duration", "interval": "10s", "thresholdRange": {"max": 500}}],
-        **analysis}, service={"port": 9898, "timeout": "15s"})
+    body = judged_canary(namespace, "contour", **analysis)
+    body["spec"]["service"]["timeout"] = "15s"
+    return body
 
 
 def test_contour_initialises_an_http_proxy_and_promotes_a_good_release(

@@ -11,8 +11,16 @@ import pytest
 from canary.kube import Obj
 from canary.kube.client import Kube
 from canary.waiting import wait_until
-from tests.builders import make_canary, make_deployment
-from tests.e2e.canaries import canary_status, deployment, follow_release, image_of, release, wait_phase
+from tests.builders import make_deployment
+from tests.e2e.canaries import (
+    canary_status,
+    deployment,
+    follow_release,
+    image_of,
+    judged_canary,
+    release,
+    wait_phase,
+)
 from tests.e2e.controllers import ControllerProcess
 
 pytestmark = pytest.mark.usefixtures("istio_crds")
@@ -36,12 +44,10 @@ def _weights(kube: Kube, namespace: str) -> tuple[int, int] | None:
 
 
 def _canary(namespace: str, **analysis: Any) -> Obj:
-    return make_canary("web", namespace, provider="istio", analysis={
-        "interval": "2s", "threshold": 2, "metrics": [
-            {"name": "request-success-rate", "interval": "10s", "thresholdRange": {"min": 99}},
-            {"name": "request-duration", "interval": "10s", "thresholdRange": {"max": 500}}],
-        **analysis}, service={"port": 9898, "hosts": ["web.example.com"], "gateways": ["public/gateway", "mesh"],
-                              "trafficPolicy": {"tls": {"mode": "ISTIO_MUTUAL"}}, "timeout": "30s"})
+    body = judged_canary(namespace, "istio", **analysis)
+    body["spec"]["service"] = {"port": 9898, "hosts": ["web.example.com"], "gateways": ["public/gateway", "mesh"],
+                               "trafficPolicy": {"tls": {"mode": "ISTIO_MUTUAL"}}, "timeout": "30s"}
+    return body
 
 
 def test_istio_initialises_a_virtual_service_and_destination_rules_then_promotes_a_good_release(

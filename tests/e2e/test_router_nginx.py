@@ -9,8 +9,16 @@ from typing import Any
 from canary.kube import Obj
 from canary.kube.client import Kube
 from canary.waiting import wait_until
-from tests.builders import make_canary, make_deployment
-from tests.e2e.canaries import canary_status, deployment, follow_release, image_of, release, wait_phase
+from tests.builders import make_deployment
+from tests.e2e.canaries import (
+    canary_status,
+    deployment,
+    follow_release,
+    image_of,
+    judged_canary,
+    release,
+    wait_phase,
+)
 from tests.e2e.controllers import ControllerProcess
 
 INGRESS = "networking.k8s.io/v1"
@@ -27,11 +35,7 @@ def _main_ingress(namespace: str) -> Obj:
 
 
 def _canary(namespace: str, **analysis: Any) -> Obj:
-    body = make_canary("web", namespace, provider="nginx", analysis={
-        "interval": "2s", "threshold": 2, "metrics": [
-            {"name": "request-success-rate", "interval": "10s", "thresholdRange": {"min": 99}},
-            {"name": "request-duration", "interval": "10s", "thresholdRange": {"max": 500}}],
-        **analysis})
+    body = judged_canary(namespace, "nginx", **analysis)
     body["spec"]["ingressRef"] = {"apiVersion": INGRESS, "kind": "Ingress", "name": "web"}
     return body
 

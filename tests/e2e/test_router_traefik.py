@@ -8,8 +8,16 @@ import pytest
 
 from canary.kube import Obj
 from canary.kube.client import Kube
-from tests.builders import make_canary, make_deployment
-from tests.e2e.canaries import canary_status, deployment, follow_release, image_of, release, wait_phase
+from tests.builders import make_deployment
+from tests.e2e.canaries import (
+    canary_status,
+    deployment,
+    follow_release,
+    image_of,
+    judged_canary,
+    release,
+    wait_phase,
+)
 from tests.e2e.controllers import ControllerProcess
 
 pytestmark = pytest.mark.usefixtures("traefik_crds")
@@ -25,10 +33,7 @@ def _weights(kube: Kube, namespace: str) -> tuple[int, int] | None:
 
 
 def _canary(namespace: str) -> Obj:
-    return make_canary("web", namespace, provider="traefik", analysis={
-        "interval": "2s", "threshold": 2, "stepWeight": 25, "maxWeight": 50, "metrics": [
-            {"name": "request-success-rate", "interval": "10s", "thresholdRange": {"min": 99}},
-            {"name": "request-duration", "interval": "10s", "thresholdRange": {"max": 500}}]})
+    return judged_canary(namespace, "traefik", stepWeight=25, maxWeight=50)
 
 
 def test_traefik_steps_a_traefik_service_and_promotes_a_good_release_then_rolls_back_a_bad_one(
