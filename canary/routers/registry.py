@@ -42,12 +42,12 @@ def watches(plugins: Iterable[RouterPlugin] = PLUGINS) -> list[Watch]:
     return list(found.values())
 
 
-def read_weights(get: Getter, canary: Canary, *, default: str | None = None) -> Weights | None:
-    """The split the router of ``canary`` holds; without spec.provider or ``default``, the split of
-    whichever router has objects for it (the local simulator does not know the controller's default)."""
-    where = f"Canary {canary.metadata.namespace}/{canary.metadata.name}"
-    if canary.spec.provider or default:
-        return plugin_for(canary.spec.provider, default=default or "", where=where).read_weights(get, canary)
+def read_weights(get: Getter, canary: Canary) -> Weights | None:
+    """The split the router of ``canary`` holds; without spec.provider, the split of whichever router
+    has objects for it (the local simulator does not know the controller's --mesh-provider)."""
+    if canary.spec.provider:
+        where = f"Canary {canary.metadata.namespace}/{canary.metadata.name}"
+        return plugin_for(canary.spec.provider, default="", where=where).read_weights(get, canary)
     for plugin in PLUGINS:
         found = plugin.read_weights(get, canary)
         if found is not None:

@@ -155,7 +155,6 @@ class Deployments:
                  track_configs: bool = True, label_prefixes: tuple[str, ...] = (),
                  daemonsets: Informer | None = None) -> None:
         self._kube = kube
-        self._deployments = deployments
         self._workloads = {"Deployment": deployments, **({"DaemonSet": daemonsets} if daemonsets else {})}
         self._configs = {"ConfigMap": configmaps, "Secret": secrets}
         self._autoscalers = autoscalers
@@ -256,7 +255,7 @@ class Deployments:
             return
         updated = self._kube.merge_patch("apps/v1", "Deployment", canary.spec.target_ref.name,
                                          {"spec": {"replicas": want}}, namespace=canary.metadata.namespace)
-        self._deployments.store(updated)
+        self._workloads["Deployment"].store(updated)
 
     def _hold_daemonset(self, canary: Canary, state: TargetState, *, held: bool) -> None:
         """Keep the target DaemonSet's pods off every node (``held``), or let them run again."""
