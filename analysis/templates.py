@@ -16,6 +16,10 @@ lands in, found by following PromQL's lexer through the template:
 
 Anything else is a ``TemplateError`` that names the placeholder.
 
+A placeholder may pipe its value through one function, ``{{ ingress | nonWordToUnderscore }}``:
+every character that is not an ASCII letter, digit or underscore becomes ``_``, as Skipper writes
+names into its route ids (Flagger encodes its skipper queries' values the same way, in Go).
+
 ``interval`` is the metric's window as a duration; it is written in PromQL's own grammar
 (``1m30s``, never Go's ``1.5m``, which Prometheus refuses), to the millisecond.
 """
@@ -23,7 +27,7 @@ Anything else is a ``TemplateError`` that names the placeholder.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Literal
@@ -32,7 +36,9 @@ from analysis.errors import TemplateError
 
 # Go templates call these functions (Flagger) or fields (``{{ .target }}``); both spellings work.
 _ACTION = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
-_PLACEHOLDER = re.compile(r"\s*\.?([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)\s*", re.ASCII)
+_PLACEHOLDER = re.compile(r"\s*\.?([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)\s*(?:\|\s*([A-Za-z_]\w*)\s*)?", re.ASCII)
+_NON_WORD = re.compile(r"\W", re.ASCII)
+_FUNCTIONS: Mapping[str, Callable[[str], str]] = {"nonWordToUnderscore": lambda value: _NON_WORD.sub("_", value)}
 _FIELDS = ("name", "namespace", "target", "service", "ingress", "route", "interval")
 
 _DURATION = re.compile(r"([0-9]+(ms|s|m|h|d|w|y))+")
@@ -93,30 +99,34 @@ def render_promql(query: str, ctx: TemplateContext) -> str:
     """``query`` with each placeholder replaced by its value, encoded for where it stands."""
     lexer = _Lexer()
     parts: list[str] = []
-    for literal, placeholder in _split(query):
+    for literal, placeholder, function in _split(query):
         lexer.feed(literal)
         parts.append(literal)
         if placeholder is not None:
-            value = _encode(placeholder, ctx.lookup(placeholder), lexer)
+            value = _encode(placeholder, function(ctx.lookup(placeholder)), lexer)
             lexer.feed(value)
             parts.append(value)
     return "".join(parts)
 
 
-def _split(query: str) -> Iterator[tuple[str, str | None]]:
-    """Pairs of (text, placeholder that follows it), the last with no placeholder."""
+def _split(query: str) -> Iterator[tuple[str, str | None, Callable[[str], str]]]:
+    """(text, placeholder that follows it, the function its value goes through), the last with no placeholder."""
     start = 0
     for action in _ACTION.finditer(query):
         placeholder = _PLACEHOLDER.fullmatch(action.group(1))
         if placeholder is None:
             raise TemplateError(f"unsupported template action {action.group(0)!r}; "
                                 f"use a placeholder such as {{{{ target }}}} or {{{{ variables.KEY }}}}")
-        yield query[start:action.start()], placeholder.group(1)
+        name = placeholder.group(2)
+        if name is not None and name not in _FUNCTIONS:
+            raise TemplateError(f"unsupported template action {action.group(0)!r}: no function {name!r}; "
+                                f"functions: {', '.join(sorted(_FUNCTIONS))}")
+        yield query[start:action.start()], placeholder.group(1), _FUNCTIONS[name] if name else str
         start = action.end()
     rest = query[start:]
     if "{{" in rest:
         raise TemplateError(f"unclosed template action at {rest[rest.index('{{'):][:40]!r}")
-    yield rest, None
+    yield rest, None, str
 
 
 @dataclass

@@ -163,6 +163,19 @@ def test_other_template_actions_are_refused(query: str) -> None:
         render_promql(query, CTX)
 
 
+def test_a_value_piped_through_non_word_to_underscore_keeps_only_word_characters() -> None:
+    ctx = TemplateContext(name="n", namespace="team-a.prod", target="web", service="s", interval=MINUTE)
+    assert render_promql('x{r=~"kube_{{ namespace | nonWordToUnderscore }}__.*", n="{{ .namespace|'
+                         'nonWordToUnderscore }}"}', ctx) == 'x{r=~"kube_team_a_prod__.*", n="team_a_prod"}'
+
+
+def test_an_unknown_function_is_refused_with_the_known_ones() -> None:
+    with pytest.raises(TemplateError) as error:
+        render_promql('x{a="{{ target | lower }}"}', CTX)
+    assert str(error.value) == ("unsupported template action '{{ target | lower }}': no function 'lower'; "
+                                "functions: nonWordToUnderscore")
+
+
 def test_a_value_that_would_close_the_string_is_escaped() -> None:
     rendered = render_promql('x{app="{{ target }}"}', with_target('a"} or vector(100) #'))
     assert rendered == r'x{app="a\"} or vector(100) #"}'
