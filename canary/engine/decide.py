@@ -108,6 +108,7 @@ class Observed:
     canary: Readiness
     primary_weight: int
     canary_weight: int
+    mirrored: bool = False
     router_has_weights: bool = True
     router_has_match: bool = True
     request: str | None = None
@@ -476,7 +477,8 @@ class _Tick:
                               + (f": {detail}" if detail else ""))
 
     def _checks(self) -> Decision | None:
-        first_step = self.seen.canary_weight == 0 and self.status.iterations == 0
+        # Mirrored requests reach the canary at weight 0, so that step is analysed like any other.
+        first_step = self.seen.canary_weight == 0 and self.status.iterations == 0 and not self._mirroring
         check = Check.PRE_ROLLOUT if first_step else Check.ANALYSIS
         if check is Check.PRE_ROLLOUT and not self._has_hooks(HookType.PRE_ROLLOUT):
             return None
@@ -544,6 +546,10 @@ class _Tick:
             Event("Synced", f"Copying {self.spec.target_ref.name} template spec to {self.spec.primary_name}"),
         )
 
+    @property
+    def _mirroring(self) -> bool:
+        return self.analysis.mirror and self.seen.mirrored
+
     def _weighted_step(self) -> Decision | None:
         weight = self.seen.canary_weight
         step = next_step_weight(self.analysis, weight)
@@ -551,12 +557,22 @@ class _Tick:
             return None
         max_weight = self.analysis.effective_max_weight
         if weight < max_weight:
-            if self.phase is not Phase.WAITING_PROMOTION and self._has_hooks(HookType.CONFIRM_TRAFFIC_INCREASE):
+            if not self._mirroring and self.phase is not Phase.WAITING_PROMOTION \
+                    and self._has_hooks(HookType.CONFIRM_TRAFFIC_INCREASE):
                 gate = self.seen.checks.get(Check.CONFIRM_TRAFFIC_INCREASE)
                 if gate is None:
                     return Need(Check.CONFIRM_TRAFFIC_INCREASE)
                 if not gate.passed:
                     return _act("waiting for traffic increase approval", SetStatus(analysis=self._recorded()))
+            if self.analysis.mirror and weight == 0 and not self.seen.mirrored:
+                # Flagger's mirror step: one interval with copies of the requests on the canary
+                # before it answers any.
+                return _act(
+                    "mirroring traffic to the canary",
+                    SetRoutes(primary=TOTAL_WEIGHT, canary=0, mirror=True),
+                    SetStatus(canary_weight=0, analysis=self._recorded()),
+                    Event("Synced", f"Start traffic mirroring to {self.spec.target_ref.name}"),
+                )
             canary = min(TOTAL_WEIGHT, weight + step)
             primary = max(0, self.seen.primary_weight - step)
             return _act(
@@ -573,6 +589,9 @@ class _Tick:
             effects: list[Effect] = []
             if strategy is Strategy.AB_TESTING:
                 effects.append(SetRoutes(primary=0, canary=TOTAL_WEIGHT))
+            elif self.analysis.mirror and not self.seen.mirrored and self.seen.router_has_weights:
+                # Blue/green with mirroring: the canary gets copies of the requests through every iteration.
+                effects.append(SetRoutes(primary=TOTAL_WEIGHT, canary=0, mirror=True))
             effects += [SetStatus(iterations=done + 1, analysis=self._recorded()),
                         Event("Synced", f"Advance {self.spec.target_ref.name} iteration {done + 1}/{iterations}")]
             return _act(f"iteration {done + 1} of {iterations}", *effects)
@@ -582,7 +601,8 @@ class _Tick:
         if strategy is Strategy.BLUE_GREEN and done == iterations and self.seen.router_has_weights:
             # One more iteration with all traffic on the canary before promoting (only a router with
             # weights can send it there; without, the primary takes the canary's template at once).
+            stop = "Stop traffic mirroring and route" if self.seen.mirrored else "Routing"
             return _act("blue/green: all traffic to the canary", SetRoutes(primary=0, canary=TOTAL_WEIGHT),
                         SetStatus(iterations=done + 1, analysis=self._recorded()),
-                        Event("Synced", f"Routing all traffic to canary {self.spec.target_ref.name}"))
+                        Event("Synced", f"{stop} all traffic to canary {self.spec.target_ref.name}"))
         return self._promote()

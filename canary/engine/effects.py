@@ -10,14 +10,18 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from canary.models.canary import MetricResult, Phase, Severity
+from canary.routers.affinity import Cookies
 
 
 @dataclass(frozen=True)
 class SetRoutes:
-    """Send ``primary`` percent of traffic to the primary and ``canary`` percent to the canary."""
+    """Send ``primary`` percent of traffic to the primary and ``canary`` percent to the canary;
+    ``mirror`` also copies requests to the canary (spec.analysis.mirrorWeight percent of them, all
+    by default), whose answers nobody sees."""
 
     primary: int
     canary: int
+    mirror: bool = False
 
 
 @dataclass(frozen=True)
@@ -39,7 +43,8 @@ class SetStatus:
     ``applied`` records a revision as the one applied (a run starts, or a failed revision is
     settled) and ``promoted`` one as the revision the primary runs; ``handled_request`` records
     a manual request (canary.dev/request) as handled, carried out unless ``request_refused`` says
-    why not; ``no_data_since`` starts a hold for missing data, ``clear_no_data_since`` ends it.
+    why not; ``no_data_since`` starts a hold for missing data, ``clear_no_data_since`` ends it;
+    ``cookies`` are the session-affinity cookies the routes now use.
     """
 
     phase: Phase | None = None
@@ -53,6 +58,7 @@ class SetStatus:
     request_refused: str | None = None
     no_data_since: datetime | None = None
     clear_no_data_since: bool = False
+    cookies: Cookies | None = None
 
 
 @dataclass(frozen=True)

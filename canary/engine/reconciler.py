@@ -8,8 +8,9 @@ changed, the same change is applied to the fresh object.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import partial
 
@@ -17,7 +18,7 @@ import structlog
 
 from canary.engine.canaries import Canaries, InvalidCanary
 from canary.engine.checks import CheckRunner
-from canary.engine.decide import REQUEST_ANNOTATION, RUNNING, Observed, resolve
+from canary.engine.decide import REQUEST_ANNOTATION, RUNNING, Act, Observed, resolve
 from canary.engine.effects import Alert, Effect, Event, PostRolloutHooks, Promote, ScaleTarget, SetRoutes, SetStatus
 from canary.engine.status import apply_status
 from canary.errors import Conflict, PermanentError
@@ -27,6 +28,7 @@ from canary.kube.events import EventRecorder
 from canary.models.base import API_VERSION
 from canary.models.canary import Canary, CanaryHead, CanaryStatus, HookType, Phase
 from canary.notify.base import Notice, Notifier, routes
+from canary.routers.affinity import Cookies, next_cookies
 from canary.routers.base import Router, RouteTarget, Weights, unsupported_fields
 from canary.routers.registry import RouterRegistry
 from canary.telemetry import metrics
@@ -184,19 +186,20 @@ class Reconciler:
             revision=state.revision, primary_revision=state.primary_revision,
             primary=self._deployments.readiness(canary, state.primary, primary=True, now=now),
             canary=self._deployments.readiness(canary, state.target, primary=False, now=now),
-            primary_weight=weights.primary, canary_weight=weights.canary,
+            primary_weight=weights.primary, canary_weight=weights.canary, mirrored=weights.mirror > 0,
             router_has_weights=tick.router.has_weights, router_has_match=tick.router.has_match,
             request=(canary.metadata.annotations or {}).get(REQUEST_ANNOTATION), now=now)
         decision = resolve(canary.spec, canary.status, seen,
                            partial(self._checks.run, canary=canary, revision=state.revision,
                                    provider=tick.router.name))
+        decision, tick = _with_cookies(decision, tick)
         phase = canary.status.phase
         for effect in decision.effects:
             self._apply(tick, effect)
             if isinstance(effect, SetStatus) and effect.phase is not None:
                 phase = effect.phase
             if isinstance(effect, SetRoutes):
-                weights = Weights(primary=effect.primary, canary=effect.canary)
+                weights = _weights(canary, effect)
         _record_metrics(canary, phase, weights)
         if decision.effects:
             log.info("tick", canary=canary.metadata.name, namespace=canary.metadata.namespace,
@@ -206,8 +209,8 @@ class Reconciler:
     def _apply(self, tick: TickContext, effect: Effect) -> None:
         canary = tick.canary
         match effect:
-            case SetRoutes(primary=primary, canary=canary_weight):
-                tick.router.set_weights(tick.route, Weights(primary=primary, canary=canary_weight))
+            case SetRoutes():
+                tick.router.set_weights(tick.route, _weights(canary, effect))
             case ScaleTarget(up=up):
                 self._deployments.scale_target(canary, tick.state, up=up)
             case Promote():
@@ -306,6 +309,30 @@ class Reconciler:
             self._canaries.informer.store(self._patch_status(obj, status))
         except Conflict:
             log.info("status changed meanwhile; reporting on the next tick", canary=obj["metadata"]["name"])
+
+
+def _weights(canary: Canary, routes: SetRoutes) -> Weights:
+    """The split ``routes`` asks for, with the share mirrored (spec.analysis.mirrorWeight, else all)."""
+    mirror = (canary.spec.analysis.mirror_weight or 100) if routes.mirror else 0
+    return Weights(primary=routes.primary, canary=routes.canary, mirror=mirror)
+
+
+def _with_cookies(decision: Act, tick: TickContext) -> tuple[Act, TickContext]:
+    """With session affinity, the cookies the decision's new routes use: recorded by its status write,
+    and given to the router through the route's Canary, whose status they are read from."""
+    affinity = tick.canary.spec.analysis.session_affinity
+    routes = next((e for e in decision.effects if isinstance(e, SetRoutes)), None)
+    if affinity is None or routes is None:
+        return decision, tick
+    current = Cookies.of(tick.canary.status)
+    cookies = next_cookies(affinity, current, canary_weight=routes.canary, token=lambda: secrets.token_hex(8))
+    if cookies == current:
+        return decision, tick
+    status = tick.canary.status.model_copy(update={
+        "session_affinity_cookie": cookies.canary, "primary_session_affinity_cookie": cookies.primary,
+        "previous_session_affinity_cookie": cookies.previous})
+    canary = tick.canary.model_copy(update={"status": status})
+    return decision.with_status(SetStatus(cookies=cookies)), replace(tick, route=replace(tick.route, canary=canary))
 
 
 def _ready_condition(obj: Obj) -> Obj | None:

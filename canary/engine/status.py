@@ -51,6 +51,10 @@ def apply_status(
         update["request_refused"] = change.request_refused
     if change.clear_no_data_since:
         update["no_data_since"] = None
+    if change.cookies is not None:
+        update["session_affinity_cookie"] = change.cookies.canary
+        update["primary_session_affinity_cookie"] = change.cookies.primary
+        update["previous_session_affinity_cookie"] = change.cookies.previous
     if change.applied is not None:
         update["last_applied_spec"] = change.applied
         update["tracked_configs"] = tracked_configs

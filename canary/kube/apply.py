@@ -1,12 +1,18 @@
 """Write an object only when the cluster's copy lacks what we want, so idle ticks write nothing.
 
 "Lacks" is a subset test: the cluster adds defaults (clusterIP, strategy, ...) that we never set,
-so the cached object may hold more than ours; any of our fields that differs means a write.
+so the cached object may hold more than ours; any of our fields that differs means a write. A
+subset test cannot see a field we stopped wanting (a mirror, a timeout removed from the Canary),
+so every object also carries the digest of what we last applied (annotation
+``canary.dev/applied``): another digest means a write, which server-side apply turns into the
+removal of the fields we no longer send.
 ``test_an_idle_canary_costs_no_api_requests_per_tick`` holds this to account.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any
 
 from canary.kube import Obj
@@ -26,11 +32,22 @@ def contains(actual: Any, desired: Any) -> bool:  # noqa: ANN401 - any JSON valu
     return bool(actual == desired)
 
 
+APPLIED = "canary.dev/applied"
+
+
+def digest(body: Obj) -> str:
+    """A short digest of ``body``, the same for the same fields whatever their order."""
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
+
+
 def apply_if_changed(kube: Kube, cache: Informer, body: Obj, *, field_manager: str) -> bool:
-    """Server-side apply ``body`` unless the cached object already holds it; True when written."""
+    """Server-side apply ``body`` unless the cached object already holds it, as last applied; True when written."""
     meta = body["metadata"]
+    wanted = digest(body)
     current = cache.get(meta.get("namespace"), meta["name"])
-    if current is not None and contains(current, body):
+    if current is not None and (current["metadata"].get("annotations") or {}).get(APPLIED) == wanted \
+            and contains(current, body):
         return False
-    cache.store(kube.apply(body, field_manager=field_manager))
+    annotated = {**body, "metadata": {**meta, "annotations": {**(meta.get("annotations") or {}), APPLIED: wanted}}}
+    cache.store(kube.apply(annotated, field_manager=field_manager))
     return True

@@ -43,10 +43,12 @@ class RouteTarget:
 
 @dataclass(frozen=True)
 class Weights:
-    """The traffic split, in percent."""
+    """The traffic split, in percent; ``mirror`` is the percent of requests also copied to the canary
+    (whose answers are dropped), 0 when nothing is mirrored."""
 
     primary: int
     canary: int
+    mirror: int = 0
 
 
 ALL_TO_PRIMARY = Weights(primary=100, canary=0)

@@ -2,12 +2,16 @@
 ``<svc>-canary`` by weight, and for A/B testing sends matching requests to the canary.
 
 The route's parents come from spec.service.gatewayRefs, its hostnames from spec.service.hosts.
+Mirroring (spec.analysis.mirror) is a RequestMirror filter on the weighted rule (the standard
+channel has no mirror percentage, so mirrorWeight is refused); session affinity adds the cookie
+rules of ``canary.routers.affinity`` before it, and Set-Cookie filters on its backends.
 """
 
 from __future__ import annotations
 
 from canary.kube import Obj
 from canary.models.canary import Canary, HTTPMatchRequest, Strategy, StringMatch
+from canary.routers.affinity import COOKIE_HEADER, SET_COOKIE_HEADER, sticky_headers
 from canary.routers.base import Getter, RouteTarget, Weights, split_of
 from canary.routers.weighted import WeightedRouter
 
@@ -49,24 +53,63 @@ def http_route_matches(matches: list[HTTPMatchRequest]) -> list[Obj]:
     return converted
 
 
+def _set_cookie(value: str | None) -> Obj:
+    if not value:
+        return {}
+    return {"filters": [{"type": "ResponseHeaderModifier",
+                         "responseHeaderModifier": {"add": [{"name": SET_COOKIE_HEADER, "value": value}]}}]}
+
+
+def _cookie_matches(regex: str, defaults: list[Obj]) -> list[Obj]:
+    cookie = {"type": "RegularExpression", "name": COOKIE_HEADER, "value": regex}
+    if not defaults:
+        return [{"headers": [cookie]}]
+    return [{**match, "headers": [*(match.get("headers") or []), cookie]} for match in defaults]
+
+
+def _is_sticky(rule: Obj) -> bool:
+    """A session-affinity rule: every match tests the Cookie header."""
+    matches = rule.get("matches") or []
+    return bool(matches) and all(any(h.get("name") == COOKIE_HEADER for h in m.get("headers") or [])
+                                 for m in matches)
+
+
 def build(route: RouteTarget, weights: Weights) -> Obj:
     """The HTTPRoute for ``route`` with ``weights`` on its canary rule."""
     spec = route.canary.spec
     apex, primary, canary = spec.service_names
     port = spec.service.port
 
-    def backends(split: Weights) -> list[Obj]:
-        return [{"name": primary, "port": port, "weight": split.primary},
-                {"name": canary, "port": port, "weight": split.canary}]
+    def backends(split: Weights, *, primary_cookie: str | None = None, canary_cookie: str | None = None) -> list[Obj]:
+        return [{"name": primary, "port": port, "weight": split.primary, **_set_cookie(primary_cookie)},
+                {"name": canary, "port": port, "weight": split.canary, **_set_cookie(canary_cookie)}]
 
     rules: list[Obj] = []
     if spec.analysis.strategy is Strategy.AB_TESTING and spec.analysis.match:
         rules.append({"matches": http_route_matches(spec.analysis.match), "backendRefs": backends(weights)})
         rules.append({"backendRefs": backends(Weights(primary=100, canary=0))})
     else:
+        defaults = http_route_matches(spec.service.match or [])
         rule: Obj = {"backendRefs": backends(weights)}
-        if spec.service.match:
-            rule["matches"] = http_route_matches(spec.service.match)
+        if defaults:
+            rule["matches"] = defaults
+        if weights.mirror:
+            rule["filters"] = [{"type": "RequestMirror",
+                                "requestMirror": {"backendRef": {"name": canary, "port": port}}}]
+        sticky = sticky_headers(route.canary, weights.canary)
+        if sticky is not None and sticky.to_canary:
+            rule["backendRefs"] = backends(weights, primary_cookie=sticky.primary_set_cookie,
+                                           canary_cookie=sticky.canary_set_cookie)
+            rules.append({"matches": _cookie_matches(sticky.to_canary, defaults),
+                          "backendRefs": backends(Weights(primary=0, canary=100))})
+        if sticky is not None and sticky.to_primary:
+            rules.append({"matches": _cookie_matches(sticky.to_primary, defaults),
+                          "backendRefs": backends(Weights(primary=100, canary=0))})
+        if sticky is not None and sticky.expire:
+            regex, expire = sticky.expire
+            rules.append({"matches": _cookie_matches(regex, defaults), "backendRefs": backends(weights),
+                          "filters": [{"type": "ResponseHeaderModifier", "responseHeaderModifier": {
+                              "add": [{"name": SET_COOKIE_HEADER, "value": expire}]}}]})
         rules.append(rule)
     body: Obj = {
         "apiVersion": API_VERSION,
@@ -81,18 +124,27 @@ def build(route: RouteTarget, weights: Weights) -> Obj:
     return body
 
 
-def route_weights(http_route: Obj) -> Weights:
-    """The split of the route's first rule (the canary rule)."""
+def route_weights(http_route: Obj, *, sticky: bool = False) -> Weights:
+    """The split of the route's canary rule (with ``sticky``, session affinity, the first that is not
+    a cookie rule), and whether it mirrors requests to the canary."""
     apex = http_route["metadata"]["name"]
-    refs = {ref["name"]: int(ref.get("weight", 1)) for ref in http_route["spec"]["rules"][0]["backendRefs"]}
-    return split_of(refs, (f"{apex}-primary", f"{apex}-canary"),
-                    where=f"HTTPRoute {http_route['metadata'].get('namespace')}/{apex}: spec.rules[0]")
+    rules = http_route["spec"]["rules"]
+    index, rule = next(((i, r) for i, r in enumerate(rules) if not (sticky and _is_sticky(r))), (0, rules[0]))
+    refs = {ref["name"]: int(ref.get("weight", 1)) for ref in rule["backendRefs"]}
+    canary = f"{apex}-canary"
+    split = split_of(refs, (f"{apex}-primary", canary),
+                     where=f"HTTPRoute {http_route['metadata'].get('namespace')}/{apex}: spec.rules[{index}]")
+    mirrored = any(f.get("type") == "RequestMirror" and (f.get("requestMirror") or {}).get("backendRef", {})
+                   .get("name") == canary for f in rule.get("filters") or [])
+    return Weights(primary=split.primary, canary=split.canary, mirror=100 if mirrored else 0)
 
 
 def read_weights(get: Getter, canary: Canary) -> Weights | None:
     """The split of the canary's HTTPRoute, or None before there is one."""
     found = get(*KIND, canary.metadata.namespace or "default", canary.spec.service_names[0])
-    return route_weights(found) if found is not None else None
+    if found is None:
+        return None
+    return route_weights(found, sticky=canary.spec.analysis.session_affinity is not None)
 
 
 class GatewayAPIRouter(WeightedRouter):
@@ -101,7 +153,8 @@ class GatewayAPIRouter(WeightedRouter):
     name = "gatewayapi"
     kind = KIND
     has_match = True
-    supported = frozenset({"service.gatewayRefs", "service.hosts", "service.match"})
+    supported = frozenset({"service.gatewayRefs", "service.hosts", "service.match", "analysis.mirror",
+                           "analysis.sessionAffinity"})
     read = staticmethod(read_weights)
 
     def build(self, route: RouteTarget, weights: Weights) -> Obj:

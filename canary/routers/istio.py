@@ -7,6 +7,10 @@ apex Service; the gateways spec.service.gateways, else the ``mesh`` gateway; the
 spec.service.match, rewrite, timeout, retries, corsPolicy and headers; with spec.service.delegation
 the VirtualService has no hosts or gateways (it is a delegate); with appProtocol ``tcp`` the route
 is a TCP route. All of it is owned by the Canary and written by server-side apply.
+
+Mirroring (spec.analysis.mirror) puts ``mirror`` (and ``mirrorPercentage`` for mirrorWeight) on
+the weighted route; session affinity (spec.analysis.sessionAffinity) adds the cookie routes of
+``canary.routers.affinity`` before it.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from canary.kube import Obj
 from canary.kube.apply import apply_if_changed
 from canary.models.canary import Canary, CanaryService, HTTPMatchRequest
 from canary.routers import services
+from canary.routers.affinity import COOKIE_HEADER, SET_COOKIE_HEADER, sticky_headers
 from canary.routers.base import ALL_TO_PRIMARY, Getter, RouteTarget, Weights, split_of
 from canary.routers.weighted import WeightedRouter
 
@@ -49,12 +54,54 @@ def merged_matches(canary_matches: list[HTTPMatchRequest], defaults: list[HTTPMa
     return merged
 
 
-def _destination(service: CanaryService, host: str, weight: int) -> Obj:
+def _destination(service: CanaryService, host: str, weight: int, *, set_cookie: str | None = None) -> Obj:
     destination: Obj = {"host": host}
     outside_mesh = (service.gateways or [MESH_GATEWAY])[0] != MESH_GATEWAY
     if service.port_discovery and (outside_mesh or service.delegation):
         destination["port"] = {"number": service.port}
-    return {"destination": destination, "weight": weight}
+    found: Obj = {"destination": destination, "weight": weight}
+    if set_cookie:
+        found["headers"] = {"response": {"add": {SET_COOKIE_HEADER: set_cookie}}}
+    return found
+
+
+def _cookie_matches(regex: str, defaults: list[HTTPMatchRequest] | None) -> list[Obj]:
+    cookie = HTTPMatchRequest.model_validate({"headers": {COOKIE_HEADER: {"regex": regex}}})
+    return merged_matches([cookie], defaults or [])
+
+
+def _sticky_routes(route: RouteTarget, weights: Weights, weighted: Obj) -> list[Obj]:
+    """The session-affinity routes before ``weighted`` (which gets the Set-Cookie headers)."""
+    spec = route.canary.spec
+    service = spec.service
+    _, primary, canary = spec.service_names
+    sticky = sticky_headers(route.canary, weights.canary)
+    if sticky is None:
+        return []
+    routes = []
+    plain = {k: v for k, v in weighted.items() if k not in ("mirror", "mirrorPercentage")}
+    if sticky.to_canary:
+        weighted["route"] = [_destination(service, primary, weights.primary, set_cookie=sticky.primary_set_cookie),
+                             _destination(service, canary, weights.canary, set_cookie=sticky.canary_set_cookie)]
+        routes.append({**plain, "match": _cookie_matches(sticky.to_canary, service.match),
+                       "route": [_destination(service, primary, 0), _destination(service, canary, 100)]})
+    if sticky.to_primary:
+        routes.append({**plain, "match": _cookie_matches(sticky.to_primary, service.match),
+                       "route": [_destination(service, primary, 100), _destination(service, canary, 0)]})
+    if sticky.expire:
+        regex, expire = sticky.expire
+        headers = dict(plain.get("headers") or {})
+        response = dict(headers.get("response") or {})
+        response["add"] = {**(response.get("add") or {}), SET_COOKIE_HEADER: expire}
+        routes.append({**plain, "match": _cookie_matches(regex, service.match),
+                       "headers": {**headers, "response": response}})
+    return routes
+
+
+def _is_sticky(rule: Obj) -> bool:
+    """A session-affinity route: every match tests the Cookie header."""
+    matches = rule.get("match") or []
+    return bool(matches) and all(COOKIE_HEADER in (m.get("headers") or {}) for m in matches)
 
 
 def _http_route(service: CanaryService, destinations: list[Obj], matches: list[Obj]) -> Obj:
@@ -97,7 +144,12 @@ def virtual_service(route: RouteTarget, weights: Weights) -> Obj:
             _http_route(service, [_destination(service, primary, 100)], _matches(service.match)),
         ]
     else:
-        body["http"] = [_http_route(service, split, _matches(service.match))]
+        weighted = _http_route(service, split, _matches(service.match))
+        if weights.mirror:
+            weighted["mirror"] = {"host": canary}
+            if spec.analysis.mirror_weight:
+                weighted["mirrorPercentage"] = {"value": weights.mirror}
+        body["http"] = [*_sticky_routes(route, weights, weighted), weighted]
     apex_meta = service.apex
     return {
         "apiVersion": API_VERSION,
@@ -125,15 +177,21 @@ def destination_rules(route: RouteTarget) -> list[Obj]:
 
 
 def service_weights(vs: Obj, canary: Canary) -> Weights:
-    """The split of the route that sends traffic to the canary Service."""
+    """The split of the route that sends traffic to the canary Service (not a session-affinity
+    cookie route), and how much of it is mirrored to the canary."""
     _, primary, canary_host = canary.spec.service_names
     where = f"VirtualService {vs['metadata'].get('namespace')}/{vs['metadata']['name']}"
+    sticky = canary.spec.analysis.session_affinity is not None
     for kind in ("http", "tcp"):
         for index, rule in enumerate(vs.get("spec", {}).get(kind) or []):
             found = {d.get("destination", {}).get("host"): int(d.get("weight", 0) or 0)
                      for d in rule.get("route") or []}
-            if canary_host in found:
-                return split_of(found, (primary, canary_host), where=f"{where}: spec.{kind}[{index}].route")
+            if canary_host in found and not (sticky and _is_sticky(rule)):
+                split = split_of(found, (primary, canary_host), where=f"{where}: spec.{kind}[{index}].route")
+                mirror = 0
+                if (rule.get("mirror") or {}).get("host") == canary_host:
+                    mirror = round(float((rule.get("mirrorPercentage") or {}).get("value", 100)))
+                return Weights(primary=split.primary, canary=split.canary, mirror=mirror)
     return split_of({}, (primary, canary_host), where=f"{where}: spec.http")
 
 
@@ -153,7 +211,7 @@ class IstioRouter(WeightedRouter):
     supported = frozenset({
         "service.gateways", "service.hosts", "service.delegation", "service.trafficPolicy", "service.match",
         "service.rewrite", "service.retries", "service.headers", "service.corsPolicy", "service.timeout",
-        "service.portDiscovery"})
+        "service.portDiscovery", "analysis.mirror", "analysis.mirrorWeight", "analysis.sessionAffinity"})
     read = staticmethod(read_weights)
 
     def build(self, route: RouteTarget, weights: Weights) -> Obj:

@@ -121,11 +121,11 @@ def test_a_field_the_istio_router_does_not_implement_is_refused_by_name(
 ) -> None:
     kube.create(make_deployment("web", namespace, replicas=1, image="web:1"))
     body = _canary(namespace, stepWeight=20)
-    body["spec"]["analysis"]["sessionAffinity"] = {"cookieName": "canary"}
+    body["spec"]["service"]["gatewayRefs"] = [{"name": "public"}]
     kube.create(body)
     ready = wait_until(lambda: canary_status(kube, namespace, "web").get("conditions", []),
                        lambda found: any(c.get("reason") == "UnsupportedField" for c in found),
                        what="the UnsupportedField condition", timeout=30)
     message = next(c["message"] for c in ready if c["type"] == "Ready")
-    assert "spec.analysis.sessionAffinity: not implemented by the istio router" in message
+    assert "spec.service.gatewayRefs: not implemented by the istio router" in message
     assert kube.get("apps/v1", "Deployment", "web-primary", namespace=namespace) is None, "nothing was half-made"

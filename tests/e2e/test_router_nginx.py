@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from canary.kube import Obj
+from canary.kube.apply import APPLIED
 from canary.kube.client import Kube
 from canary.waiting import wait_until
 from tests.builders import make_deployment
@@ -59,8 +60,9 @@ def test_nginx_writes_a_canary_ingress_steps_its_weight_and_promotes_a_good_rele
 
     canary_ingress = _canary_ingress(kube, namespace)
     assert canary_ingress is not None
-    assert canary_ingress["metadata"]["annotations"] == {"nginx.ingress.kubernetes.io/proxy-body-size": "8m",
-                                                         "nginx.ingress.kubernetes.io/canary": "true", WEIGHT: "0"}
+    annotations = {k: v for k, v in canary_ingress["metadata"]["annotations"].items() if k != APPLIED}
+    assert annotations == {"nginx.ingress.kubernetes.io/proxy-body-size": "8m",
+                           "nginx.ingress.kubernetes.io/canary": "true", WEIGHT: "0"}
     backend = canary_ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
     assert backend == {"name": "web-canary", "port": {"number": 9898}}
     main = kube.get(INGRESS, "Ingress", "web", namespace=namespace) or {}

@@ -492,3 +492,38 @@ def test_a_hold_that_outlasts_the_progress_deadline_rolls_back() -> None:
     world.run_until(lambda w: w.phase() is Phase.FAILED, limit=10)
     assert world.alerts[-1].message.startswith("Progress deadline exceeded: no data for 3s")
     assert world.weights == (100, 0)
+
+
+def test_mirroring_runs_one_analysed_step_on_copies_of_the_requests_before_the_canary_answers_any() -> None:
+    world = World(make_spec(stepWeight=25, maxWeight=50, mirror=True,
+                            webhooks=hooks("pre-rollout", "confirm-traffic-increase")))
+    world.initialise()
+    world.release("rev-2")
+    world.run_until(lambda w: w.phase() is Phase.SUCCEEDED)
+    assert world.routes == [(100, 0), (75, 25), (50, 50), (100, 0)]
+    assert world.mirrors == [True, False, False, False]
+    assert world.asked[:3] == [Check.PRE_ROLLOUT, Check.CONFIRM_TRAFFIC_INCREASE, Check.ANALYSIS], \
+        "the mirrored step is analysed"
+    assert world.asked.count(Check.CONFIRM_TRAFFIC_INCREASE) == 2, \
+        "the mirror step is gated, leaving it is not (as in Flagger)"
+    assert any(e.message == "Start traffic mirroring to podinfo" for e in world.events)
+
+
+def test_a_failing_mirrored_canary_is_rolled_back_before_it_answers_a_request() -> None:
+    world = World(make_spec(stepWeight=25, mirror=True), checks=lambda check, w: CheckResult(passed=False))
+    world.initialise()
+    world.release("rev-2")
+    world.run_until(lambda w: w.phase() is Phase.FAILED)
+    assert world.routes == [(100, 0), (100, 0)]
+    assert world.mirrors == [True, False]
+
+
+def test_blue_green_mirroring_copies_requests_through_every_iteration_then_switches() -> None:
+    world = World(make_spec(iterations=3, mirror=True))
+    world.initialise()
+    world.release("rev-2")
+    world.run_until(lambda w: w.phase() is Phase.SUCCEEDED)
+    assert world.routes == [(100, 0), (0, 100), (100, 0)]
+    assert world.mirrors == [True, False, False]
+    assert world.status.iterations == 0
+    assert any(e.message == "Stop traffic mirroring and route all traffic to canary podinfo" for e in world.events)

@@ -29,6 +29,7 @@ class World:
     primary: Readiness = field(default_factory=lambda: Readiness(ready=True))
     canary: Readiness = field(default_factory=lambda: Readiness(ready=True))
     weights: tuple[int, int] = (100, 0)
+    mirrored: bool = False
     router_has_weights: bool = True
     router_has_match: bool = True
     request: str | None = None
@@ -36,6 +37,8 @@ class World:
     checks: Checks = all_pass
     now: datetime = field(default_factory=lambda: datetime(2026, 1, 1, tzinfo=UTC))
     routes: list[tuple[int, int]] = field(default_factory=list)
+    mirrors: list[bool] = field(default_factory=list)
+    """Whether each route change in ``routes`` mirrored requests to the canary."""
     events: list[Event] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
     asked: list[Check] = field(default_factory=list)
@@ -48,7 +51,8 @@ class World:
     def observe(self) -> Observed:
         return Observed(revision=self.revision, primary_revision=self.primary_revision, primary=self.primary,
                         canary=self.canary, primary_weight=self.weights[0], canary_weight=self.weights[1],
-                        router_has_weights=self.router_has_weights, router_has_match=self.router_has_match,
+                        mirrored=self.mirrored, router_has_weights=self.router_has_weights,
+                        router_has_match=self.router_has_match,
                         request=self.request, now=self.now)
 
     def run_check(self, check: Check) -> CheckResult:
@@ -65,9 +69,11 @@ class World:
 
     def apply(self, effect: Effect) -> None:
         match effect:
-            case SetRoutes(primary=primary, canary=canary):
+            case SetRoutes(primary=primary, canary=canary, mirror=mirror):
                 self.weights = (primary, canary)
+                self.mirrored = mirror
                 self.routes.append(self.weights)
+                self.mirrors.append(mirror)
             case ScaleTarget(up=up):
                 self.target_up = up
             case Promote():
@@ -94,6 +100,7 @@ class World:
         self.run_until(lambda w: w.status.phase is Phase.INITIALIZED)
         self.primary_revision = self.revision
         self.routes.clear()
+        self.mirrors.clear()
         self.events.clear()
         self.alerts.clear()
         self.asked.clear()

@@ -90,7 +90,56 @@ def test_a_virtual_service_without_the_canary_names_itself() -> None:
 def test_a_field_the_router_does_not_implement_is_named() -> None:
     canary = _route({"timeout": "5s", "gatewayRefs": [{"name": "public"}]}, stepWeight=10,
                     sessionAffinity={"cookieName": "canary"}).canary
-    assert unsupported_fields(canary, istio.IstioRouter.supported) == [
-        "spec.service.gatewayRefs", "spec.analysis.sessionAffinity"]
+    assert unsupported_fields(canary, istio.IstioRouter.supported) == ["spec.service.gatewayRefs"]
     assert unsupported_fields(canary, frozenset({"service.gatewayRefs"})) == [
         "spec.service.timeout", "spec.analysis.sessionAffinity"]
+
+
+def _with_status(route: RouteTarget, **status: str) -> RouteTarget:
+    canary = route.canary.model_copy(update={"status": route.canary.status.model_copy(update=status)})
+    return RouteTarget(canary=canary, owner=route.owner, selector=route.selector)
+
+
+def test_mirroring_copies_the_weighted_routes_requests_to_the_canary_and_reads_back() -> None:
+    route = _route(stepWeight=10, mirror=True, mirrorWeight=40)
+    vs = istio.virtual_service(route, Weights(primary=100, canary=0, mirror=40))
+    [http] = vs["spec"]["http"]
+    assert http["mirror"] == {"host": "web-canary"}
+    assert http["mirrorPercentage"] == {"value": 40}
+    assert istio.service_weights(vs, route.canary) == Weights(primary=100, canary=0, mirror=40)
+
+    everything = _route(stepWeight=10, mirror=True)
+    vs = istio.virtual_service(everything, Weights(primary=100, canary=0, mirror=100))
+    assert "mirrorPercentage" not in vs["spec"]["http"][0], "without mirrorWeight Istio mirrors every request"
+    assert istio.service_weights(vs, everything.canary).mirror == 100
+    stepped = istio.virtual_service(everything, Weights(primary=90, canary=10))
+    assert "mirror" not in stepped["spec"]["http"][0]
+    assert istio.service_weights(stepped, everything.canary).mirror == 0
+
+
+def test_session_affinity_routes_cookie_holders_to_the_canary_and_sets_the_cookies() -> None:
+    route = _with_status(_route(stepWeight=10, sessionAffinity={"cookieName": "flagger-cookie", "maxAge": 60,
+                                                                "primaryCookieName": "primary-cookie"}),
+                         session_affinity_cookie="flagger-cookie=abc",
+                         primary_session_affinity_cookie="primary-cookie=xyz")
+    vs = istio.virtual_service(route, Weights(primary=90, canary=10))
+    sticky_canary, sticky_primary, weighted = vs["spec"]["http"]
+    assert sticky_canary["match"] == [{"headers": {"Cookie": {"regex": ".*flagger-cookie.*abc.*"}}}]
+    assert [d["weight"] for d in sticky_canary["route"]] == [0, 100]
+    assert sticky_primary["match"] == [{"headers": {"Cookie": {"regex": ".*primary-cookie.*xyz.*"}}}]
+    assert [d["weight"] for d in sticky_primary["route"]] == [100, 0]
+    primary, canary = weighted["route"]
+    assert canary["headers"] == {"response": {"add": {"Set-Cookie": "flagger-cookie=abc; Max-Age=60"}}}
+    assert primary["headers"] == {"response": {"add": {"Set-Cookie": "primary-cookie=xyz; Max-Age=1"}}}, \
+        "the primary's cookie lasts one analysis interval"
+    assert istio.service_weights(vs, route.canary) == Weights(primary=90, canary=10), "the cookie routes are skipped"
+
+
+def test_after_a_run_the_previous_cookie_is_expired_and_its_holders_follow_the_weights() -> None:
+    route = _with_status(_route(stepWeight=10, sessionAffinity={"cookieName": "flagger-cookie"}),
+                         previous_session_affinity_cookie="flagger-cookie=abc")
+    expire, weighted = istio.virtual_service(route, Weights(primary=100, canary=0))["spec"]["http"]
+    assert expire["match"] == [{"headers": {"Cookie": {"regex": ".*flagger-cookie.*abc.*"}}}]
+    assert expire["headers"] == {"response": {"add": {"Set-Cookie": "flagger-cookie=abc; Max-Age=-1"}}}
+    assert [d["weight"] for d in expire["route"]] == [100, 0]
+    assert "match" not in weighted

@@ -55,3 +55,31 @@ def test_the_services_carry_traffic_distribution() -> None:
     canary = route.canary.model_copy(update={"spec": spec})
     built = services.build(RouteTarget(canary=canary, owner={}, selector=("app", "web")))
     assert {s["spec"]["trafficDistribution"] for s in built} == {"PreferClose"}
+
+
+def test_blue_green_mirroring_is_a_request_mirror_filter_on_the_weighted_rule() -> None:
+    route = gatewayapi.build(_route(iterations=5, mirror=True), Weights(primary=100, canary=0, mirror=100))
+    [rule] = route["spec"]["rules"]
+    assert rule["filters"] == [{"type": "RequestMirror",
+                                "requestMirror": {"backendRef": {"name": "web-canary", "port": 80}}}]
+    assert gatewayapi.route_weights(route) == Weights(primary=100, canary=0, mirror=100)
+    unmirrored = gatewayapi.build(_route(iterations=5, mirror=True), Weights(primary=0, canary=100))
+    assert gatewayapi.route_weights(unmirrored) == Weights(primary=0, canary=100)
+
+
+def test_session_affinity_adds_cookie_rules_and_set_cookie_filters() -> None:
+    base = _route(stepWeight=10, sessionAffinity={"cookieName": "flagger-cookie"})
+    status = base.canary.status.model_copy(update={"session_affinity_cookie": "flagger-cookie=abc"})
+    canary = base.canary.model_copy(update={"status": status})
+    route = gatewayapi.build(RouteTarget(canary=canary, owner={}, selector=("app", "web")),
+                             Weights(primary=80, canary=20))
+    sticky, weighted = route["spec"]["rules"]
+    assert sticky["matches"] == [{"headers": [{"type": "RegularExpression", "name": "Cookie",
+                                               "value": ".*flagger-cookie.*abc.*"}]}]
+    assert [b["weight"] for b in sticky["backendRefs"]] == [0, 100]
+    assert weighted["backendRefs"][1]["filters"] == [{"type": "ResponseHeaderModifier", "responseHeaderModifier": {
+        "add": [{"name": "Set-Cookie", "value": "flagger-cookie=abc; Max-Age=86400"}]}}]
+    assert "filters" not in weighted["backendRefs"][0]
+    assert gatewayapi.read_weights(lambda *key: route, canary) == Weights(primary=80, canary=20)
+    assert gatewayapi.route_weights(route) == Weights(primary=0, canary=100), \
+        "without session affinity the first rule is the canary rule"
