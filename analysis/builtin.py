@@ -50,6 +50,11 @@ _CONTOUR_LABELS = 'envoy_cluster_name=~"{{ namespace }}_{{ service }}-canary_[0-
 
 _TRAEFIK_LABELS = 'service=~"{{ namespace }}-{{ target }}-canary-[0-9a-zA-Z-]+@kubernetescrd"'
 
+# Skipper's routes on the canary Ingress that lead to the canary Service, by the ids Skipper gives
+# them; Flagger writes every value into the id with its non-word characters made "_", as Skipper does.
+_SKIPPER_ROUTE = ('route=~"kube(ew)?_{{ namespace | nonWordToUnderscore }}__{{ ingress | nonWordToUnderscore }}'
+                  '_canary__.*__{{ service | nonWordToUnderscore }}_canary(_[0-9]+)?"')
+
 # Flagger's "kubernetes" and "gatewayapi" providers read the app's own HTTP histogram from its pods.
 _POD_LABELS = 'kubernetes_namespace="{{ namespace }}", kubernetes_pod_name=~"{{ target }}-[0-9a-zA-Z]+(-[0-9a-zA-Z]+)"'
 
@@ -78,6 +83,13 @@ _QUERIES: Mapping[str, Mapping[str, str]] = {
         SUCCESS_RATE: _success_rate("traefik_service_request_duration_seconds_bucket", f'{_TRAEFIK_LABELS}, le="+Inf"',
                                     'code!~"5.."'),
         DURATION: _p99("traefik_service_request_duration_seconds_bucket", _TRAEFIK_LABELS, scale=" * 1000"),
+    },
+    "skipper": {
+        SUCCESS_RATE: _success_rate("skipper_response_duration_seconds_bucket", f'{_SKIPPER_ROUTE}, le="+Inf"',
+                                    'code!~"5.."'),
+        # Flagger's skipper duration is the mean time to serve the route, not a percentile.
+        DURATION: f"sum({_rate('skipper_serve_route_duration_seconds_sum', _SKIPPER_ROUTE)}) / "
+                  f"sum({_rate('skipper_serve_route_duration_seconds_count', _SKIPPER_ROUTE)}) * 1000",
     },
     "gatewayapi": _POD_HISTOGRAM,
     "kubernetes": _POD_HISTOGRAM,

@@ -31,7 +31,11 @@ exactly error-rate percent fail over time. The metrics, on ``/metrics`` (and ``/
   the same reason) and ``envoy_cluster_upstream_rq_time`` labelled ``envoy_cluster_name``
   (``<namespace>_<service>_<port>``) and ``envoy_response_code`` (what its contour queries read);
 - for canaries routed by Traefik, ``traefik_service_request_duration_seconds`` labelled
-  ``service`` (``<namespace>-<service>-<port>@kubernetescrd``) and ``code`` (its traefik queries).
+  ``service`` (``<namespace>-<service>-<port>@kubernetescrd``) and ``code`` (its traefik queries);
+- for canaries routed by Skipper, ``skipper_response_duration_seconds`` and
+  ``skipper_serve_route_duration_seconds`` labelled ``code``, ``method`` and ``route``, the id
+  Skipper gives the route that carried the request (``kube_<namespace>__<ingress>__<host>__<path>__<service>``;
+  its skipper queries select the canary Ingress's routes to the canary Service by that id).
 """
 
 from __future__ import annotations
@@ -59,6 +63,7 @@ from canary.kube.conditions import is_true
 from canary.models.base import API_VERSION as CANARY_API_VERSION
 from canary.models.canary import Canary
 from canary.routers import registry as routers
+from canary.routers import skipper
 from canary.routers.base import Weights
 from canary.telemetry.server import HttpServer
 
@@ -164,6 +169,8 @@ class Workload:
     """Envoy's cluster of the workload's Service (Contour canaries), for Envoy's series."""
     traefik_service: str = ""
     """Traefik's name of the workload's Service (Traefik canaries), for Traefik's series."""
+    skipper_route: str = ""
+    """The id of Skipper's route that carries the workload's requests (Skipper canaries), for Skipper's series."""
 
     @property
     def key(self) -> tuple[str, str]:
@@ -172,8 +179,10 @@ class Workload:
 
 
 def plan(canary: Canary, *, target: Obj | None, primary: Obj | None, pods: Sequence[Obj], weights: Weights | None,
-         rate: float) -> list[Workload]:
+         rate: float, skipper_routes: Mapping[str, str] | None = None) -> list[Workload]:
     """The workloads of one canary and the load each receives; a Deployment that is missing is left out.
+
+    ``skipper_routes`` maps the primary and canary Services to the ids of Skipper's routes to them.
 
     Raises ``PermanentError`` for an annotation that cannot be read.
     """
@@ -198,7 +207,8 @@ def plan(canary: Canary, *, target: Obj | None, primary: Obj | None, pods: Seque
                                   rps=rps, ingress=ingress, canary_backend=backend,
                                   envoy_cluster=f"{namespace}_{service}_{port}" if router == "contour" else "",
                                   traefik_service=f"{namespace}-{service}-{port}@kubernetescrd"
-                                  if router == "traefik" else ""))
+                                  if router == "traefik" else "",
+                                  skipper_route=(skipper_routes or {}).get(service, "")))
     return workloads
 
 
@@ -272,6 +282,12 @@ class Exporter:
                                            "Request duration per Traefik service, Traefik's histogram.",
                                            ["service", "code"], buckets=POD_BUCKETS_SECONDS, registry=registry)
         self._traefik_series: dict[tuple[str, str], set[tuple[str, str]]] = {}
+        skipper_labels = ["code", "method", "route"]
+        self._skipper_response = Histogram("skipper_response_duration_seconds", "Duration of a response, Skipper's.",
+                                           skipper_labels, buckets=POD_BUCKETS_SECONDS, registry=registry)
+        self._skipper_serve = Histogram("skipper_serve_route_duration_seconds", "Duration of serving a route, "
+                                        "Skipper's.", skipper_labels, buckets=POD_BUCKETS_SECONDS, registry=registry)
+        self._skipper_series: dict[tuple[str, str], set[tuple[str, str, str]]] = {}
         self._workload_series: dict[tuple[str, str], set[str]] = {}
         self._pod_series: dict[tuple[str, str], set[str]] = {}
         self._nginx_series: dict[tuple[str, str], set[tuple[str, str, str, str]]] = {}
@@ -296,6 +312,11 @@ class Exporter:
             if workload.traefik_service:
                 self._traefik_duration.labels(workload.traefik_service, code).observe(request.latency_ms / 1000)
                 self._traefik_series.setdefault(workload.key, set()).add((workload.traefik_service, code))
+            if workload.skipper_route:
+                route = (code, "GET", workload.skipper_route)
+                self._skipper_response.labels(*route).observe(request.latency_ms / 1000)
+                self._skipper_serve.labels(*route).observe(request.latency_ms / 1000)
+                self._skipper_series.setdefault(workload.key, set()).add(route)
             self._workload_series.setdefault(workload.key, set()).add(code)
             self._pod_series.setdefault((workload.namespace, request.pod), set()).add(code)
 
@@ -321,9 +342,18 @@ class Exporter:
         for key in [k for k in self._traefik_series if k not in keys]:
             for service, code in self._traefik_series.pop(key):
                 self._traefik_duration.remove(service, code)
+        self._keep_only_more_series(keys)
         for (namespace, pod) in [k for k in self._pod_series if k not in pods]:
             for code in self._pod_series.pop((namespace, pod)):
                 self._pod_duration.remove(namespace, pod, code)
+
+
+    def _keep_only_more_series(self, keys: set[tuple[str, str]]) -> None:
+        """keep_only for Skipper's series (apart, to keep keep_only short)."""
+        for key in [k for k in self._skipper_series if k not in keys]:
+            for route in self._skipper_series.pop(key):
+                self._skipper_response.remove(*route)
+                self._skipper_serve.remove(*route)
 
 
 class Simulator:
@@ -416,7 +446,9 @@ def _observe_canary(kube: Cluster, canary: Canary, *, rate: float, problems: Log
             return None
 
     weights = routers.read_weights(get, canary)
-    return plan(canary, target=target, primary=primary, pods=pods, weights=weights, rate=rate)
+    skipper_routes = skipper.served_routes(get, canary) if spec.provider == "skipper" else {}
+    return plan(canary, target=target, primary=primary, pods=pods, weights=weights, rate=rate,
+                skipper_routes=skipper_routes)
 
 
 def wsgi_app(registry: CollectorRegistry) -> WSGIApp:

@@ -50,6 +50,18 @@ def test_nginx_selects_the_ingress() -> None:
     assert 'ingress="web"' in render_promql(builtin_query("nginx", "request-success-rate"), ctx)
 
 
+def test_skippers_queries_are_flaggers_with_the_names_written_as_skipper_writes_them_in_route_ids() -> None:
+    ctx = TemplateContext(name="web", namespace="t-1", target="web", service="web.svc", interval=MINUTE,
+                          ingress="web-ingress")
+    route = 'route=~"kube(ew)?_t_1__web_ingress_canary__.*__web_svc_canary(_[0-9]+)?"'
+    assert render_promql(builtin_query("skipper", "request-success-rate"), ctx) == (
+        f'sum(rate(skipper_response_duration_seconds_bucket{{{route}, le="+Inf", code!~"5.."}}[1m])) / '
+        f'sum(rate(skipper_response_duration_seconds_bucket{{{route}, le="+Inf"}}[1m])) * 100')
+    assert render_promql(builtin_query("skipper", "request-duration"), ctx) == (
+        f"sum(rate(skipper_serve_route_duration_seconds_sum{{{route}}}[1m])) / "
+        f"sum(rate(skipper_serve_route_duration_seconds_count{{{route}}}[1m])) * 1000")
+
+
 def test_kubernetes_and_gatewayapi_read_the_pods_own_http_histogram_as_flagger_does() -> None:
     for metric in BUILTIN_METRICS:
         assert builtin_query("kubernetes", metric) == builtin_query("gatewayapi", metric)
@@ -69,9 +81,9 @@ def test_an_unknown_metric_is_named_with_the_ones_that_exist() -> None:
 
 def test_an_unknown_provider_is_named_with_the_ones_that_exist() -> None:
     with pytest.raises(UnknownMetric) as error:
-        builtin_query("skipper", "request-duration")
-    assert str(error.value) == ('no built-in metrics for provider "skipper"; providers with built-in metrics: '
-                                'contour, gatewayapi, istio, kubernetes, linkerd, nginx, traefik')
+        builtin_query("kuma", "request-duration")
+    assert str(error.value) == ('no built-in metrics for provider "kuma"; providers with built-in metrics: '
+                                'contour, gatewayapi, istio, kubernetes, linkerd, nginx, skipper, traefik')
     assert isinstance(error.value, ValueError)
 
 

@@ -29,6 +29,7 @@ from canary.local.simulator import (
     wsgi_app,
 )
 from canary.models.canary import Canary
+from canary.routers import skipper
 from canary.routers.base import Weights
 from tests.builders import make_canary, make_deployment
 
@@ -291,6 +292,37 @@ class TestSimulator:
         assert {dict(k)["kubernetes_pod_name"] for k in _samples(registry, "http_request_duration_seconds_count")} \
             == {"web-a-2"}
         assert {dict(k)["destination_workload"] for k in _samples(registry, "istio_requests_total")} == {"web"}
+
+
+def _skipper_objects(canary_weight: int) -> list[Obj]:
+    main = {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "web", "namespace": NS},
+            "spec": {"rules": [{"host": "web.example.com", "http": {"paths": [
+                {"path": "/", "pathType": "Prefix",
+                 "backend": {"service": {"name": "web", "port": {"number": 80}}}}]}}]}}
+    canary = make_canary("web", NS, provider="skipper", ingressRef={"name": "web"})
+    weights = Weights(100 - canary_weight, canary_weight)
+    return [canary, *_cluster_objects("skipper")[1:], main,
+            skipper.build(Canary.from_object(canary), main, weights, owner={})]
+
+
+class TestRouterSeries:
+    def test_a_skipper_canary_is_counted_on_the_canary_ingress_routes_flaggers_query_selects(self) -> None:
+        registry = CollectorRegistry()
+        workloads = observe(FakeCluster(_skipper_objects(25)), rate=20, problems=LogOnce())
+        Simulator(Exporter(registry)).tick(workloads, seconds=1)
+
+        served = _samples(registry, "skipper_serve_route_duration_seconds_count")
+        routes = {dict(k)["route"]: v for k, v in served.items()}
+        assert routes == {"kube_shop__web_canary__web_example_com_____web_primary": 15,
+                          "kube_shop__web_canary__web_example_com_____web_canary": 5}
+        assert registry.get_sample_value("skipper_response_duration_seconds_bucket", {
+            "code": "200", "method": "GET", "route": "kube_shop__web_canary__web_example_com_____web_canary",
+            "le": "+Inf"}) == 5
+
+    def test_a_switched_off_canary_ingress_sends_the_primarys_requests_through_the_users_route(self) -> None:
+        workloads = observe(FakeCluster(_skipper_objects(0)), rate=20, problems=LogOnce())
+        assert [(w.name, w.skipper_route) for w in workloads] == [
+            ("web-primary", "kube_shop__web__web_example_com_____web"), ("web", "")]
 
 
 class TestWsgiApp:
