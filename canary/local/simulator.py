@@ -35,7 +35,10 @@ exactly error-rate percent fail over time. The metrics, on ``/metrics`` (and ``/
 - for canaries routed by Skipper, ``skipper_response_duration_seconds`` and
   ``skipper_serve_route_duration_seconds`` labelled ``code``, ``method`` and ``route``, the id
   Skipper gives the route that carried the request (``kube_<namespace>__<ingress>__<host>__<path>__<service>``;
-  its skipper queries select the canary Ingress's routes to the canary Service by that id).
+  its skipper queries select the canary Ingress's routes to the canary Service by that id);
+- for canaries routed by Linkerd, its proxies' ``response_total`` and ``response_latency_ms``
+  labelled ``namespace``, ``deployment``, ``direction="inbound"``, ``status_code`` and, on the
+  counter, ``classification`` (``success``, or ``failure`` for a 5xx) (its linkerd queries).
 """
 
 from __future__ import annotations
@@ -78,6 +81,8 @@ TEST_LOAD_SHARE = 0.5
 # (a P99 between buckets) while every run produces the same numbers.
 LATENCY_FACTORS = (1.0, 1.05, 1.1, 1.05, 1.0, 0.95, 0.9, 0.95)
 ISTIO_BUCKETS_MS = (1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
+LINKERD_BUCKETS_MS = (1, 2, 3, 4, 5, 10, 20, 30, 40, 50, 100, 200, 300, 400, 500, 1000, 2000, 3000, 4000, 5000,
+                      10000, 20000, 30000, 40000, 50000)
 POD_BUCKETS_SECONDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 # Sums of float shares (0.2 + 0.2 + ... ) land a hair below the whole number they mean.
 _EPSILON = 1e-9
@@ -171,6 +176,8 @@ class Workload:
     """Traefik's name of the workload's Service (Traefik canaries), for Traefik's series."""
     skipper_route: str = ""
     """The id of Skipper's route that carries the workload's requests (Skipper canaries), for Skipper's series."""
+    linkerd: bool = False
+    """Whether Linkerd's proxy counts the workload's requests (Linkerd canaries), for Linkerd's series."""
 
     @property
     def key(self) -> tuple[str, str]:
@@ -208,7 +215,7 @@ def plan(canary: Canary, *, target: Obj | None, primary: Obj | None, pods: Seque
                                   envoy_cluster=f"{namespace}_{service}_{port}" if router == "contour" else "",
                                   traefik_service=f"{namespace}-{service}-{port}@kubernetescrd"
                                   if router == "traefik" else "",
-                                  skipper_route=(skipper_routes or {}).get(service, "")))
+                                  skipper_route=(skipper_routes or {}).get(service, ""), linkerd=router == "linkerd"))
     return workloads
 
 
@@ -288,6 +295,12 @@ class Exporter:
         self._skipper_serve = Histogram("skipper_serve_route_duration_seconds", "Duration of serving a route, "
                                         "Skipper's.", skipper_labels, buckets=POD_BUCKETS_SECONDS, registry=registry)
         self._skipper_series: dict[tuple[str, str], set[tuple[str, str, str]]] = {}
+        linkerd_labels = ["namespace", "deployment", "direction", "status_code"]
+        self._linkerd_total = Counter("response", "Responses, as Linkerd's proxy counts them.",
+                                      [*linkerd_labels, "classification"], registry=registry)
+        self._linkerd_latency = Histogram("response_latency_ms", "Response latency in ms, Linkerd's proxy histogram.",
+                                          linkerd_labels, buckets=LINKERD_BUCKETS_MS, registry=registry)
+        self._linkerd_series: dict[tuple[str, str], set[str]] = {}
         self._workload_series: dict[tuple[str, str], set[str]] = {}
         self._pod_series: dict[tuple[str, str], set[str]] = {}
         self._nginx_series: dict[tuple[str, str], set[tuple[str, str, str, str]]] = {}
@@ -317,6 +330,11 @@ class Exporter:
                 self._skipper_response.labels(*route).observe(request.latency_ms / 1000)
                 self._skipper_serve.labels(*route).observe(request.latency_ms / 1000)
                 self._skipper_series.setdefault(workload.key, set()).add(route)
+            if workload.linkerd:
+                linkerd = (workload.namespace, workload.name, "inbound", code)
+                self._linkerd_total.labels(*linkerd, "failure" if request.code >= 500 else "success").inc()
+                self._linkerd_latency.labels(*linkerd).observe(request.latency_ms)
+                self._linkerd_series.setdefault(workload.key, set()).add(code)
             self._workload_series.setdefault(workload.key, set()).add(code)
             self._pod_series.setdefault((workload.namespace, request.pod), set()).add(code)
 
@@ -349,11 +367,15 @@ class Exporter:
 
 
     def _keep_only_more_series(self, keys: set[tuple[str, str]]) -> None:
-        """keep_only for Skipper's series (apart, to keep keep_only short)."""
+        """keep_only for Skipper's and Linkerd's series (apart, to keep keep_only short)."""
         for key in [k for k in self._skipper_series if k not in keys]:
             for route in self._skipper_series.pop(key):
                 self._skipper_response.remove(*route)
                 self._skipper_serve.remove(*route)
+        for (namespace, name) in [k for k in self._linkerd_series if k not in keys]:
+            for code in self._linkerd_series.pop((namespace, name)):
+                self._linkerd_total.remove(namespace, name, "inbound", code, "failure" if code[0] == "5" else "success")
+                self._linkerd_latency.remove(namespace, name, "inbound", code)
 
 
 class Simulator:

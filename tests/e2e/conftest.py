@@ -99,6 +99,7 @@ istio_crds = _vendored_crds("istio")
 contour_crds = _vendored_crds("contour")
 traefik_crds = _vendored_crds("traefik")
 keda_crds = _vendored_crds("keda")
+smi_crds = _vendored_crds("smi")
 
 
 @pytest.fixture

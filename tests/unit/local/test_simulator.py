@@ -324,6 +324,24 @@ class TestRouterSeries:
         assert [(w.name, w.skipper_route) for w in workloads] == [
             ("web-primary", "kube_shop__web__web_example_com_____web"), ("web", "")]
 
+    def test_a_linkerd_canary_is_counted_as_linkerds_inbound_responses_and_removed_when_gone(self) -> None:
+        registry = CollectorRegistry()
+        simulator = Simulator(Exporter(registry))
+        workloads = plan(_canary("linkerd"), target=make_deployment("web", NS, annotations={ERROR_RATE: "20"}),
+                         primary=None, pods=[_pod("web-5d8f7c9b4-a1", deployment="web")], weights=Weights(50, 50),
+                         rate=20)
+        simulator.tick(workloads, seconds=1)
+
+        inbound = {"namespace": NS, "deployment": "web", "direction": "inbound"}
+        assert registry.get_sample_value("response_total", {**inbound, "status_code": "200",
+                                                            "classification": "success"}) == 8
+        assert registry.get_sample_value("response_total", {**inbound, "status_code": "500",
+                                                            "classification": "failure"}) == 2
+        assert registry.get_sample_value("response_latency_ms_bucket", {**inbound, "status_code": "200",
+                                                                        "le": "30.0"}) == 8
+        simulator.tick([], seconds=1)
+        assert _samples(registry, "response_total") == {}
+
 
 class TestWsgiApp:
     @staticmethod
