@@ -7,7 +7,9 @@ primary Deployments, their pods and the weights its router holds (read by the ro
 ``read_weights``, as the controller reads them), and counts the requests those workloads would
 have served at a steady total rate:
 
-- with weights, the rate is split by them (primary ``rate * w/100``, canary likewise);
+- with weights, the rate is split by them (primary ``rate * w/100``, canary likewise), and the
+  canary also receives the mirrored share (``rate * mirror/100``), counted as its destination
+  proxy counts mirrored requests (nobody sees those answers);
 - without (the kubernetes router), the primary gets the whole rate and the target, while it
   has ready pods, a test load of ``rate / 2``, as Flagger's load tester would send;
 - a workload without ready pods gets nothing.
@@ -133,7 +135,8 @@ class Load:
 def split_load(rate: float, *, weights: Weights | None, canary_ready: bool) -> Load:
     """Split ``rate`` by the router's weights; without weights, add the load tester's canary traffic."""
     if weights is not None:
-        return Load(primary=rate * weights.primary / 100, canary=rate * weights.canary / 100)
+        # Mirrored copies reach the canary on top of its share; their answers go nowhere.
+        return Load(primary=rate * weights.primary / 100, canary=rate * (weights.canary + weights.mirror) / 100)
     return Load(primary=rate, canary=rate * TEST_LOAD_SHARE if canary_ready else 0.0)
 
 

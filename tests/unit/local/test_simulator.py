@@ -88,6 +88,10 @@ class TestSplitLoad:
         assert split_load(20, weights=Weights(primary=90, canary=10), canary_ready=True) == Load(18, 2)
         assert split_load(20, weights=Weights(primary=0, canary=100), canary_ready=True) == Load(0, 20)
 
+    def test_mirrored_requests_reach_the_canary_on_top_of_its_share(self) -> None:
+        assert split_load(20, weights=Weights(primary=100, canary=0, mirror=50), canary_ready=True) == Load(20, 10)
+        assert split_load(20, weights=Weights(primary=100, canary=0, mirror=100), canary_ready=True) == Load(20, 20)
+
     def test_without_a_route_the_primary_gets_everything_and_a_ready_canary_half_as_much_again(self) -> None:
         assert split_load(20, weights=None, canary_ready=True) == Load(20, 10)
 
