@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic.alias_generators import to_camel
@@ -66,3 +67,37 @@ def seconds_of(value: str | float) -> float:
 
 Seconds = Annotated[float, BeforeValidator(seconds_of)]
 """A duration in settings (seconds): ``90s``, ``5m``, ``1h30m`` or a bare number of seconds."""
+
+
+def _checked_url(text: str, *, schemes: frozenset[str] | None) -> str:
+    # The value may be a credential (a Slack webhook URL is one), so errors never repeat it.
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 - raises for a port that is not a number
+    except ValueError as exc:
+        raise ValueError(f"not a URL ({exc})") from None
+    if not parts.scheme or not parts.netloc:
+        raise ValueError("not a URL: a scheme and a host are required, as in https://host/path")
+    if schemes is not None and parts.scheme not in schemes:
+        raise ValueError(f"the URL's scheme must be one of {', '.join(sorted(schemes))}")
+    return text
+
+
+def _url_rule(schemes: frozenset[str] | None) -> dict[str, list[dict[str, str]]]:
+    rule = "isURL(self)"
+    message = "must be a URL"
+    if schemes is not None:
+        rule += f" && url(self).getScheme() in {sorted(schemes)!r}".replace("'", '"')
+        message += f" with scheme {' or '.join(sorted(schemes))}"
+    return {"x-kubernetes-validations": [{"rule": rule, "message": message}]}
+
+
+_HTTP = frozenset({"http", "https"})
+MAX_URL_LENGTH = 2048
+"""Bounds what the API server's CEL cost estimate charges for a URL check."""
+HttpURL = Annotated[str, Field(max_length=MAX_URL_LENGTH, json_schema_extra=_url_rule(_HTTP)),
+                    AfterValidator(lambda text: _checked_url(text, schemes=_HTTP))]
+"""An http or https URL, checked by the API server (CEL ``isURL``) and by the model alike."""
+ProxyURL = Annotated[str, Field(max_length=MAX_URL_LENGTH, json_schema_extra=_url_rule(None)),
+                     AfterValidator(lambda text: _checked_url(text, schemes=None))]
+"""A proxy URL of any scheme requests can use (http, https, socks5)."""

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
 
-from canary.models.base import Duration, Model, OpenModel, parse_duration
+from canary.models.base import Duration, HttpURL, Model, OpenModel, parse_duration
 
 Weight = Annotated[int, Field(ge=0, le=100)]
 StepWeight = Annotated[int, Field(ge=1, le=100)]
@@ -314,12 +314,15 @@ class CanaryAlert(Model):
     provider_ref: CrossNamespaceObjectReference
 
 
+MAX_WEBHOOKS = 64
+
+
 class CanaryWebhook(Model):
     """An HTTP gate or notification at a point of the rollout."""
 
     type: HookType = HookType.ROLLOUT
     name: Name
-    url: Annotated[str, Field(pattern=r"^https?://")]
+    url: HttpURL
     mute_alert: bool = False
     timeout: Annotated[Duration, Field(json_schema_extra=_at_least("1ms"))] | None = None
     metadata: dict[str, str] | None = None
@@ -361,7 +364,8 @@ class CanaryAnalysis(Model):
     canary_ready_threshold: Percent | None = None
     alerts: list[CanaryAlert] | None = None
     metrics: list[CanaryMetric] | None = None
-    webhooks: list[CanaryWebhook] | None = None
+    # Bounded so that the API server's CEL cost estimate admits the URL check of every hook.
+    webhooks: Annotated[list[CanaryWebhook], Field(max_length=MAX_WEBHOOKS)] | None = None
     match: list[HTTPMatchRequest] | None = None
     session_affinity: SessionAffinity | None = None
     score_thresholds: ScoreThresholds = ScoreThresholds()

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from canary.models.base import Model
+from canary.models.base import HttpURL, Model, ProxyURL
 from canary.models.canary import ObjectMeta
 
 # Only the providers analysis/providers implements: Flagger's stackdriver, dynatrace, keptn and splunk
@@ -24,7 +24,7 @@ class MetricTemplateProvider(Model):
     """Which metric back end runs the template's query, and how to reach it."""
 
     type: MetricProviderType = "prometheus"
-    address: str | None = None
+    address: HttpURL | None = None
     headers: dict[str, list[str]] | None = None
     secret_ref: SecretReference | None = None
     region: str | None = None
@@ -53,8 +53,8 @@ class AlertProviderSpec(Model):
     type: Literal["slack", "msteams", "discord", "rocket", "gchat", "generic"]
     channel: str | None = None
     username: str | None = None
-    address: str | None = None
-    proxy: str | None = None
+    address: HttpURL | None = None
+    proxy: ProxyURL | None = None
     secret_ref: SecretReference | None = None
 
 

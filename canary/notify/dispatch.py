@@ -27,7 +27,7 @@ import threading
 import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 import requests
 import structlog
@@ -102,17 +102,27 @@ def _decoded(secret: dict[str, Any], key: str, *, owner: str) -> str | None:
     return text.strip() or None
 
 
+def _split(url: str) -> SplitResult | None:
+    """The parts of ``url``, or None when it cannot be parsed (``http://[::1``)."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises for a port that is not a number
+    except ValueError:
+        return None
+    return parts
+
+
 def _check_address(url: str, *, owner: str) -> None:
-    parts = urlsplit(url)
-    if parts.scheme not in {"http", "https"} or not parts.netloc:
+    parts = _split(url)
+    if parts is None or parts.scheme not in {"http", "https"} or not parts.netloc:
         # The value may be secret (a webhook URL is its own credential), so it is not shown.
         raise PermanentError(f"AlertProvider {owner}: the address must be an http or https URL")
 
 
 def _check_proxy(url: str, *, owner: str) -> None:
     # Any scheme requests can use (http, https, socks5 with PySocks); only the shape is checked here.
-    parts = urlsplit(url)
-    if not parts.scheme or not parts.netloc:
+    parts = _split(url)
+    if parts is None or not parts.scheme or not parts.netloc:
         raise PermanentError(f"AlertProvider {owner}: the proxy must be a URL such as http://proxy:3128")
 
 

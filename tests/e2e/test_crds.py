@@ -38,6 +38,10 @@ def _canary(namespace: str, **analysis: Any) -> dict[str, Any]:
          "spec.analysis.webhooks[0].timeout", "must be at least 1ms"),
         ({"iterations": 2, "metrics": [{"name": "m", "query": "up", "thresholdRange": {"min": 2, "max": 1}}]},
          "spec.analysis.metrics[0].thresholdRange", "min must not be above max"),
+        ({"iterations": 2, "webhooks": [{"name": "x", "url": "http://[::1"}]},
+         "spec.analysis.webhooks[0].url", "must be a URL with scheme http or https"),
+        ({"iterations": 2, "webhooks": [{"name": "x", "url": "ftp://hooks"}]},
+         "spec.analysis.webhooks[0].url", "must be a URL with scheme http or https"),
     ],
 )
 def test_the_api_server_refuses_an_invalid_canary_naming_the_field(
@@ -74,3 +78,19 @@ def test_what_the_api_server_accepts_as_a_duration_the_model_reads_alike(kube: K
     analysis = Canary.from_object(stored or {}).spec.analysis
     assert analysis.interval_seconds == 90
     assert [m.window.total_seconds() for m in analysis.metrics or []] == [90]
+
+
+@pytest.mark.usefixtures("canary_crds")
+@pytest.mark.parametrize(("spec", "field", "message"), [
+    ({"type": "slack", "address": "http://[::1"}, "spec.address", "must be a URL with scheme http or https"),
+    ({"type": "slack", "address": "hooks.slack.com/T0K3N"}, "spec.address", "must be a URL"),
+    ({"type": "slack", "proxy": "http://proxy:port"}, "spec.proxy", "must be a URL"),
+])
+def test_the_api_server_refuses_an_alert_provider_address_that_is_not_a_url(
+    kube: Kube, namespace: str, spec: dict[str, Any], field: str, message: str
+) -> None:
+    with pytest.raises(InvalidObject) as caught:
+        kube.create({"apiVersion": "canary.dev/v1alpha1", "kind": "AlertProvider",
+                     "metadata": {"name": "chat", "namespace": namespace}, "spec": spec})
+    assert re.search(rf"{re.escape(field)}: .*{re.escape(message)}", str(caught.value)), str(caught.value)
+    assert "T0K3N" not in str(caught.value), "the value, which may be a credential, is not repeated"

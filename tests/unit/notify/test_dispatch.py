@@ -21,6 +21,7 @@ from canary.notify.base import Notice
 from canary.notify.dispatch import AlertDispatcher, ProviderRef, admits
 from canary.notify.registry import SERVICES
 from canary.notify.slack import slack_payload
+from canary.waiting import wait_until
 from tests.e2e.receivers import Receiver, receiver
 from tests.unit.notify.notices import notice, route
 
@@ -342,7 +343,22 @@ def test_a_proxy_that_is_not_a_url_is_named_without_its_value(make: Make) -> Non
     dispatcher = make(provider("chat", address=UNREACHABLE, proxy="proxy.internal:3128"))
     with capture_logs() as logs:
         dispatcher.notify(notice(alerts=(route("chat"),)))
-    assert _dropped_lines(logs) == ["AlertProvider shop/chat: the proxy must be a URL such as http://proxy:3128"]
+    assert _dropped_lines(logs) == ["AlertProvider shop/chat: spec.proxy: Value error, not a URL: a scheme and a "
+                                    "host are required, as in https://host/path"]
+
+
+def test_a_provider_whose_address_cannot_be_parsed_is_named_and_the_others_still_hear(
+    make: Make, hooks: Hooks
+) -> None:
+    dispatcher = make(provider("broken", address="http://[::1"),
+                      provider("hidden", secretRef={"name": "hook"}), secret("hook", address="http://[::1/x"),
+                      provider("chat", address=hooks.url("/chat")))
+    with capture_logs() as logs:
+        dispatcher.notify(notice(alerts=(route("broken"), route("hidden"), route("chat"))))
+    assert _dropped_lines(logs) == [
+        "AlertProvider shop/broken: spec.address: Value error, not a URL (Invalid IPv6 URL)",
+        "AlertProvider shop/hidden: the address must be an http or https URL"]
+    wait_until(hooks.paths, lambda paths: paths == ["/chat"], what="the good provider's delivery", timeout=10)
 
 
 @pytest.mark.parametrize(("capacity", "attempts"), [(0, 3), (100, 0)])
