@@ -218,6 +218,9 @@ def controller(
                                                            help="Shared secret of POST /hooks/git/<source> "
                                                            "(set it through the environment).")] = None,
     port: Annotated[int, typer.Option(envvar="CANARY_PORT", help="Port of /metrics, /healthz and /readyz.")] = 8080,
+    listen_address: Annotated[str, typer.Option(envvar="CANARY_LISTEN_ADDRESS",
+                                                help="Interface of that port: 0.0.0.0 (all), 127.0.0.1, ...")
+                              ] = "0.0.0.0",  # noqa: S104 - all interfaces, as a pod's probes and scrapes need
     log_level: Annotated[str, typer.Option(envvar="CANARY_LOG_LEVEL", help="debug, info, warning or error.")
                          ] = "info",
 ) -> None:
@@ -235,7 +238,7 @@ def controller(
                           poll_interval=git_poll_interval, sync_interval=git_sync_interval,
                           webhook_secret=git_webhook_secret, rollback=git_rollback, readonly=git_readonly,
                           author=git_author, sources_file=git_config),
-        port=port, log_level=log_level)
+        port=port, listen_address=listen_address, log_level=log_level)
     logging.configure(settings.log_level)
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -283,7 +283,8 @@ def start(controller: Controller, settings: ControllerSettings) -> None:
         gitsync = controller.gitsync
         hooks = receiver(settings.git.webhook_secret, lambda: {s.name: s.ref for s in gitsync.settings.sources},
                          lambda name: controller.scheduler.trigger_job(gitsync_job(name)))
-    controller.server = HttpServer(settings.port, app(ready=controller.ready, extra=hooks)).start()
+    controller.server = HttpServer(settings.port, app(ready=controller.ready, extra=hooks),
+                                   host=settings.listen_address).start()
     for name, informer in controller.informers.items():
         if name not in controller.optional and not informer.wait_synced(_SYNC_TIMEOUT):
             log.warning("cache not synced yet", kind=informer.kind)

@@ -23,14 +23,28 @@ def signature(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
+def _same(sent: str, expected: str) -> bool:
+    # Bytes, because compare_digest refuses str with non-ASCII characters (a header may hold any);
+    # WSGI gives header values decoded as latin-1, so this is the bytes the client sent.
+    return hmac.compare_digest(sent.encode("latin-1", "replace"), expected.encode())
+
+
 def verified(secret: str, headers: Mapping[str, str], body: bytes) -> bool:
     """Whether the request proves it knows ``secret`` (constant-time comparisons)."""
     for header in ("x-hub-signature-256", "x-signature-256"):
         sent = headers.get(header)
         if sent is not None:
-            return hmac.compare_digest(sent, signature(secret, body))
+            return _same(sent, signature(secret, body))
     token = headers.get("x-gitlab-token")
-    return token is not None and hmac.compare_digest(token, secret)
+    return token is not None and _same(token, secret)
+
+
+def content_length(environ: Mapping[str, Any]) -> int | None:
+    """The request's Content-Length (0 when absent); None when it is not a non-negative number."""
+    text = str(environ.get("CONTENT_LENGTH") or "0").strip()
+    if not text.isascii() or not text.isdigit():
+        return None
+    return int(text)
 
 
 def pushed_ref(body: bytes) -> str | None:
@@ -41,6 +55,19 @@ def pushed_ref(body: bytes) -> str | None:
         return None
     ref = payload.get("ref") if isinstance(payload, dict) else None
     return ref if isinstance(ref, str) else None
+
+
+def _body(environ: Mapping[str, Any]) -> bytes | tuple[str, str]:
+    """The request body, or the answer for a request whose body cannot be read."""
+    length = content_length(environ)
+    if length is None:
+        return "400 Bad Request", "Content-Length must be a non-negative number"
+    if length > MAX_BODY:
+        return "413 Payload Too Large", "body too large"
+    try:
+        return environ["wsgi.input"].read(length) if length else b""
+    except TimeoutError:  # the server's read deadline: the client stopped sending
+        return "408 Request Timeout", "the body did not arrive in time"
 
 
 def receiver(secret: str, sources: Callable[[], Mapping[str, str]], trigger: Callable[[str], None]
@@ -64,10 +91,9 @@ def receiver(secret: str, sources: Callable[[], Mapping[str, str]], trigger: Cal
     def _verdict(environ: dict[str, Any], name: str) -> tuple[str, str]:
         if environ.get("REQUEST_METHOD") != "POST":
             return "405 Method Not Allowed", "POST only"
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-        if length > MAX_BODY:
-            return "413 Payload Too Large", "body too large"
-        body = environ["wsgi.input"].read(length) if length else b""
+        body = _body(environ)
+        if isinstance(body, tuple):
+            return body
         headers = {k[5:].replace("_", "-").lower(): v for k, v in environ.items() if k.startswith("HTTP_")}
         if not verified(secret, headers, body):
             return "401 Unauthorized", "bad or missing signature"

@@ -18,7 +18,15 @@ StartResponse = Callable[..., Any]
 Extra = Callable[[dict[str, Any], StartResponse], Iterable[bytes] | None]
 
 
+READ_TIMEOUT = 10.0
+"""Seconds a client may take to send its request before the connection is dropped."""
+
+
 class _Quiet(WSGIRequestHandler):
+    # The socket timeout of each connection: a client that stops sending (or claims a body it
+    # never sends) frees its thread after this, instead of holding it.
+    timeout = READ_TIMEOUT
+
     def log_message(self, format: str, *args: Any) -> None:  # noqa: ANN401 - stdlib signature
         """Requests are not logged: probes would flood the log."""
 
@@ -51,8 +59,10 @@ def app(*, ready: Callable[[], bool], extra: Extra | None = None) -> Callable[..
 class HttpServer:
     """Serves ``app`` on a port in a thread."""
 
-    def __init__(self, port: int, wsgi: Callable[..., Iterable[bytes]], *, host: str = "0.0.0.0") -> None:  # noqa: S104
-        self._server = make_server(host, port, wsgi, ThreadingWSGIServer, handler_class=_Quiet)
+    def __init__(self, port: int, wsgi: Callable[..., Iterable[bytes]], *,
+                 host: str = "0.0.0.0", read_timeout: float = READ_TIMEOUT) -> None:  # noqa: S104 - --listen-address
+        handler = type("Handler", (_Quiet,), {"timeout": read_timeout})
+        self._server = make_server(host, port, wsgi, ThreadingWSGIServer, handler_class=handler)
         self.port = int(self._server.server_port)
         self._thread = threading.Thread(target=self._server.serve_forever, name="http", daemon=True)
 

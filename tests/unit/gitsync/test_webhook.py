@@ -8,11 +8,13 @@ from canary.gitsync.webhook import receiver, signature
 SECRET = "hook-s3cret"  # noqa: S105 - a test secret
 
 
-def _post(body: bytes, headers: dict[str, str], path: str = "/hooks/git/apps") -> tuple[str, str, list[str]]:
+def _post(body: bytes, headers: dict[str, str], path: str = "/hooks/git/apps", *,
+          length: str | None = None) -> tuple[str, str, list[str]]:
     triggered: list[str] = []
     handle = receiver(SECRET, lambda: {"apps": "refs/heads/main"}, triggered.append)
     status: list[str] = []
-    environ: dict[str, Any] = {"PATH_INFO": path, "REQUEST_METHOD": "POST", "CONTENT_LENGTH": str(len(body)),
+    environ: dict[str, Any] = {"PATH_INFO": path, "REQUEST_METHOD": "POST",
+                               "CONTENT_LENGTH": str(len(body)) if length is None else length,
                                "wsgi.input": io.BytesIO(body),
                                **{"HTTP_" + k.upper().replace("-", "_"): v for k, v in headers.items()}}
     answer = handle(environ, lambda code, _headers: status.append(code))
@@ -40,3 +42,13 @@ def test_forged_or_unknown_requests_change_nothing() -> None:
     assert _post(body, {"X-Gitlab-Token": "guess"})[::2] == ("401 Unauthorized", [])
     assert _post(body, {"X-Hub-Signature-256": signature(SECRET, body)}, path="/hooks/git/other")[::2] == (
         "404 Not Found", [])
+
+
+def test_malformed_requests_get_a_400_or_401_never_a_server_error() -> None:
+    body = b'{"ref": "refs/heads/main"}'
+    assert _post(body, {"X-Hub-Signature-256": "sha256=\u00e9t\u00e9"})[::2] == ("401 Unauthorized", [])
+    assert _post(body, {"X-Gitlab-Token": "t\u00f6ken"})[::2] == ("401 Unauthorized", [])
+    for length in ("abc", "-1", "1e3", "\u0661"):
+        status, text, triggered = _post(body, {"X-Gitlab-Token": SECRET}, length=length)
+        assert (status, text, triggered) == ("400 Bad Request", "Content-Length must be a non-negative number", []), \
+            length
