@@ -51,5 +51,6 @@ bench: setup
 crds: $(INSTALLED)
 	$(BIN)/python -m canary.models.crds manifests/crds
 
-clean: down
+clean: $(INSTALLED)
+	$(BIN)/canary local down --purge
 	rm -rf .cache/local

@@ -93,9 +93,14 @@ def local_up(
 
 
 @local_app.command("down")
-def local_down(state_dir: StateDir = None) -> None:
-    """Stop everything the local stack started and remove its files (logs stay)."""
-    stack.down(_state_dir(state_dir), progress=_progress)
+def local_down(
+    state_dir: StateDir = None,
+    purge: Annotated[bool, typer.Option("--purge", help="Also delete the stack's data, certificates and "
+                                        "kubeconfig (logs stay); without it, `up` starts it again as it was.")
+                     ] = False,
+) -> None:
+    """Stop everything the local stack started."""
+    stack.down(_state_dir(state_dir), purge=purge, progress=_progress)
 
 
 @local_app.command("status")

@@ -279,7 +279,8 @@ class Demo:
             self.controller.terminate()
             self.controller.wait(timeout=30)
         if self.started_stack:
-            stack.down(self.state_dir, progress=lambda line: self.console.print(f"   {line}", highlight=False))
+            stack.down(self.state_dir, purge=True,
+                       progress=lambda line: self.console.print(f"   {line}", highlight=False))
 
 
 def _until(probe: Callable[[], str], done: Callable[[str], bool], *, timeout: float) -> str:

@@ -111,10 +111,9 @@ def _sign(
     return builder.sign(issuer_key, hashes.SHA256())
 
 
-def generate(directory: Path) -> Pki:
-    """Write a fresh CA, serving and admin certificates and a service-account key pair."""
-    directory.mkdir(parents=True, exist_ok=True)
-    pki = Pki(
+def existing(directory: Path) -> Pki:
+    """The paths of what ``generate`` wrote in ``directory`` (a stack started again keeps its certificates)."""
+    return Pki(
         ca_cert=directory / "ca.crt",
         server_cert=directory / "apiserver.crt",
         server_key=directory / "apiserver.key",
@@ -123,6 +122,12 @@ def generate(directory: Path) -> Pki:
         sa_key=directory / "sa.key",
         sa_pub=directory / "sa.pub",
     )
+
+
+def generate(directory: Path) -> Pki:
+    """Write a fresh CA, serving and admin certificates and a service-account key pair."""
+    directory.mkdir(parents=True, exist_ok=True)
+    pki = existing(directory)
     ca_key = _new_key()
     ca_name = _name("canary-local-ca")
     ca = _sign(subject=ca_name, public_key=ca_key.public_key(), issuer=ca_name, issuer_key=ca_key,

@@ -105,7 +105,12 @@ def _save(state: StackState) -> None:
 
 
 def up(options: StackOptions, *, progress: Progress = lambda _: None) -> StackState:
-    """Start a stack in ``options.state_dir``, or return the one already running there."""
+    """Start a stack in ``options.state_dir``, or return the one already running there.
+
+    A stack that was complete once keeps its data, ports and certificates: whatever of it is not
+    running (stopped by ``down``, or dead) is started again as it was. Only a start that never
+    completed is cleaned up and begun afresh.
+    """
     state_dir = options.state_dir.resolve()
     with exclusive(state_dir / ".lock"):
         existing = load_state(state_dir)
@@ -113,29 +118,94 @@ def up(options: StackOptions, *, progress: Progress = lambda _: None) -> StackSt
             if existing.ready and all(procs.is_alive(p) for p in existing.processes):
                 progress(f"a stack already runs in {state_dir}")
                 return existing
+            if existing.ready:
+                return _resume(existing, progress=progress)
             progress(f"cleaning up an earlier stack in {state_dir} that is not complete")
             _teardown(existing, progress=progress)
         bin_dir = None if options.external_kubeconfig else binaries.ensure_built()
         return _Starter(options, state_dir, bin_dir, progress).start()
 
 
-def down(state_dir: Path, *, progress: Progress = lambda _: None) -> StackState | None:
-    """Stop what the stack in ``state_dir`` started and remove its files (logs are kept)."""
+def down(state_dir: Path, *, purge: bool = False, progress: Progress = lambda _: None) -> StackState | None:
+    """Stop what the stack in ``state_dir`` started; with ``purge``, also remove its files (logs are kept),
+    else the next ``up`` starts it again with its data."""
     state_dir = state_dir.resolve()
     with exclusive(state_dir / ".lock"):
         state = load_state(state_dir)
         if state is None:
             progress(f"no stack in {state_dir}")
             return None
-        _teardown(state, progress=progress)
+        if purge:
+            _teardown(state, progress=progress)
+        else:
+            _stop_all(state, progress=progress)
         return state
 
 
-def _teardown(state: StackState, *, progress: Progress) -> None:
+def _stop_all(state: StackState, *, progress: Progress) -> None:
     for record in reversed(state.processes):
         if procs.is_alive(record):
             procs.stop(record)
             progress(f"stopped {record.name} (pid {record.pid})")
+
+
+def _resume(state: StackState, *, progress: Progress) -> StackState:
+    """Start again, in their order and with the same arguments, the processes of ``state`` that are not running."""
+    began = time.monotonic()
+    restarted = []
+    for index, record in enumerate(state.processes):
+        if procs.is_alive(record):
+            continue
+        fresh = procs.spawn(record.name, record.argv, log=Path(record.log), address=record.address)
+        state.processes[index] = fresh
+        _save(state)
+        restarted.append(fresh.name)
+        elapsed = time.monotonic() - began
+        progress(f"[{elapsed:5.1f}s] restarted {fresh.name} (pid {fresh.pid}) {fresh.address}".rstrip())
+        _wait_healthy(state, fresh)
+    if "kwok" in restarted or "kube-apiserver" in restarted:
+        _wait_nodes(state)
+    progress(f"[{time.monotonic() - began:5.1f}s] the stack in {state.state_dir} runs again with its data")
+    return state
+
+
+def _wait_healthy(state: StackState, record: ProcessRecord) -> None:
+    """Wait until the restarted ``record`` serves (processes without an endpoint: until they are up)."""
+    def alive_then(probe: Callable[[], T]) -> T:
+        if not procs.is_alive(record):
+            raise LocalStackError(f"{record.name} exited when restarted; the end of {record.log}:\n"
+                                  f"{procs.log_tail(record)}")
+        return probe()
+
+    what = f"the restarted {record.name} to serve"
+    if record.name == "etcd":
+        wait_until(lambda: alive_then(lambda: _http_json(f"{record.address}/health")),
+                   lambda body: body.get("health") == "true", what=what, timeout=_START_TIMEOUT)
+    elif record.name == "kube-apiserver":
+        context = _tls_context(pki.existing(Path(state.state_dir) / "pki"))
+        wait_until(lambda: alive_then(lambda: _http_status(f"{record.address}/readyz", context)),
+                   lambda code: code == 200, what=what, timeout=_START_TIMEOUT)
+    elif record.name == "prometheus":
+        wait_until(lambda: alive_then(lambda: _http_status(f"{record.address}/-/ready")),
+                   lambda code: code == 200, what=what, timeout=_START_TIMEOUT)
+    elif record.name == "simulator":
+        wait_until(lambda: alive_then(lambda: _http_status(f"{record.address}/healthz")),
+                   lambda code: code == 200, what=what, timeout=_START_TIMEOUT)
+    else:
+        alive_then(lambda: None)
+
+
+def _wait_nodes(state: StackState) -> None:
+    kube = Kube.from_kubeconfig(Path(state.kubeconfig))
+    try:
+        wait_until(lambda: [n for n in kube.list_objects("v1", "Node") if is_true(n, "Ready")], bool,
+                   what="the kwok nodes to be Ready again", timeout=_START_TIMEOUT)
+    finally:
+        kube.close()
+
+
+def _teardown(state: StackState, *, progress: Progress) -> None:
+    _stop_all(state, progress=progress)
     state_dir = Path(state.state_dir)
     for entry in state_dir.iterdir():
         if entry.name in ("logs", ".lock"):

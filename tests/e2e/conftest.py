@@ -49,7 +49,7 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[stack.Stac
     try:
         yield state
     finally:
-        stack.down(options.state_dir, progress=print)
+        stack.down(options.state_dir, purge=True, progress=print)
 
 
 @pytest.fixture(scope="session")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -11,9 +12,11 @@ from urllib.parse import urlparse
 
 import pytest
 
+from canary.kube.client import Kube
 from canary.local import procs
 from canary.local.ports import is_listening
 from canary.local.procs import ProcessRecord
+from canary.waiting import wait_until
 
 pytestmark = pytest.mark.skipif(bool(os.environ.get("CANARY_TEST_KUBECONFIG")),
                                 reason="tests the local control plane; CANARY_TEST_KUBECONFIG uses another cluster")
@@ -56,7 +59,7 @@ def test_up_status_down_twice_leaves_no_process_or_port_behind(tmp_path: Path) -
         assert "a stack already runs" in again.stderr
         assert again.stdout == started.stdout
 
-        stopped = _canary("local", "down", "--state-dir", str(state_dir))
+        stopped = _canary("local", "down", "--purge", "--state-dir", str(state_dir))
         assert stopped.returncode == 0, stopped.stderr
         assert not any(procs.is_alive(r) for r in records)
         assert not any(is_listening(port) for port in ports)
@@ -65,3 +68,56 @@ def test_up_status_down_twice_leaves_no_process_or_port_behind(tmp_path: Path) -
     gone = _canary("local", "status", "--state-dir", str(state_dir))
     assert gone.returncode == 1
     assert "no stack in" in gone.stderr
+
+
+def _records(state_dir: Path) -> list[ProcessRecord]:
+    state = json.loads((state_dir / "state.json").read_text())
+    return [ProcessRecord.model_validate(p) for p in state["processes"]]
+
+
+def _kubectl_configmap(state_dir: Path) -> dict[str, str] | None:
+    kube = Kube.from_kubeconfig(state_dir / "kubeconfig")
+    try:
+        found = kube.get("v1", "ConfigMap", "kept", namespace="default")
+        return found.get("data") if found is not None else None
+    finally:
+        kube.close()
+
+
+def test_up_restarts_what_died_or_was_stopped_and_keeps_the_data_ports_and_certificates(tmp_path: Path) -> None:
+    state_dir = tmp_path / "stack"
+    started = _canary("local", "up", "--state-dir", str(state_dir))
+    assert started.returncode == 0, started.stderr
+    kube = Kube.from_kubeconfig(state_dir / "kubeconfig")
+    kube.create({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "kept", "namespace": "default"},
+                 "data": {"answer": "42"}})
+    kube.close()
+    before = {r.name: r for r in _records(state_dir)}
+    ca = (state_dir / "pki" / "ca.crt").read_bytes()
+
+    for name in ("kube-scheduler", "simulator"):
+        os.kill(before[name].pid, signal.SIGKILL)
+    wait_until(lambda: [n for n in ("kube-scheduler", "simulator") if procs.is_alive(before[n])], lambda a: not a,
+               what="the killed processes to be gone", timeout=10)
+    again = _canary("local", "up", "--state-dir", str(state_dir))
+    assert again.returncode == 0, again.stderr
+    assert again.stdout == started.stdout, "the same kubeconfig and Prometheus address"
+    after = {r.name: r for r in _records(state_dir)}
+    assert {n for n in after if after[n].pid != before[n].pid} == {"kube-scheduler", "simulator"}
+    assert all(procs.is_alive(r) for r in after.values())
+    assert _kubectl_configmap(state_dir) == {"answer": "42"}
+
+    stopped = _canary("local", "down", "--state-dir", str(state_dir))
+    assert stopped.returncode == 0, stopped.stderr
+    assert not any(procs.is_alive(r) for r in after.values())
+    resumed = _canary("local", "up", "--state-dir", str(state_dir))
+    assert resumed.returncode == 0, resumed.stderr
+    assert resumed.stdout == started.stdout
+    assert [r.argv for r in _records(state_dir)] == [r.argv for r in before.values()], "the same ports and files"
+    assert (state_dir / "pki" / "ca.crt").read_bytes() == ca
+    assert _kubectl_configmap(state_dir) == {"answer": "42"}, "etcd's data survived a full stop"
+    assert _canary("local", "status", "--state-dir", str(state_dir)).returncode == 0
+
+    purged = _canary("local", "down", "--purge", "--state-dir", str(state_dir))
+    assert purged.returncode == 0, purged.stderr
+    assert sorted(p.name for p in state_dir.iterdir()) == [".lock", "logs"]
