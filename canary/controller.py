@@ -141,7 +141,8 @@ def build(settings: ControllerSettings) -> Controller:
         checks=CheckRunner(webhooks=webhooks, templates=informers["metrictemplates"], secrets=informers["secrets"],
                            metrics_server=settings.metrics_server, clock=_now),
         webhooks=webhooks, events=EventRecorder(kube), notifier=notifier, clock=_now, event_hooks=event_hooks)
-    scheduler = CanaryScheduler(reconciler.tick, workers=settings.workers, canaries=canaries)
+    scheduler = CanaryScheduler(reconciler.tick, workers=settings.workers, canaries=canaries,
+                                on_failure=reconciler.report)
     informers["canaries"].subscribe(scheduler.on_canary)
     informers["canaries"].subscribe(reconciler.forget)
     informers["metrictemplates"].subscribe(scheduler.on_template)

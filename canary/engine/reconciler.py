@@ -21,7 +21,7 @@ from canary.engine.checks import CheckRunner
 from canary.engine.decide import REQUEST_ANNOTATION, RUNNING, Act, Observed, resolve
 from canary.engine.effects import Alert, Effect, Event, PostRolloutHooks, Promote, ScaleTarget, SetRoutes, SetStatus
 from canary.engine.status import apply_status
-from canary.errors import Conflict, PermanentError
+from canary.errors import Conflict, Forbidden, InvalidObject, PermanentError
 from canary.kube import Obj
 from canary.kube.client import Kube
 from canary.kube.events import EventRecorder
@@ -89,11 +89,25 @@ class Reconciler:
         try:
             context = self._observe(obj, canary, where)
         except PermanentError as exc:
-            return self._problem(obj, "InvalidSpec", str(exc))
+            return self._problem(obj, _reason(exc), str(exc))
         if isinstance(context, str):
             return context
-        self._clear_problem(obj)
-        return self._decide_and_act(context)
+        try:
+            summary = self._decide_and_act(context)
+        except PermanentError as exc:  # the API server refused a write: say so on the Canary
+            return self._problem(self._fresh(obj), _reason(exc), str(exc))
+        self._clear_problem(self._fresh(obj))
+        return summary
+
+    def _fresh(self, obj: Obj) -> Obj:
+        """The Canary as the cache now holds it (after this tick's own writes)."""
+        return self._canaries.informer.get(obj["metadata"]["namespace"], obj["metadata"]["name"]) or obj
+
+    def report(self, namespace: str, name: str, message: str) -> None:
+        """A failure that keeps coming back (the scheduler's ``on_failure``), as the Canary's condition and an Event."""
+        found = self._canaries.informer.get(namespace, name)
+        if found is not None:
+            self._problem(found, "APIError", f"Canary {namespace}/{name}: {message}")
 
     def _observe(self, obj: Obj, canary: Canary, where: str) -> TickContext | str:
         router = self._routers.for_provider(canary.spec.provider, where=where)
@@ -333,6 +347,15 @@ def _with_cookies(decision: Act, tick: TickContext) -> tuple[Act, TickContext]:
         "previous_session_affinity_cookie": cookies.previous})
     canary = tick.canary.model_copy(update={"status": status})
     return decision.with_status(SetStatus(cookies=cookies)), replace(tick, route=replace(tick.route, canary=canary))
+
+
+def _reason(exc: PermanentError) -> str:
+    """The Ready condition's reason for a refusal: by whom it was refused."""
+    if isinstance(exc, Forbidden):
+        return "Forbidden"  # RBAC, a ResourceQuota, an admission webhook that denies
+    if isinstance(exc, InvalidObject):
+        return "Refused"  # the API server or an admission webhook found an object we wrote invalid
+    return "InvalidSpec"
 
 
 def _ready_condition(obj: Obj) -> Obj | None:

@@ -7,12 +7,21 @@ meaning. The interval is the model's: a Canary its model refuses is ticked every
 ``INVALID_RECHECK_SECONDS`` (the tick reports why it is invalid; fixing it runs a tick at once). A change of
 a target or of its configs runs the job SETTLE_SECONDS later, so that objects written together (a
 Deployment and its ConfigMap from one commit) are judged as one revision, not as two.
+
+A tick that fails with a temporary error (the API server or the network) is retried with a
+backoff: after each failure in a row the canary's next runs are skipped for twice as long as
+before (from its interval, at most ``MAX_BACKOFF_SECONDS``), and from the ``REPORT_AFTER``-th
+failure in a row the error is reported on the Canary (``on_failure``), since what lasts that long
+is rarely temporary (a full Service range answers 500).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import threading
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import structlog
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -30,7 +39,11 @@ from canary.workloads import configs
 
 log = structlog.get_logger(__name__)
 Tick = Callable[[str, str], str]
+Report = Callable[[str, str, str], None]
+"""(namespace, name, message): a failure that keeps coming back, for the Canary's condition."""
 SETTLE_SECONDS = 0.3
+REPORT_AFTER = 3
+MAX_BACKOFF_SECONDS = 300.0
 INVALID_RECHECK_SECONDS = parse_duration(ANALYSIS_INTERVAL).total_seconds()
 
 
@@ -38,12 +51,25 @@ def _job_id(namespace: str, name: str) -> str:
     return f"{namespace}/{name}"
 
 
+@dataclass(frozen=True)
+class _Failing:
+    """The temporary failures in a row of one canary, and until when its runs are skipped."""
+
+    count: int
+    until: float
+
+
 class CanaryScheduler:
     """Keeps one job per Canary and runs ``tick(namespace, name)`` from it."""
 
-    def __init__(self, tick: Tick, *, workers: int = 10, canaries: Canaries) -> None:
+    def __init__(self, tick: Tick, *, workers: int = 10, canaries: Canaries, on_failure: Report | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._tick = tick
         self._canaries = canaries
+        self._on_failure = on_failure
+        self._clock = clock
+        self._failing: dict[str, _Failing] = {}
+        self._failing_lock = threading.Lock()
         self._scheduler = BackgroundScheduler(
             executors={"default": ThreadPoolExecutor(workers)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
@@ -111,6 +137,8 @@ class CanaryScheduler:
         job_id = _job_id(namespace, name)
         if event == "DELETED":
             self._seen.pop(job_id, None)
+            with self._failing_lock:
+                self._failing.pop(job_id, None)
             try:
                 self._scheduler.remove_job(job_id)
             except JobLookupError:
@@ -129,6 +157,22 @@ class CanaryScheduler:
         elif self._seen.get(job_id) != seen:
             self.trigger(namespace, name)
         self._seen[job_id] = seen
+
+    def _failed(self, namespace: str, name: str, message: str, *, previous: _Failing | None) -> None:
+        """Back off after a temporary failure, and report one that keeps coming back."""
+        job_id = _job_id(namespace, name)
+        count = (previous.count if previous is not None else 0) + 1
+        base = self.interval(namespace, name) or INVALID_RECHECK_SECONDS
+        pause = min(base * 2 ** (count - 1), MAX_BACKOFF_SECONDS)
+        with self._failing_lock:
+            self._failing[job_id] = _Failing(count=count, until=self._clock() + pause)
+        log.warning("tick will be retried", error=message, failures=count, retry_in=pause)
+        if count >= REPORT_AFTER and self._on_failure is not None:
+            try:
+                self._on_failure(namespace, name, f"failed {count} times in a row, retrying in {pause:.0f}s: "
+                                 f"{message}")
+            except Exception:  # reporting is best effort; the API server may be what fails
+                log.warning("could not report the failure on the Canary", exc_info=True)
 
     def interval(self, namespace: str, name: str) -> float | None:
         """Seconds between the ticks of a canary's job; None without a job."""
@@ -171,18 +215,27 @@ class CanaryScheduler:
 
     def _run(self, namespace: str, name: str) -> None:
         structlog.contextvars.clear_contextvars()
+        job_id = _job_id(namespace, name)
         with structlog.contextvars.bound_contextvars(canary=name, namespace=namespace):
+            with self._failing_lock:
+                failing = self._failing.get(job_id)
+            if failing is not None and self._clock() < failing.until:
+                metrics.TICKS.labels(result="backoff").inc()
+                return
             started = dt.datetime.now(dt.UTC)
             try:
                 summary = self._tick(namespace, name)
             except TemporaryError as exc:
                 metrics.TICKS.labels(result="retry").inc()
-                log.warning("tick will be retried", error=str(exc))
+                self._failed(namespace, name, str(exc), previous=failing)
                 return
             except Exception:  # one canary's bug must not stop the others
                 metrics.TICKS.labels(result="error").inc()
                 log.exception("tick failed")
                 return
+            if failing is not None:
+                with self._failing_lock:
+                    self._failing.pop(job_id, None)
             metrics.TICKS.labels(result="ok").inc()
             metrics.TICK_SECONDS.observe((dt.datetime.now(dt.UTC) - started).total_seconds())
             log.debug("tick done", action=summary)

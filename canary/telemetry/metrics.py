@@ -6,7 +6,7 @@ import contextlib
 
 from prometheus_client import Counter, Gauge, Histogram
 
-TICKS = Counter("canary_ticks_total", "Canary ticks by result (ok, retry, error).", ["result"])
+TICKS = Counter("canary_ticks_total", "Canary ticks by result (ok, retry, backoff, error).", ["result"])
 TICK_SECONDS = Histogram("canary_tick_duration_seconds", "How long one tick of one canary took.",
                          buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
 WEIGHT = Gauge("canary_weight", "Traffic weight per canary and workload.", ["name", "namespace", "workload"])

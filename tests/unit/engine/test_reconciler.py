@@ -15,6 +15,7 @@ from canary.engine.canaries import Canaries
 from canary.engine.checks import CheckRunner
 from canary.engine.decide import REQUEST_ANNOTATION
 from canary.engine.reconciler import Reconciler
+from canary.errors import Forbidden
 from canary.kube import Obj
 from canary.kube.events import EventRecorder
 from canary.models.base import API_VERSION
@@ -196,3 +197,38 @@ def test_a_metric_that_cannot_run_is_reported_at_initialisation_and_nothing_is_m
     assert ready["reason"] == "InvalidMetric"
     assert words in ready["message"]
     assert ("Deployment", "apps", "web-primary") not in cluster.kube.objects
+
+
+def test_a_write_the_api_server_refuses_becomes_a_condition_and_an_event_once_then_clears() -> None:
+    cluster = Cluster(make_deployment("web", "apps", image="web:1"), _canary())
+    apply = cluster.kube.apply
+
+    def refuse_services(body: Obj, **options: Any) -> Obj:
+        if body["kind"] == "Service":
+            raise Forbidden('create Service apps/web-canary: services "web-canary" is forbidden: exceeded quota: '
+                            "services, requested: services=1, used: services=2, limited: services=2")
+        return apply(body, **options)
+
+    cluster.kube.apply = refuse_services  # type: ignore[method-assign]
+    cluster.tick()
+    ready = _condition(cluster.canary())
+    assert (ready["status"], ready["reason"]) == ("False", "Forbidden")
+    assert "exceeded quota" in ready["message"]
+    assert any(e.startswith("Forbidden: create Service apps/web-canary") for e in cluster.events())
+    cluster.tick()
+    assert cluster.kube.writes() == [], "reported once, not at every tick"
+
+    cluster.kube.apply = apply  # type: ignore[method-assign]
+    cluster.tick()
+    assert _condition(cluster.canary())["status"] == "True"
+
+
+def test_a_failure_the_scheduler_reports_becomes_the_condition_until_a_tick_succeeds() -> None:
+    cluster = Cluster(make_deployment("web", "apps", image="web:1"), _canary())
+    cluster.reconciler.report("apps", "web", "failed 3 times in a row, retrying in 240s: HTTP 500: range is full")
+    ready = _condition(cluster.canary())
+    assert (ready["status"], ready["reason"]) == ("False", "APIError")
+    assert ready["message"] == ("Canary apps/web: failed 3 times in a row, retrying in 240s: HTTP 500: "
+                                "range is full")
+    cluster.tick()
+    assert _condition(cluster.canary())["status"] == "True"

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import threading
 from typing import Any
 
@@ -8,7 +9,8 @@ import pytest
 
 from canary.engine.canaries import Canaries
 from canary.engine.decide import REQUEST_ANNOTATION
-from canary.engine.scheduler import INVALID_RECHECK_SECONDS, SETTLE_SECONDS, CanaryScheduler
+from canary.engine.scheduler import INVALID_RECHECK_SECONDS, MAX_BACKOFF_SECONDS, SETTLE_SECONDS, CanaryScheduler
+from canary.errors import TemporaryError
 from canary.models.base import API_VERSION
 from canary.waiting import wait_until
 from tests.builders import make_canary
@@ -113,5 +115,42 @@ def test_a_metric_template_that_appears_runs_the_canaries_that_use_it_at_once() 
         scheduler.on_template("ADDED", template)
         wait_until(lambda: ticks[2:], lambda seen: seen == ["web"], what="the tick of the canary using it",
                    timeout=5, interval=0.01)
+    finally:
+        scheduler.shutdown()
+
+
+def test_a_temporary_failure_is_retried_with_a_growing_pause_and_reported_when_it_persists() -> None:
+    now = [0.0]
+    calls: list[float] = []
+    reports: list[str] = []
+    failing = [True]
+
+    def tick(namespace: str, name: str) -> str:
+        calls.append(now[0])
+        if failing[0]:
+            raise TemporaryError("create Service apps/web: HTTP 500: range is full")
+        return "ticked"
+
+    scheduler = CanaryScheduler(tick, canaries=_canaries(CANARY), clock=lambda: now[0],
+                                on_failure=lambda ns, name, message: reports.append(f"{ns}/{name}: {message}"))
+    scheduler.start(paused=True)
+    try:
+        scheduler.on_canary("ADDED", CANARY)  # interval 1m
+        for second in range(0, 1000, 10):  # the job would run every 10 s here, say (events, the interval)
+            now[0] = float(second)
+            scheduler._run("apps", "web")
+        assert calls[:4] == [0.0, 60.0, 180.0, 420.0], "60 s, then 120 s, then 240 s later"
+        assert [b - a for a, b in itertools.pairwise(calls)][3:] == [300.0] * (len(calls) - 4), \
+            "at most 300 s apart"
+        assert len(reports) == len(calls) - 2, "reported from the third failure in a row on"
+        assert reports[0] == ("apps/web: failed 3 times in a row, retrying in 240s: create Service apps/web: "
+                              "HTTP 500: range is full")
+
+        failing[0] = False
+        now[0] += MAX_BACKOFF_SECONDS
+        scheduler._run("apps", "web")
+        now[0] += 1
+        scheduler._run("apps", "web")
+        assert calls[-2:] == [now[0] - 1, now[0]], "after a success the canary runs at once again"
     finally:
         scheduler.shutdown()
