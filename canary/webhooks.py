@@ -75,12 +75,13 @@ class WebhookCaller:
             response = self._post(hook.url, json=body, timeout=timeout, verify=not hook.disable_tls)
         except requests.RequestException as exc:
             raise _Retryable(str(exc)) from exc
+        # The status only, never the body: messages reach the Canary's status and Events.
         if response.status_code >= 500:
-            raise _Retryable(f"HTTP {response.status_code} {response.text[:200]}")
+            raise _Retryable(f"HTTP {response.status_code} {response.reason or ''}".rstrip())
         if 200 <= response.status_code < 300:
             return HookOutcome(hook.name, True, f"webhook {hook.name} passed")
         return HookOutcome(hook.name, False, f"webhook {hook.name} answered HTTP {response.status_code} "
-                           f"{response.text[:200]}".rstrip())
+                           f"{response.reason or ''}".rstrip())
 
     def all_pass(self, hooks: Sequence[CanaryWebhook], body_for: Callable[[CanaryWebhook], dict[str, Any]]
                  ) -> tuple[bool, str]:

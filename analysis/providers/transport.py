@@ -81,6 +81,9 @@ class QueryFailed(Exception):
         return RangeResult(self.outcome, message=self.message(source))
 
 
+MAX_ERROR_WORDS = 160
+
+
 @dataclass(frozen=True)
 class Reply:
     """An HTTP answer, read in full."""
@@ -106,9 +109,17 @@ class Reply:
         return QueryFailed(Outcome.UNAVAILABLE, f"HTTP {self.status}: the answer is not JSON: {self.snippet()}")
 
     def snippet(self) -> str:
-        """The start of the body on one line, for messages."""
-        text = " ".join(self.body.decode("utf-8", errors="replace").split())
-        return text[:200] + ("..." if len(text) > 200 else "") if text else "(empty body)"
+        """What the body was, for messages: its size and kind, never its content.
+
+        Messages end up in the Canary's status and Events, readable by whoever can read the
+        Canary; a template pointed at an internal endpoint must not copy that endpoint's answer
+        there (the project's outbound rule: the kind of error, the status code, a short parse error).
+        """
+        if not self.body:
+            return "(empty body)"
+        kind = "JSON" if self.body.lstrip()[:1] in (b"{", b"[") else "HTML" if b"<html" in self.body[:512].lower() \
+            else "text"
+        return f"({len(self.body)} bytes of {kind})"
 
     def refusal(self, wording: Callable[[Any], object] | None = None) -> QueryFailed:
         """This non-2xx reply as a failure: REJECTED for 4xx (bad query or credentials), else UNAVAILABLE.
@@ -126,7 +137,11 @@ class Reply:
             found = wording(json.loads(self.body))
         except (ValueError, LookupError, TypeError, AttributeError):
             found = None
-        return str(found) if found else self.snippet()
+        if not found:
+            return self.snippet()
+        # The back end's own error words (a parse error, say), cut short: enough to act on.
+        words = " ".join(str(found).split())
+        return words[:MAX_ERROR_WORDS] + ("..." if len(words) > MAX_ERROR_WORDS else "")
 
 
 class BearerAuth(AuthBase):

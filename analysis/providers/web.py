@@ -95,7 +95,10 @@ def _number(value: Any, path: str) -> QueryResult:  # noqa: ANN401 - any JSON va
             return QueryResult.of(float(value))
         except ValueError:
             pass
-    return QueryResult(Outcome.NOT_A_NUMBER, message=f"{path} selected {json.dumps(value)[:100]}, not a number")
+    # The value's kind only: the answer's content stays out of the Canary's status.
+    kinds: dict[type, str] = {str: "a string", dict: "an object", list: "a list"}
+    kind = kinds.get(type(value), type(value).__name__)
+    return QueryResult(Outcome.NOT_A_NUMBER, message=f"{path} selected {kind}, not a number")
 
 
 class WebProvider:

@@ -27,20 +27,25 @@ def test_a_client_error_is_a_refusal_and_a_server_error_is_unavailable() -> None
     assert Reply(500, "Internal Server Error", b"oops").refusal().outcome is Outcome.UNAVAILABLE
 
 
-def test_a_refusal_quotes_the_back_ends_own_words_when_it_can() -> None:
+def test_a_refusal_quotes_the_back_ends_own_words_when_it_can_and_never_the_body() -> None:
     reply = Reply(400, "Bad Request", b'{"status": "error", "errorType": "bad_data", "error": "parse error"}')
     assert reply.refusal(lambda body: f"{body['errorType']}: {body['error']}").detail == \
         "HTTP 400 Bad Request: bad_data: parse error"
     html = Reply(502, "Bad Gateway", b"<html>\n  <body>upstream   down</body>\n</html>")
     assert html.refusal(lambda body: body["error"]).detail == \
-        "HTTP 502 Bad Gateway: <html> <body>upstream down</body> </html>"
+        "HTTP 502 Bad Gateway: (45 bytes of HTML)"
+    wordy = Reply(400, "Bad Request", json.dumps({"error": "x" * 500}).encode())
+    assert wordy.refusal(lambda body: body["error"]).detail == f"HTTP 400 Bad Request: {'x' * 160}...", \
+        "cut short"
+    secret = Reply(200, "OK", b"global:\n  scrape_interval: 1s\nbasic_auth:\n  password: hunter2\n")
+    assert "hunter2" not in secret.not_json().detail
 
 
 def test_a_body_that_is_not_json_is_unavailable() -> None:
     with pytest.raises(QueryFailed) as failure:
         Reply(200, "OK", b"<html>login</html>").json()
     assert failure.value.outcome is Outcome.UNAVAILABLE
-    assert failure.value.detail == "HTTP 200: the answer is not JSON: <html>login</html>"
+    assert failure.value.detail == "HTTP 200: the answer is not JSON: (18 bytes of HTML)"
 
 
 def test_failures_read_as_sentences_about_their_source() -> None:
@@ -83,7 +88,7 @@ def test_a_server_that_stays_down_costs_the_attempts_with_a_pause_between_and_sa
     refused, _ = _failure(lambda: HttpClient(attempts=3).send("GET", dead_url()))
 
     assert (failing.outcome, failing.detail) == (Outcome.UNAVAILABLE,
-                                                 "HTTP 503 Service Unavailable: no healthy upstream (3 attempts)")
+                                                 "HTTP 503 Service Unavailable: (19 bytes of text) (3 attempts)")
     assert len(api.seen) == 3
     assert pauses == [PAUSE, PAUSE]
     assert refused.detail.startswith("cannot connect: ")

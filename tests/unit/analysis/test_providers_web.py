@@ -53,7 +53,7 @@ def test_several_matches_are_several_series() -> None:
 
 def test_words_and_objects_are_not_numbers() -> None:
     assert pick(ANSWER, "$.data.status") == QueryResult(Outcome.NOT_A_NUMBER,
-                                                        message='$.data.status selected "green", not a number')
+                                                        message="$.data.status selected a string, not a number")
     assert pick(ANSWER, "$.data.pods[0]").outcome is Outcome.NOT_A_NUMBER
 
 
