@@ -50,6 +50,17 @@ _CONTOUR_LABELS = 'envoy_cluster_name=~"{{ namespace }}_{{ service }}-canary_[0-
 
 _TRAEFIK_LABELS = 'service=~"{{ namespace }}-{{ target }}-canary-[0-9a-zA-Z-]+@kubernetescrd"'
 
+# Gloo's Envoy names an upstream's cluster <upstream>_<upstream namespace>; Flagger's canary upstream
+# is <namespace>-<service>-canaryupstream-<port>.
+_GLOO_LABELS = 'envoy_cluster_name=~"{{ namespace }}-{{ target }}-canaryupstream-[0-9a-zA-Z-]+_[0-9a-zA-Z-]+"'
+
+# APISIX's prometheus plugin (prefer_name) labels requests with <namespace>_<ApisixRoute>_<http route>:
+# the canary ApisixRoute's, which carries the primary's requests too.
+_APISIX_ROUTE = 'route=~"{{ namespace }}_{{ route }}-{{ target }}-canary_.+"'
+
+# Kuma labels a data plane proxy's series with its own Kuma service: the canary pods' proxies here.
+_KUMA_LABELS = 'service=~"{{ target }}-canary_{{ namespace }}_svc_[0-9a-zA-Z-]+"'
+
 # Skipper's routes on the canary Ingress that lead to the canary Service, by the ids Skipper gives
 # them; Flagger writes every value into the id with its non-word characters made "_", as Skipper does.
 _SKIPPER_ROUTE = ('route=~"kube(ew)?_{{ namespace | nonWordToUnderscore }}__{{ ingress | nonWordToUnderscore }}'
@@ -90,6 +101,18 @@ _QUERIES: Mapping[str, Mapping[str, str]] = {
         # Flagger's skipper duration is the mean time to serve the route, not a percentile.
         DURATION: f"sum({_rate('skipper_serve_route_duration_seconds_sum', _SKIPPER_ROUTE)}) / "
                   f"sum({_rate('skipper_serve_route_duration_seconds_count', _SKIPPER_ROUTE)}) * 1000",
+    },
+    "gloo": {
+        SUCCESS_RATE: _success_rate("envoy_cluster_upstream_rq", _GLOO_LABELS, 'envoy_response_code!~"5.*"'),
+        DURATION: _p99("envoy_cluster_upstream_rq_time_bucket", _GLOO_LABELS),
+    },
+    "apisix": {
+        SUCCESS_RATE: _success_rate("apisix_http_status", _APISIX_ROUTE, 'code!~"5.."'),
+        DURATION: _p99("apisix_http_latency_bucket", f'type=~"request", {_APISIX_ROUTE}'),
+    },
+    "kuma": {
+        SUCCESS_RATE: _success_rate("envoy_cluster_upstream_rq", _KUMA_LABELS, 'envoy_response_code!~"5.*"'),
+        DURATION: _p99("envoy_cluster_upstream_rq_time_bucket", _KUMA_LABELS),
     },
     "gatewayapi": _POD_HISTOGRAM,
     "kubernetes": _POD_HISTOGRAM,

@@ -79,7 +79,7 @@ def local_up(
     ] = None,
     with_crds: Annotated[list[str] | None, typer.Option(
         "--with-crds", help="Also install CRDs: 'canary' (ours) or a vendored project under manifests/vendor "
-        "(gateway-api, istio); repeatable.")] = None,
+        "(gateway-api, istio), else its stand-in under manifests/standin (gloo, apisix, kuma); repeatable.")] = None,
 ) -> None:
     """Start the local stack and print the shell lines that point tools at it."""
     folders = [install.crd_folder(name) for name in with_crds or []]

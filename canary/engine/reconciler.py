@@ -79,7 +79,7 @@ class Reconciler:
             return self._problem(obj, "InvalidSpec", f"{where}: {canary.message}")
         if canary.metadata.deletion_timestamp is not None:
             return self._finalize(obj, canary, where)
-        obj = self._keep_finalizer(obj, wanted=canary.spec.revert_on_deletion)
+        obj = self._keep_finalizer(obj, wanted=canary.spec.revert_on_deletion or self._holds_deletion(canary, where))
         if canary.spec.suspend:
             return self._problem(obj, "Suspended", f"{where}: spec.suspend is true; nothing moves until it is "
                                  "false (canary resume)", warning=False)
@@ -134,8 +134,16 @@ class Reconciler:
             state = self._deployments.observe(canary) or state
         return TickContext(obj=obj, canary=canary, state=state, router=router, route=route)
 
+    def _holds_deletion(self, canary: Canary, where: str) -> bool:
+        """Whether the canary's router has objects to remove itself when the Canary goes (cluster-scoped ones)."""
+        try:
+            return self._routers.for_provider(canary.spec.provider, where=where).holds_deletion
+        except PermanentError:
+            return False  # an unknown provider: _observe reports it
+
     def _keep_finalizer(self, obj: Obj, *, wanted: bool) -> Obj:
-        """Hold the Canary's deletion for revertOnDeletion, and only then; returns the Canary as it now is."""
+        """Hold the Canary's deletion for revertOnDeletion or a router's removal, and only then; returns the
+        Canary as it now is."""
         meta = obj["metadata"]
         finalizers = list(meta.get("finalizers") or [])
         if (FINALIZER in finalizers) == wanted:
@@ -156,10 +164,11 @@ class Reconciler:
                                   workloads=(target, f"{target}-primary"))
 
     def _finalize(self, obj: Obj, canary: Canary, where: str) -> str:
-        """revertOnDeletion: bring the target back and hand the apex Service to it, then let go."""
+        """revertOnDeletion: bring the target back and hand the apex Service to it; remove what the router
+        leaves behind; then let go."""
         if FINALIZER not in (canary.metadata.finalizers or []):
             return "deleting"
-        state = self._deployments.observe(canary)
+        state = self._deployments.observe(canary) if canary.spec.revert_on_deletion else None
         if state is not None:
             if canary.status.phase is not Phase.TERMINATING:
                 tick = TickContext(obj=obj, canary=canary, state=state,
@@ -174,12 +183,14 @@ class Reconciler:
                 return f"terminating: waiting for the target: {readiness.message}"
             self._routers.for_provider(canary.spec.provider, where=where).finalize(
                 RouteTarget(canary=canary, owner=owner_reference(obj), selector=state.selector))
+        self._routers.for_provider(canary.spec.provider, where=where).remove(canary)
         fresh = self._canaries.informer.get(obj["metadata"]["namespace"], obj["metadata"]["name"]) or obj
         meta = fresh["metadata"]
         self._kube.merge_patch(API_VERSION, "Canary", meta["name"], namespace=meta["namespace"], patch={
             "metadata": {"resourceVersion": meta["resourceVersion"],
                          "finalizers": [f for f in meta.get("finalizers") or [] if f != FINALIZER]}})
-        self._events.record(obj, reason="Terminated", message=f"{where}: target restored; deleting")
+        done = "target restored" if canary.spec.revert_on_deletion else "router's objects removed"
+        self._events.record(obj, reason="Terminated", message=f"{where}: {done}; deleting")
         return "terminated"
 
     def _rival(self, canary: CanaryHead) -> str | None:

@@ -14,18 +14,22 @@ from canary.waiting import wait_until
 
 CANARY_CRDS = REPO_ROOT / "manifests" / "crds"
 VENDOR = REPO_ROOT / "manifests" / "vendor"
+STANDIN = REPO_ROOT / "manifests" / "standin"
+"""Hand-written stand-ins for CRDs whose upstream module cannot be fetched (each folder's README says why)."""
 GATEWAY_API_CRDS = VENDOR / "gateway-api"
 FIELD_MANAGER = "canary-install"
 
 
 def crd_folder(name: str) -> Path:
-    """Where the CRDs called ``name`` are: ``canary`` (ours) or a project vendored under manifests/vendor."""
+    """Where the CRDs called ``name`` are: ``canary`` (ours), a project vendored under manifests/vendor,
+    else its stand-in under manifests/standin."""
     if name == "canary":
         return CANARY_CRDS
-    known = sorted(p.name for p in VENDOR.iterdir() if p.is_dir())
-    if name not in known:
-        raise PermanentError(f"--with-crds: no CRDs called {name!r}; known: canary, {', '.join(known)}")
-    return VENDOR / name
+    for root in (VENDOR, STANDIN):
+        if (root / name).is_dir():
+            return root / name
+    known = sorted({p.name for root in (VENDOR, STANDIN) for p in root.iterdir() if p.is_dir()})
+    raise PermanentError(f"--with-crds: no CRDs called {name!r}; known: canary, {', '.join(known)}")
 
 
 def install_crds(kube: Kube, folder: Path, *, timeout: float = 30) -> list[str]:

@@ -29,9 +29,12 @@ exactly error-rate percent fail over time. The metrics, on ``/metrics`` (and ``/
   ingressRef) and ``canary`` (the canary backend for requests the canary Ingress sent, empty for
   the rest), ``status`` (what its nginx queries read). The requests series is a gauge that only
   grows: prometheus_client would add ``_total`` to a counter's name, which ingress-nginx's has not;
-- for canaries routed by Contour, Envoy's ``envoy_cluster_upstream_rq`` (a growing gauge, for
-  the same reason) and ``envoy_cluster_upstream_rq_time`` labelled ``envoy_cluster_name``
-  (``<namespace>_<service>_<port>``) and ``envoy_response_code`` (what its contour queries read);
+- for canaries routed by Contour, Gloo or Kuma, Envoy's ``envoy_cluster_upstream_rq`` (a growing
+  gauge, for the same reason) and ``envoy_cluster_upstream_rq_time`` labelled ``envoy_cluster_name``,
+  ``envoy_response_code`` and ``service``: Contour's cluster is ``<namespace>_<service>_<port>``,
+  Gloo's ``<upstream>_<namespace>`` (its upstreams ``<namespace>-<svc>-{primary,canary}upstream-<port>``),
+  both with ``service`` empty; Kuma's proxy counts its inbound cluster ``localhost:<port>`` with
+  ``service`` its Kuma service ``<service>_<namespace>_svc_<port>`` (what their queries read);
 - for canaries routed by Traefik, ``traefik_service_request_duration_seconds`` labelled
   ``service`` (``<namespace>-<service>-<port>@kubernetescrd``) and ``code`` (its traefik queries);
 - for canaries routed by Skipper, ``skipper_response_duration_seconds`` and
@@ -40,7 +43,11 @@ exactly error-rate percent fail over time. The metrics, on ``/metrics`` (and ``/
   its skipper queries select the canary Ingress's routes to the canary Service by that id);
 - for canaries routed by Linkerd, its proxies' ``response_total`` and ``response_latency_ms``
   labelled ``namespace``, ``deployment``, ``direction="inbound"``, ``status_code`` and, on the
-  counter, ``classification`` (``success``, or ``failure`` for a 5xx) (its linkerd queries).
+  counter, ``classification`` (``success``, or ``failure`` for a 5xx) (its linkerd queries);
+- for canaries routed by APISIX, its prometheus plugin's ``apisix_http_status`` (a growing gauge)
+  labelled ``code``, ``route`` (``<namespace>_<ApisixRoute>_<http route>``, the canary route's, which
+  carries primary and canary requests alike) and ``node`` (the backend Service), and
+  ``apisix_http_latency`` (ms) labelled ``type="request"``, ``route`` and ``node`` (its apisix queries).
 """
 
 from __future__ import annotations
@@ -67,8 +74,8 @@ from canary.kube.client import Kube
 from canary.kube.conditions import is_true
 from canary.models.base import API_VERSION as CANARY_API_VERSION
 from canary.models.canary import Canary
+from canary.routers import apisix, gloo, kuma, skipper
 from canary.routers import registry as routers
-from canary.routers import skipper
 from canary.routers.base import Weights
 from canary.telemetry.server import HttpServer
 
@@ -174,13 +181,19 @@ class Workload:
     canary_backend: str = ""
     """ingress-nginx's ``canary`` label: the canary upstream for the canary workload, else empty."""
     envoy_cluster: str = ""
-    """Envoy's cluster of the workload's Service (Contour canaries), for Envoy's series."""
+    """Envoy's cluster of the workload's Service (Contour and Gloo canaries; Kuma's inbound), for Envoy's series."""
+    kuma_service: str = ""
+    """The Kuma service of the workload's proxy (Kuma canaries), Envoy's series' ``service`` label."""
     traefik_service: str = ""
     """Traefik's name of the workload's Service (Traefik canaries), for Traefik's series."""
     skipper_route: str = ""
     """The id of Skipper's route that carries the workload's requests (Skipper canaries), for Skipper's series."""
     linkerd: bool = False
     """Whether Linkerd's proxy counts the workload's requests (Linkerd canaries), for Linkerd's series."""
+    apisix_route: str = ""
+    """The APISIX route that carries the workload's requests (APISIX canaries), for APISIX's series."""
+    apisix_node: str = ""
+    """APISIX's upstream node of the workload: its primary or canary Service (APISIX canaries)."""
 
     @property
     def key(self) -> tuple[str, str]:
@@ -189,10 +202,11 @@ class Workload:
 
 
 def plan(canary: Canary, *, target: Obj | None, primary: Obj | None, pods: Sequence[Obj], weights: Weights | None,
-         rate: float, skipper_routes: Mapping[str, str] | None = None) -> list[Workload]:
+         rate: float, skipper_routes: Mapping[str, str] | None = None, apisix_route: str = "") -> list[Workload]:
     """The workloads of one canary and the load each receives; a Deployment that is missing is left out.
 
-    ``skipper_routes`` maps the primary and canary Services to the ids of Skipper's routes to them.
+    ``skipper_routes`` maps the primary and canary Services to the ids of Skipper's routes to them;
+    ``apisix_route`` is the name APISIX gives the canary route.
 
     Raises ``PermanentError`` for an annotation that cannot be read.
     """
@@ -205,9 +219,14 @@ def plan(canary: Canary, *, target: Obj | None, primary: Obj | None, pods: Seque
     _, primary_service, canary_service = canary.spec.service_names
     port = canary.spec.service.port
     upstream = f"{namespace}-{canary_service}-{port}" if ingress else ""
+    envoy = {"contour": [f"{namespace}_{s}_{port}" for s in (primary_service, canary_service)],
+             "gloo": [f"{u}_{namespace}" for u in gloo.upstream_names(canary)],
+             "kuma": [f"localhost:{port}"] * 2}.get(router, ["", ""])
+    kuma_services = kuma.kuma_services(canary)[1:] if router == "kuma" else ("", "")
     workloads = []
-    for deployment, rps, backend, service in ((primary, load.primary, "", primary_service),
-                                              (target, load.canary, upstream, canary_service)):
+    for deployment, rps, backend, service, cluster, kuma_service in (
+            (primary, load.primary, "", primary_service, envoy[0], kuma_services[0]),
+            (target, load.canary, upstream, canary_service, envoy[1], kuma_services[1])):
         if deployment is None:
             continue
         name = str(deployment["metadata"]["name"])
@@ -215,10 +234,11 @@ def plan(canary: Canary, *, target: Obj | None, primary: Obj | None, pods: Seque
         behaviour = behaviour_of(template.get("annotations"), where=f"{where}: Deployment {name}")
         workloads.append(Workload(namespace=namespace, name=name, pods=ready_pods(pods, name), behaviour=behaviour,
                                   rps=rps, ingress=ingress, canary_backend=backend,
-                                  envoy_cluster=f"{namespace}_{service}_{port}" if router == "contour" else "",
+                                  envoy_cluster=cluster, kuma_service=kuma_service,
                                   traefik_service=f"{namespace}-{service}-{port}@kubernetescrd"
                                   if router == "traefik" else "",
-                                  skipper_route=(skipper_routes or {}).get(service, ""), linkerd=router == "linkerd"))
+                                  skipper_route=(skipper_routes or {}).get(service, ""), linkerd=router == "linkerd",
+                                  apisix_route=apisix_route, apisix_node=service if apisix_route else ""))
     return workloads
 
 
@@ -284,10 +304,10 @@ class Exporter:
                                          "Response time, ingress-nginx's histogram.", nginx_labels,
                                          buckets=POD_BUCKETS_SECONDS, registry=registry)
         self._envoy_total = Gauge("envoy_cluster_upstream_rq", "Requests, as Envoy counts them per cluster.",
-                                  ["envoy_cluster_name", "envoy_response_code"], registry=registry)
+                                  ["envoy_cluster_name", "envoy_response_code", "service"], registry=registry)
         self._envoy_duration = Histogram("envoy_cluster_upstream_rq_time", "Request time in ms, Envoy's histogram.",
-                                         ["envoy_cluster_name"], buckets=ISTIO_BUCKETS_MS, registry=registry)
-        self._envoy_series: dict[tuple[str, str], set[tuple[str, str]]] = {}
+                                         ["envoy_cluster_name", "service"], buckets=ISTIO_BUCKETS_MS, registry=registry)
+        self._envoy_series: dict[tuple[str, str], set[tuple[str, str, str]]] = {}
         self._traefik_duration = Histogram("traefik_service_request_duration_seconds",
                                            "Request duration per Traefik service, Traefik's histogram.",
                                            ["service", "code"], buckets=POD_BUCKETS_SECONDS, registry=registry)
@@ -304,6 +324,11 @@ class Exporter:
         self._linkerd_latency = Histogram("response_latency_ms", "Response latency in ms, Linkerd's proxy histogram.",
                                           linkerd_labels, buckets=LINKERD_BUCKETS_MS, registry=registry)
         self._linkerd_series: dict[tuple[str, str], set[str]] = {}
+        self._apisix_status = Gauge("apisix_http_status", "Requests per route and status, APISIX's prometheus plugin.",
+                                    ["code", "route", "node"], registry=registry)
+        self._apisix_latency = Histogram("apisix_http_latency", "Request latency in ms, APISIX's histogram.",
+                                         ["type", "route", "node"], buckets=ISTIO_BUCKETS_MS, registry=registry)
+        self._apisix_series: dict[tuple[str, str], set[tuple[str, str, str]]] = {}
         self._workload_series: dict[tuple[str, str], set[str]] = {}
         self._pod_series: dict[tuple[str, str], set[str]] = {}
         self._nginx_series: dict[tuple[str, str], set[tuple[str, str, str, str]]] = {}
@@ -322,9 +347,10 @@ class Exporter:
                 self._nginx_duration.labels(*nginx).observe(request.latency_ms / 1000)
                 self._nginx_series.setdefault(workload.key, set()).add((*nginx, code))
             if workload.envoy_cluster:
-                self._envoy_total.labels(workload.envoy_cluster, code).inc()
-                self._envoy_duration.labels(workload.envoy_cluster).observe(request.latency_ms)
-                self._envoy_series.setdefault(workload.key, set()).add((workload.envoy_cluster, code))
+                envoy = (workload.envoy_cluster, workload.kuma_service)
+                self._envoy_total.labels(workload.envoy_cluster, code, workload.kuma_service).inc()
+                self._envoy_duration.labels(*envoy).observe(request.latency_ms)
+                self._envoy_series.setdefault(workload.key, set()).add((*envoy, code))
             if workload.traefik_service:
                 self._traefik_duration.labels(workload.traefik_service, code).observe(request.latency_ms / 1000)
                 self._traefik_series.setdefault(workload.key, set()).add((workload.traefik_service, code))
@@ -338,6 +364,11 @@ class Exporter:
                 self._linkerd_total.labels(*linkerd, "failure" if request.code >= 500 else "success").inc()
                 self._linkerd_latency.labels(*linkerd).observe(request.latency_ms)
                 self._linkerd_series.setdefault(workload.key, set()).add(code)
+            if workload.apisix_route:
+                apisix_series = (code, workload.apisix_route, workload.apisix_node)
+                self._apisix_status.labels(*apisix_series).inc()
+                self._apisix_latency.labels("request", *apisix_series[1:]).observe(request.latency_ms)
+                self._apisix_series.setdefault(workload.key, set()).add(apisix_series)
             self._workload_series.setdefault(workload.key, set()).add(code)
             self._pod_series.setdefault((workload.namespace, request.pod), set()).add(code)
 
@@ -356,10 +387,10 @@ class Exporter:
                 with contextlib.suppress(KeyError):  # shared by the status codes of one workload
                     self._nginx_duration.remove(*nginx)
         for key in [k for k in self._envoy_series if k not in keys]:
-            for cluster, code in self._envoy_series.pop(key):
-                self._envoy_total.remove(cluster, code)
+            for cluster, service, code in self._envoy_series.pop(key):
+                self._envoy_total.remove(cluster, code, service)
                 with contextlib.suppress(KeyError):  # shared by the status codes of one workload
-                    self._envoy_duration.remove(cluster)
+                    self._envoy_duration.remove(cluster, service)
         for key in [k for k in self._traefik_series if k not in keys]:
             for service, code in self._traefik_series.pop(key):
                 self._traefik_duration.remove(service, code)
@@ -370,7 +401,7 @@ class Exporter:
 
 
     def _keep_only_more_series(self, keys: set[tuple[str, str]]) -> None:
-        """keep_only for Skipper's and Linkerd's series (apart, to keep keep_only short)."""
+        """keep_only for Skipper's, Linkerd's and APISIX's series (apart, to keep keep_only short)."""
         for key in [k for k in self._skipper_series if k not in keys]:
             for route in self._skipper_series.pop(key):
                 self._skipper_response.remove(*route)
@@ -379,6 +410,11 @@ class Exporter:
             for code in self._linkerd_series.pop((namespace, name)):
                 self._linkerd_total.remove(namespace, name, "inbound", code, "failure" if code[0] == "5" else "success")
                 self._linkerd_latency.remove(namespace, name, "inbound", code)
+        for key in [k for k in self._apisix_series if k not in keys]:
+            for status, apisix_route, node in self._apisix_series.pop(key):
+                self._apisix_status.remove(status, apisix_route, node)
+                with contextlib.suppress(KeyError):  # shared by the status codes of one workload
+                    self._apisix_latency.remove("request", apisix_route, node)
 
 
 class Simulator:
@@ -472,8 +508,9 @@ def _observe_canary(kube: Cluster, canary: Canary, *, rate: float, problems: Log
 
     weights = routers.read_weights(get, canary)
     skipper_routes = skipper.served_routes(get, canary) if spec.provider == "skipper" else {}
+    apisix_route = apisix.metric_route(get, canary) if spec.provider == "apisix" else ""
     return plan(canary, target=target, primary=primary, pods=pods, weights=weights, rate=rate,
-                skipper_routes=skipper_routes)
+                skipper_routes=skipper_routes, apisix_route=apisix_route)
 
 
 def wsgi_app(registry: CollectorRegistry) -> WSGIApp:

@@ -121,6 +121,8 @@ class Router(Protocol):
     has_weights: bool
     has_match: bool
     supported: frozenset[str]
+    holds_deletion: bool
+    """True when ``remove`` has work to do, so that a deleted Canary waits for it (with a finalizer)."""
 
     def reconcile(self, route: RouteTarget) -> None:
         """Create or correct the router's objects (by server-side apply), keeping the current weights."""
@@ -136,6 +138,11 @@ class Router(Protocol):
 
     def finalize(self, route: RouteTarget) -> None:
         """Give the traffic back to the target through the apex (revertOnDeletion)."""
+        ...
+
+    def remove(self, canary: Canary) -> None:
+        """Delete what the Canary's deletion would leave behind: objects no owner reference collects
+        (cluster-scoped ones); nothing for a router whose objects the Canary owns."""
         ...
 
 

@@ -16,6 +16,7 @@ class KubernetesRouter:
     has_weights = False
     has_match = False
     supported: frozenset[str] = frozenset()
+    holds_deletion = False
 
     def __init__(self, kube: Kube, *, services_cache: Informer) -> None:
         self._kube = kube
@@ -35,6 +36,9 @@ class KubernetesRouter:
     def finalize(self, route: RouteTarget) -> None:
         """Point the apex Service at the target's pods."""
         services.release_apex(self._kube, self._services, route)
+
+    def remove(self, canary: Canary) -> None:
+        """Nothing: the Canary owns the Services."""
 
 
 def _no_weights(get: Getter, canary: Canary) -> Weights | None:

@@ -9,11 +9,24 @@ from collections.abc import Iterable
 
 from canary.errors import PermanentError
 from canary.models.canary import Canary
-from canary.routers import contour, gatewayapi, istio, kubernetes, linkerd, nginx, skipper, traefik
+from canary.routers import (
+    apisix,
+    contour,
+    gatewayapi,
+    gloo,
+    istio,
+    kubernetes,
+    kuma,
+    linkerd,
+    nginx,
+    skipper,
+    traefik,
+)
 from canary.routers.base import Getter, Router, RouterContext, RouterPlugin, Watch, Weights
 
 PLUGINS: tuple[RouterPlugin, ...] = (kubernetes.PLUGIN, gatewayapi.PLUGIN, istio.PLUGIN, nginx.PLUGIN,
-                                     contour.PLUGIN, traefik.PLUGIN, skipper.PLUGIN, linkerd.PLUGIN)
+                                     contour.PLUGIN, traefik.PLUGIN, skipper.PLUGIN, linkerd.PLUGIN, gloo.PLUGIN,
+                                     apisix.PLUGIN, kuma.PLUGIN)
 _BY_NAME = {plugin.name: plugin for plugin in PLUGINS}
 RETIRED = {"appmesh": "AWS App Mesh", "osm": "Open Service Mesh"}
 """Meshes whose projects ended (and that Flagger's own tests no longer cover)."""

@@ -29,6 +29,7 @@ class WeightedRouter:
     has_weights: bool = True
     has_match: bool = False
     supported: frozenset[str] = frozenset()
+    holds_deletion: bool = False
     read: Callable[[Getter, Canary], Weights | None]
     extra_kinds: tuple[tuple[str, str], ...] = ()
     """Other kinds the router writes (Istio's DestinationRules), cached in ``_extra``."""
@@ -64,6 +65,9 @@ class WeightedRouter:
         """All traffic to the primary, and the apex Service to the target's pods."""
         self.set_weights(route, ALL_TO_PRIMARY)
         services.release_apex(self._kube, self._services, route)
+
+    def remove(self, canary: Canary) -> None:
+        """Nothing: the Canary owns the routing object, so it goes with the Canary."""
 
     @classmethod
     def plugin(cls, *, crds: tuple[str, ...] = (), optional: bool = True) -> RouterPlugin:

@@ -86,7 +86,8 @@ def gateway_api_crds(kube: Kube) -> list[str]:
 
 
 def _vendored_crds(project: str) -> Callable[[Kube], list[str]]:
-    """A session fixture ``<project>_crds``: the project's CRDs from manifests/vendor, Established."""
+    """A session fixture ``<project>_crds``: the project's CRDs from manifests/vendor (or its stand-ins from
+    manifests/standin), Established."""
 
     def install(kube: Kube) -> list[str]:
         return install_crds(kube, crd_folder(project), timeout=60)
@@ -100,6 +101,9 @@ contour_crds = _vendored_crds("contour")
 traefik_crds = _vendored_crds("traefik")
 keda_crds = _vendored_crds("keda")
 smi_crds = _vendored_crds("smi")
+gloo_crds = _vendored_crds("gloo")
+apisix_crds = _vendored_crds("apisix")
+kuma_crds = _vendored_crds("kuma")
 
 
 @pytest.fixture

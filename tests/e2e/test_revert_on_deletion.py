@@ -19,9 +19,10 @@ from tests.builders import make_canary, make_deployment
 from tests.e2e.canaries import deployment, wait_phase
 from tests.e2e.controllers import ControllerProcess
 
-pytestmark = pytest.mark.usefixtures("istio_crds", "contour_crds", "traefik_crds", "smi_crds", "gateway_api_crds")
+pytestmark = pytest.mark.usefixtures("istio_crds", "contour_crds", "traefik_crds", "smi_crds", "gateway_api_crds",
+                                     "gloo_crds", "apisix_crds", "kuma_crds")
 CANARY = "canary.dev/v1alpha1"
-ROUTERS = ("gatewayapi", "istio", "nginx", "contour", "traefik", "skipper", "linkerd")
+ROUTERS = ("gatewayapi", "istio", "nginx", "contour", "traefik", "skipper", "linkerd", "gloo", "apisix", "kuma")
 
 
 def _ingress(name: str, namespace: str, ingress_class: str) -> Obj:
@@ -40,6 +41,13 @@ def _objects(router: str, namespace: str) -> list[Obj]:
         objects.append(_ingress(name, namespace, router))
         canary["spec"]["ingressRef"] = {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
                                         "name": f"{name}-ingress"}
+    if router == "apisix":
+        objects.append({"apiVersion": "apisix.apache.org/v2", "kind": "ApisixRoute",
+                        "metadata": {"name": f"{name}-route", "namespace": namespace},
+                        "spec": {"http": [{"name": "all", "match": {"paths": ["/*"]},
+                                           "backends": [{"serviceName": name, "servicePort": 9898}]}]}})
+        canary["spec"]["routeRef"] = {"apiVersion": "apisix.apache.org/v2", "kind": "ApisixRoute",
+                                      "name": f"{name}-route"}
     return [*objects, canary]
 
 
@@ -64,3 +72,4 @@ def test_deleting_a_canary_gives_the_traffic_back_to_the_target_on_every_router(
         assert apex is not None, f"{router}: the apex Service is kept"
         assert apex["spec"]["selector"] == {"app": name}, f"{router}: the apex Service selects the target's pods"
         assert not apex["metadata"].get("ownerReferences"), f"{router}: the apex Service outlives the Canary"
+    assert kube.get("kuma.io/v1alpha1", "TrafficRoute", "kuma-app") is None, "kuma: no cluster-scoped route is left"

@@ -8,7 +8,7 @@ from analysis.builtin import BUILTIN_METRICS, builtin_query, default_bounds
 from analysis.errors import UnknownMetric
 from analysis.templates import TemplateContext, render_promql
 
-PROVIDERS = ["istio", "linkerd", "nginx", "contour", "gatewayapi", "kubernetes"]
+PROVIDERS = ["istio", "linkerd", "nginx", "contour", "gatewayapi", "kubernetes", "gloo", "apisix", "kuma"]
 MINUTE = timedelta(minutes=1)
 CTX = TemplateContext(name="podinfo", namespace="test", target="podinfo", service="podinfo", interval=MINUTE)
 
@@ -22,7 +22,7 @@ def test_the_built_in_metrics_are_flaggers_two() -> None:
 def test_every_provider_has_both_metrics_and_they_render(provider: str, metric: str) -> None:
     rendered = render_promql(builtin_query(provider, metric), CTX)
     assert "{{" not in rendered
-    assert '"test' in rendered, "the query selects the canary's namespace"
+    assert '"test' in rendered or "_test_" in rendered, "the query selects the canary's namespace"
 
 
 def test_istios_success_rate_is_flaggers_query() -> None:
@@ -62,6 +62,27 @@ def test_skippers_queries_are_flaggers_with_the_names_written_as_skipper_writes_
         f"sum(rate(skipper_serve_route_duration_seconds_count{{{route}}}[1m])) * 1000")
 
 
+def test_gloos_and_kumas_queries_are_flaggers_over_envoys_upstream_series() -> None:
+    gloo = 'envoy_cluster_name=~"test-podinfo-canaryupstream-[0-9a-zA-Z-]+_[0-9a-zA-Z-]+"'
+    assert render_promql(builtin_query("gloo", "request-success-rate"), CTX) == (
+        f'sum(rate(envoy_cluster_upstream_rq{{{gloo}, envoy_response_code!~"5.*"}}[1m])) / '
+        f'sum(rate(envoy_cluster_upstream_rq{{{gloo}}}[1m])) * 100')
+    kuma = 'service=~"podinfo-canary_test_svc_[0-9a-zA-Z-]+"'
+    assert render_promql(builtin_query("kuma", "request-duration"), CTX) == (
+        f"histogram_quantile(0.99, sum(rate(envoy_cluster_upstream_rq_time_bucket{{{kuma}}}[1m])) by (le))")
+
+
+def test_apisixs_queries_select_the_canary_route_made_from_the_route_ref() -> None:
+    ctx = TemplateContext(name="podinfo", namespace="test", target="podinfo", service="podinfo", interval=MINUTE,
+                          route="web")
+    route = 'route=~"test_web-podinfo-canary_.+"'
+    assert render_promql(builtin_query("apisix", "request-success-rate"), ctx) == (
+        f'sum(rate(apisix_http_status{{{route}, code!~"5.."}}[1m])) / '
+        f'sum(rate(apisix_http_status{{{route}}}[1m])) * 100')
+    assert render_promql(builtin_query("apisix", "request-duration"), ctx) == (
+        f'histogram_quantile(0.99, sum(rate(apisix_http_latency_bucket{{type=~"request", {route}}}[1m])) by (le))')
+
+
 def test_kubernetes_and_gatewayapi_read_the_pods_own_http_histogram_as_flagger_does() -> None:
     for metric in BUILTIN_METRICS:
         assert builtin_query("kubernetes", metric) == builtin_query("gatewayapi", metric)
@@ -81,9 +102,10 @@ def test_an_unknown_metric_is_named_with_the_ones_that_exist() -> None:
 
 def test_an_unknown_provider_is_named_with_the_ones_that_exist() -> None:
     with pytest.raises(UnknownMetric) as error:
-        builtin_query("kuma", "request-duration")
-    assert str(error.value) == ('no built-in metrics for provider "kuma"; providers with built-in metrics: '
-                                'contour, gatewayapi, istio, kubernetes, linkerd, nginx, skipper, traefik')
+        builtin_query("kong", "request-duration")
+    assert str(error.value) == ('no built-in metrics for provider "kong"; providers with built-in metrics: '
+                                'apisix, contour, gatewayapi, gloo, istio, kubernetes, kuma, linkerd, nginx, '
+                                'skipper, traefik')
     assert isinstance(error.value, ValueError)
 
 

@@ -29,8 +29,8 @@ from canary.local.simulator import (
     wsgi_app,
 )
 from canary.models.canary import Canary
-from canary.routers import skipper
-from canary.routers.base import Weights
+from canary.routers import apisix, gloo, kuma, skipper
+from canary.routers.base import RouteTarget, Weights
 from tests.builders import make_canary, make_deployment
 
 NS = "shop"
@@ -345,6 +345,54 @@ class TestRouterSeries:
                                                                         "le": "30.0"}) == 8
         simulator.tick([], seconds=1)
         assert _samples(registry, "response_total") == {}
+
+    def test_a_gloo_canary_is_counted_on_envoys_clusters_of_its_upstreams(self) -> None:
+        registry = CollectorRegistry()
+        canary = Canary.from_object(make_canary("web", NS, provider="gloo"))
+        table = gloo.build(RouteTarget(canary=canary, owner={}, selector=("app", "web")), Weights(75, 25))
+        workloads = observe(FakeCluster([*_cluster_objects("gloo"), {"kind": "RouteTable", **table}]), rate=20,
+                            problems=LogOnce())
+        Simulator(Exporter(registry)).tick(workloads, seconds=1)
+
+        clusters = {dict(k)["envoy_cluster_name"]: v
+                    for k, v in _samples(registry, "envoy_cluster_upstream_rq").items()}
+        assert clusters == {"shop-web-primaryupstream-9898_shop": 15, "shop-web-canaryupstream-9898_shop": 5}
+
+    def test_a_kuma_canary_is_counted_by_its_proxies_under_their_kuma_services(self) -> None:
+        registry = CollectorRegistry()
+        canary = Canary.from_object(make_canary("web", NS, provider="kuma"))
+        route = {"kind": "TrafficRoute", **kuma.build(canary, Weights(50, 50))}
+        workloads = observe(FakeCluster([*_cluster_objects("kuma"), route]), rate=20, problems=LogOnce())
+        simulator = Simulator(Exporter(registry))
+        simulator.tick(workloads, seconds=1)
+
+        series = {(dict(k)["service"], dict(k)["envoy_cluster_name"]): v
+                  for k, v in _samples(registry, "envoy_cluster_upstream_rq").items()}
+        assert series == {("web-primary_shop_svc_9898", "localhost:9898"): 10,
+                          ("web-canary_shop_svc_9898", "localhost:9898"): 10}
+        simulator.tick([], seconds=1)
+        assert _samples(registry, "envoy_cluster_upstream_rq") == {}
+
+    def test_an_apisix_canary_is_counted_on_the_canary_route_for_both_backends(self) -> None:
+        registry = CollectorRegistry()
+        body = make_canary("web", NS, provider="apisix", routeRef={"name": "web"})
+        main = {"apiVersion": "apisix.apache.org/v2", "kind": "ApisixRoute",
+                "metadata": {"name": "web", "namespace": NS},
+                "spec": {"http": [{"name": "rule1", "match": {"paths": ["/*"]},
+                                   "backends": [{"serviceName": "web", "servicePort": 9898}]}]}}
+        route = apisix.build(Canary.from_object(body), main, Weights(80, 20), owner={})
+        workloads = observe(FakeCluster([body, *_cluster_objects("apisix")[1:], main, route]), rate=20,
+                            problems=LogOnce())
+        simulator = Simulator(Exporter(registry))
+        simulator.tick(workloads, seconds=1)
+
+        nodes = {(dict(k)["route"], dict(k)["node"]): v for k, v in _samples(registry, "apisix_http_status").items()}
+        assert nodes == {("shop_web-web-canary_rule1", "web-primary"): 16,
+                         ("shop_web-web-canary_rule1", "web-canary"): 4}
+        assert registry.get_sample_value("apisix_http_latency_bucket", {
+            "type": "request", "route": "shop_web-web-canary_rule1", "node": "web-canary", "le": "25.0"}) == 4
+        simulator.tick([], seconds=1)
+        assert _samples(registry, "apisix_http_status") == {}
 
 
 class TestWsgiApp:

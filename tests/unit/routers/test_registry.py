@@ -37,7 +37,7 @@ def test_the_controllers_cluster_role_grants_what_every_router_watches_and_write
 @pytest.mark.parametrize(("provider", "words"), [
     ("appmesh:v1beta2", "spec.provider 'appmesh:v1beta2': AWS App Mesh is retired upstream"),
     ("osm", "spec.provider 'osm': Open Service Mesh is retired upstream"),
-    ("kuma", "spec.provider 'kuma' is not supported; supported: contour, gatewayapi, istio"),
+    ("kong", "spec.provider 'kong' is not supported; supported: apisix, contour, gatewayapi, gloo, istio"),
 ])
 def test_a_provider_without_a_router_is_refused_naming_the_field(provider: str, words: str) -> None:
     with pytest.raises(PermanentError, match=re.escape(f"Canary shop/web: {words}")):
