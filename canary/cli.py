@@ -223,6 +223,15 @@ def controller(
                                                            help="Shared secret of POST /hooks/git/<source> "
                                                            "(set it through the environment).")] = None,
     port: Annotated[int, typer.Option(envvar="CANARY_PORT", help="Port of /metrics, /healthz and /readyz.")] = 8080,
+    outbound_allow: Annotated[str, typer.Option(
+        envvar="CANARY_OUTBOUND_ALLOW", help="Comma-separated hosts (*.example.com) or networks (10.0.0.0/8) that "
+        "metric queries, webhooks and alerts may always reach; with --outbound-strict, the only ones.")] = "",
+    outbound_deny: Annotated[str, typer.Option(
+        envvar="CANARY_OUTBOUND_DENY", help="Comma-separated hosts or networks they may not reach, besides the "
+        "link-local and cloud metadata addresses and this controller's own port.")] = "",
+    outbound_strict: Annotated[bool, typer.Option(
+        "--outbound-strict", envvar="CANARY_OUTBOUND_STRICT",
+        help="Allow only --outbound-allow (and --metrics-server, --slack-url, --event-webhook).")] = False,
     listen_address: Annotated[str, typer.Option(envvar="CANARY_LISTEN_ADDRESS",
                                                 help="Interface of that port: 0.0.0.0 (all), 127.0.0.1, ...")
                               ] = "0.0.0.0",  # noqa: S104 - all interfaces, as a pod's probes and scrapes need
@@ -243,7 +252,8 @@ def controller(
                           poll_interval=git_poll_interval, sync_interval=git_sync_interval,
                           webhook_secret=git_webhook_secret, rollback=git_rollback, readonly=git_readonly,
                           author=git_author, sources_file=git_config),
-        port=port, listen_address=listen_address, log_level=log_level)
+        port=port, listen_address=listen_address, outbound_allow=_csv(outbound_allow),
+        outbound_deny=_csv(outbound_deny), outbound_strict=outbound_strict, log_level=log_level)
     logging.configure(settings.log_level)
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -13,9 +13,11 @@ import threading
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import structlog
 
+from analysis import outbound
 from canary.engine.canaries import Canaries
 from canary.engine.checks import CheckRunner
 from canary.engine.generated import GeneratedCanaries
@@ -91,6 +93,19 @@ class Controller:
         self.kube.close()
 
 
+def outbound_policy(settings: ControllerSettings) -> outbound.OutboundPolicy:
+    """The outbound policy of the flags; the destinations the flags themselves name (host and port) are
+    always allowed."""
+    own = []
+    for url in (settings.metrics_server, settings.slack_url, settings.event_webhook):
+        parts = urlsplit(url or "")
+        if parts.hostname:
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+            own.append(f"[{parts.hostname}]:{port}" if ":" in parts.hostname else f"{parts.hostname}:{port}")
+    return outbound.OutboundPolicy.of(allow=(*settings.outbound_allow, *own), deny=settings.outbound_deny,
+                                      strict=settings.outbound_strict, own_ports=(settings.port,))
+
+
 def build(settings: ControllerSettings) -> Controller:
     """Create every part; nothing runs until ``start``."""
     kube = Kube.from_kubeconfig(settings.kubeconfig)
@@ -127,6 +142,7 @@ def build(settings: ControllerSettings) -> Controller:
                               label_prefixes=settings.include_label_prefix, daemonsets=informers["daemonsets"])
     routers = RouterRegistry(RouterContext(kube, cache=lambda api_version, kind: by_kind[(api_version, kind)]),
                              default=settings.mesh_provider)
+    outbound.configure(outbound_policy(settings))
     webhooks = WebhookCaller()
     event_hooks = EventHooks(webhooks, default_url=settings.event_webhook)
     default_provider = None

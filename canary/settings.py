@@ -32,6 +32,9 @@ class ControllerSettings(BaseModel):
     event_webhook: str | None = Field(default=None, pattern=r"^https?://", repr=False)
     alert_provider: str | None = Field(default=None, pattern=r"^[a-z0-9-]+/[a-z0-9.-]+$")
     port: int = Field(default=8080, ge=0, le=65535)
+    outbound_allow: tuple[str, ...] = ()
+    outbound_deny: tuple[str, ...] = ()
+    outbound_strict: bool = False
     listen_address: str = "0.0.0.0"  # noqa: S104 - all interfaces, as a pod's probes and scrapes need
     log_level: str = "info"
     workers: int = Field(default=10, ge=1)

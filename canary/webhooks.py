@@ -20,6 +20,7 @@ import structlog
 from prometheus_client import Counter
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
+from analysis.outbound import GuardedSession, OutboundRefused
 from canary.models.base import parse_duration
 from canary.models.canary import CanaryWebhook, HookType, Phase
 
@@ -54,8 +55,8 @@ class _Retryable(Exception):
 class WebhookCaller:
     """Calls webhooks over HTTP; never raises, always answers with outcomes."""
 
-    def __init__(self, post: Post = requests.post) -> None:
-        self._post = post
+    def __init__(self, post: Post | None = None) -> None:
+        self._post = post or GuardedSession().post
 
     def call(self, hook: CanaryWebhook, body: dict[str, Any]) -> HookOutcome:
         """POST ``body`` to the hook, with its timeout and retries."""
@@ -73,6 +74,8 @@ class WebhookCaller:
     def _once(self, hook: CanaryWebhook, body: dict[str, Any], timeout: float) -> HookOutcome:
         try:
             response = self._post(hook.url, json=body, timeout=timeout, verify=not hook.disable_tls)
+        except OutboundRefused as exc:
+            return HookOutcome(hook.name, False, f"webhook {hook.name}: {exc}")
         except requests.RequestException as exc:
             raise _Retryable(str(exc)) from exc
         # The status only, never the body: messages reach the Canary's status and Events.

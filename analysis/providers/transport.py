@@ -43,7 +43,9 @@ from tenacity import (
 )
 from urllib3.exceptions import InsecureRequestWarning
 
+from analysis import outbound
 from analysis.errors import CredentialsError, ProviderSpecError
+from analysis.outbound import GuardedSession, OutboundRefused
 from analysis.providers.base import Outcome, QueryResult, RangeResult
 from analysis.providers.config import ProviderConfig, present
 
@@ -217,7 +219,7 @@ class _Retried(Exception):
     """A failure worth another attempt: a lost connection or a gateway error; its text ends the message."""
 
 
-class DeadlineSession(requests.Session):
+class DeadlineSession(GuardedSession):
     """A ``requests`` session whose every send ends by a deadline, however slowly the server answers.
 
     The socket timeouts of ``requests`` bound each wait on the network, not the whole exchange,
@@ -247,6 +249,7 @@ class DeadlineSession(requests.Session):
         if getattr(self._inside, "exchange", False):
             # A redirect, followed from inside the exchange: the outer send already bounds it.
             return super().send(request, **kwargs)
+        outbound.check(str(request.url))
         left = self._end - time.monotonic()
         if left <= 0:
             raise self._late()
@@ -353,6 +356,8 @@ class HttpClient:
         with self._session(end=end, budget=budget, timeout=timeout) as session:
             try:
                 return exchange(session)
+            except OutboundRefused as exc:
+                raise QueryFailed(Outcome.REJECTED, str(exc)) from None
             except requests.exceptions.SSLError as exc:
                 raise QueryFailed(Outcome.UNAVAILABLE, f"TLS failed: {_reason(exc)}") from None
             except requests.exceptions.ConnectTimeout:

@@ -35,6 +35,7 @@ from prometheus_client import Counter
 from pydantic import ValidationError
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
+from analysis.outbound import GuardedSession, OutboundRefused
 from canary.errors import PermanentError
 from canary.models.resources import AlertProvider
 from canary.notify.base import SEVERITIES, AlertRoute, LogNotifier, Notice
@@ -143,7 +144,7 @@ class AlertDispatcher:
         self._said: set[str] = set()
         self._said_lock = threading.Lock()
         self._closing = threading.Event()
-        self._session = requests.Session()
+        self._session = GuardedSession()
         self._queue: queue.Queue[Delivery | None] = queue.Queue(maxsize=capacity)
         self._thread = threading.Thread(target=self._run, name="alert-dispatcher", daemon=True)
         self._thread.start()
@@ -285,6 +286,9 @@ class AlertDispatcher:
         try:
             response = self._session.post(delivery.url, json=delivery.body, headers=delivery.headers,
                                           proxies=proxies, timeout=self._timeout)
+        except OutboundRefused:
+            # Not the policy's words: they name the host, and the URL may be a secret.
+            raise _Failed("the outbound policy refuses this destination", retry=False) from None
         except requests.RequestException as exc:
             # Only the class: requests' messages quote the URL, which may carry a webhook token.
             raise _Failed(type(exc).__name__, retry=True) from None
