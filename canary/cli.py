@@ -229,6 +229,10 @@ def controller(
     outbound_deny: Annotated[str, typer.Option(
         envvar="CANARY_OUTBOUND_DENY", help="Comma-separated hosts or networks they may not reach, besides the "
         "link-local and cloud metadata addresses and this controller's own port.")] = "",
+    no_cross_namespace_refs: Annotated[bool, typer.Option(
+        "--no-cross-namespace-refs", envvar="CANARY_NO_CROSS_NAMESPACE_REFS",
+        help="Refuse Canaries whose MetricTemplate or AlertProvider references name another namespace "
+        "(Flagger's -no-cross-namespace-refs).")] = False,
     outbound_strict: Annotated[bool, typer.Option(
         "--outbound-strict", envvar="CANARY_OUTBOUND_STRICT",
         help="Allow only --outbound-allow (and --metrics-server, --slack-url, --event-webhook).")] = False,
@@ -253,7 +257,8 @@ def controller(
                           webhook_secret=git_webhook_secret, rollback=git_rollback, readonly=git_readonly,
                           author=git_author, sources_file=git_config),
         port=port, listen_address=listen_address, outbound_allow=_csv(outbound_allow),
-        outbound_deny=_csv(outbound_deny), outbound_strict=outbound_strict, log_level=log_level)
+        outbound_deny=_csv(outbound_deny), outbound_strict=outbound_strict,
+        no_cross_namespace_refs=no_cross_namespace_refs, log_level=log_level)
     logging.configure(settings.log_level)
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):

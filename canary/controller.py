@@ -156,7 +156,8 @@ def build(settings: ControllerSettings) -> Controller:
         kube=kube, canaries=canaries, deployments=deployments, routers=routers,
         checks=CheckRunner(webhooks=webhooks, templates=informers["metrictemplates"], secrets=informers["secrets"],
                            metrics_server=settings.metrics_server, clock=_now),
-        webhooks=webhooks, events=EventRecorder(kube), notifier=notifier, clock=_now, event_hooks=event_hooks)
+        webhooks=webhooks, events=EventRecorder(kube), notifier=notifier, clock=_now, event_hooks=event_hooks,
+        no_cross_namespace_refs=settings.no_cross_namespace_refs)
     scheduler = CanaryScheduler(reconciler.tick, workers=settings.workers, canaries=canaries,
                                 on_failure=reconciler.report)
     informers["canaries"].subscribe(scheduler.on_canary)

@@ -35,6 +35,7 @@ class ControllerSettings(BaseModel):
     outbound_allow: tuple[str, ...] = ()
     outbound_deny: tuple[str, ...] = ()
     outbound_strict: bool = False
+    no_cross_namespace_refs: bool = False
     listen_address: str = "0.0.0.0"  # noqa: S104 - all interfaces, as a pod's probes and scrapes need
     log_level: str = "info"
     workers: int = Field(default=10, ge=1)

@@ -92,3 +92,19 @@ def validation_message(exc: ValidationError) -> str:
         location = ".".join(str(p) for p in error["loc"] if not str(p).startswith("function-"))
         parts.append(f"{location}: {error['msg']}")
     return "; ".join(parts)
+
+
+def cross_namespace_refs(canary: Canary) -> list[str]:
+    """The references of ``canary`` to objects in other namespaces (Flagger's -no-cross-namespace-refs
+    refuses them), by field path."""
+    namespace = canary.metadata.namespace
+    found = []
+    for index, metric in enumerate(canary.spec.analysis.metrics or []):
+        ref = metric.template_ref
+        if ref is not None and ref.namespace and ref.namespace != namespace:
+            found.append(f"spec.analysis.metrics[{index}].templateRef.namespace {ref.namespace}")
+    for index, alert in enumerate(canary.spec.analysis.alerts or []):
+        ref = alert.provider_ref
+        if ref.namespace and ref.namespace != namespace:
+            found.append(f"spec.analysis.alerts[{index}].providerRef.namespace {ref.namespace}")
+    return found

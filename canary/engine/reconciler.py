@@ -16,7 +16,7 @@ from functools import partial
 
 import structlog
 
-from canary.engine.canaries import Canaries, InvalidCanary
+from canary.engine.canaries import Canaries, InvalidCanary, cross_namespace_refs
 from canary.engine.checks import CheckRunner
 from canary.engine.decide import REQUEST_ANNOTATION, RUNNING, Act, Observed, resolve
 from canary.engine.effects import Alert, Effect, Event, PostRolloutHooks, Promote, ScaleTarget, SetRoutes, SetStatus
@@ -56,7 +56,8 @@ class Reconciler:
 
     def __init__(self, *, kube: Kube, canaries: Canaries, deployments: Deployments, routers: RouterRegistry,
                  checks: CheckRunner, webhooks: WebhookCaller, events: EventRecorder, notifier: Notifier,
-                 clock: Callable[[], datetime], event_hooks: EventHooks | None = None) -> None:
+                 clock: Callable[[], datetime], event_hooks: EventHooks | None = None,
+                 no_cross_namespace_refs: bool = False) -> None:
         self._kube = kube
         self._canaries = canaries
         self._deployments = deployments
@@ -67,6 +68,7 @@ class Reconciler:
         self._notifier = notifier
         self._clock = clock
         self._event_hooks = event_hooks
+        self._no_cross_namespace_refs = no_cross_namespace_refs
 
     def tick(self, namespace: str, name: str) -> str:
         """Advance the canary ``namespace/name`` by one step; returns what was done, for the log."""
@@ -116,6 +118,9 @@ class Reconciler:
             return self._problem(obj, "UnsupportedField", f"{where}: {', '.join(dropped)}: not implemented by the "
                                  f"{router.name} router; remove the field or choose a router that has it",
                                  warning=True)
+        if self._no_cross_namespace_refs and (crossing := cross_namespace_refs(canary)):
+            return self._problem(obj, "CrossNamespaceRef", f"{where}: {', '.join(crossing)}: references to other "
+                                 "namespaces are refused by this controller (--no-cross-namespace-refs)")
         rival = self._rival(CanaryHead.of(obj))
         if rival is not None:
             return self._problem(obj, "TargetConflict", f"{where}: spec.targetRef {canary.spec.target_ref.name} is "

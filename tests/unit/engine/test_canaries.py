@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 
-from canary.engine.canaries import Canaries, InvalidCanary
+from canary.engine.canaries import Canaries, InvalidCanary, cross_namespace_refs
 from canary.kube.cache import Informer
 from canary.models.base import API_VERSION
 from canary.models.canary import Canary
@@ -51,3 +51,14 @@ def test_the_target_index_follows_the_informers_events() -> None:
 
     canaries._index("DELETED", moved)
     assert [h.metadata.name for h in canaries.targeting("apps", "api")] == ["other"]
+
+
+def test_references_to_other_namespaces_are_named_by_field() -> None:
+    canary = Canary.model_validate(make_canary("web", "apps", analysis={
+        "interval": "1m", "iterations": 2,
+        "metrics": [{"name": "ok", "templateRef": {"name": "t"}},
+                    {"name": "same", "templateRef": {"name": "t", "namespace": "apps"}},
+                    {"name": "far", "templateRef": {"name": "t", "namespace": "monitoring"}}],
+        "alerts": [{"name": "chat", "providerRef": {"name": "slack", "namespace": "ops"}}]}))
+    assert cross_namespace_refs(canary) == ["spec.analysis.metrics[2].templateRef.namespace monitoring",
+                                            "spec.analysis.alerts[0].providerRef.namespace ops"]
