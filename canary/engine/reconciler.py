@@ -28,6 +28,7 @@ from canary.kube.events import EventRecorder
 from canary.models.base import API_VERSION
 from canary.models.canary import Canary, CanaryHead, CanaryStatus, HookType, Phase
 from canary.notify.base import Notice, Notifier, routes
+from canary.routers import services
 from canary.routers.affinity import Cookies, next_cookies
 from canary.routers.base import Router, RouteTarget, Weights, unsupported_fields
 from canary.routers.registry import RouterRegistry
@@ -132,7 +133,7 @@ class Reconciler:
         if state is None:
             return self._problem(obj, "TargetNotFound", f"{where}: spec.targetRef: {canary.spec.target_ref.kind} "
                                  f"{canary.spec.target_ref.name} not found", warning=True)
-        route = RouteTarget(canary=canary, owner=owner_reference(obj), selector=state.selector)
+        route = _route(obj, canary, state)
         self._deployments.ensure_primary(obj, canary, state)
         router.reconcile(route)
         if state.primary is None:
@@ -178,16 +179,14 @@ class Reconciler:
             if canary.status.phase is not Phase.TERMINATING:
                 tick = TickContext(obj=obj, canary=canary, state=state,
                                    router=self._routers.for_provider(canary.spec.provider, where=where),
-                                   route=RouteTarget(canary=canary, owner=owner_reference(obj),
-                                                     selector=state.selector))
+                                   route=_route(obj, canary, state))
                 self._write_status(tick, SetStatus(phase=Phase.TERMINATING))
                 return "terminating: restoring the target"
             self._deployments.scale_target(canary, state, up=True)
             readiness = self._deployments.readiness(canary, state.target, primary=False, now=self._clock())
             if not readiness.ready:
                 return f"terminating: waiting for the target: {readiness.message}"
-            self._routers.for_provider(canary.spec.provider, where=where).finalize(
-                RouteTarget(canary=canary, owner=owner_reference(obj), selector=state.selector))
+            self._routers.for_provider(canary.spec.provider, where=where).finalize(_route(obj, canary, state))
         self._routers.for_provider(canary.spec.provider, where=where).remove(canary)
         fresh = self._canaries.informer.get(obj["metadata"]["namespace"], obj["metadata"]["name"]) or obj
         meta = fresh["metadata"]
@@ -339,6 +338,13 @@ class Reconciler:
             self._canaries.informer.store(self._patch_status(obj, status))
         except Conflict:
             log.info("status changed meanwhile; reporting on the next tick", canary=obj["metadata"]["name"])
+
+
+def _route(obj: Obj, canary: Canary, state: TargetState) -> RouteTarget:
+    """What the router needs to know of the canary: its owner reference, selector and discovered ports."""
+    pod_spec = ((state.target.get("spec") or {}).get("template") or {}).get("spec") or {}
+    return RouteTarget(canary=canary, owner=owner_reference(obj), selector=state.selector,
+                       ports=services.discovered_ports(canary, pod_spec))
 
 
 def _weights(canary: Canary, routes: SetRoutes) -> Weights:

@@ -10,8 +10,10 @@ have served at a steady total rate:
 - with weights, the rate is split by them (primary ``rate * w/100``, canary likewise), and the
   canary also receives the mirrored share (``rate * mirror/100``), counted as its destination
   proxy counts mirrored requests (nobody sees those answers);
-- without (the kubernetes router), the primary gets the whole rate and the target, while it
-  has ready pods, a test load of ``rate / 2``, as Flagger's load tester would send;
+- without (the kubernetes router), or when they send the target nothing while it runs (a
+  blue/green run before its switch), the primary gets the whole rate and the target, while it
+  has ready pods, a test load of ``rate / 2``, as Flagger's load tester would send to the canary
+  Service;
 - a workload without ready pods gets nothing.
 
 How a workload answers comes from its pod template annotations: ``sim.canary.dev/error-rate``
@@ -140,11 +142,14 @@ class Load:
 
 
 def split_load(rate: float, *, weights: Weights | None, canary_ready: bool) -> Load:
-    """Split ``rate`` by the router's weights; without weights, add the load tester's canary traffic."""
-    if weights is not None:
-        # Mirrored copies reach the canary on top of its share; their answers go nowhere.
-        return Load(primary=rate * weights.primary / 100, canary=rate * (weights.canary + weights.mirror) / 100)
-    return Load(primary=rate, canary=rate * TEST_LOAD_SHARE if canary_ready else 0.0)
+    """Split ``rate`` by the router's weights; when they send the running canary nothing (no weights, or
+    a blue/green run before its switch), add the load tester's traffic to the canary Service."""
+    tester = rate * TEST_LOAD_SHARE if canary_ready else 0.0
+    if weights is None:
+        return Load(primary=rate, canary=tester)
+    # Mirrored copies reach the canary on top of its share; their answers go nowhere.
+    canary = rate * (weights.canary + weights.mirror) / 100
+    return Load(primary=rate * weights.primary / 100, canary=canary or tester)
 
 
 def ready_pods(pods: Iterable[Obj], deployment: str) -> tuple[str, ...]:

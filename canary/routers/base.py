@@ -34,6 +34,8 @@ class RouteTarget:
     canary: Canary
     owner: Obj
     selector: tuple[str, str]
+    ports: tuple[tuple[str, int], ...] = ()
+    """The target's other container ports, (name, port), that spec.service.portDiscovery adds to the Services."""
 
     @property
     def namespace(self) -> str:
@@ -92,7 +94,7 @@ _ROUTING_FIELDS = {
     "service.headers": ("service", "headers"), "service.corsPolicy": ("service", "cors_policy"),
     "service.timeout": ("service", "timeout"), "service.backendTimeout": ("service", "backend_timeout"),
     "service.mirror": ("service", "mirror"), "service.meshName": ("service", "mesh_name"),
-    "service.backends": ("service", "backends"), "service.portDiscovery": ("service", "port_discovery"),
+    "service.backends": ("service", "backends"),
     "analysis.mirror": ("analysis", "mirror"),
     "analysis.mirrorWeight": ("analysis", "mirror_weight"),
     "analysis.sessionAffinity": ("analysis", "session_affinity"),

@@ -211,7 +211,7 @@ class IstioRouter(WeightedRouter):
     supported = frozenset({
         "service.gateways", "service.hosts", "service.delegation", "service.trafficPolicy", "service.match",
         "service.rewrite", "service.retries", "service.headers", "service.corsPolicy", "service.timeout",
-        "service.portDiscovery", "analysis.mirror", "analysis.mirrorWeight", "analysis.sessionAffinity"})
+        "analysis.mirror", "analysis.mirrorWeight", "analysis.sessionAffinity"})
     read = staticmethod(read_weights)
 
     def build(self, route: RouteTarget, weights: Weights) -> Obj:

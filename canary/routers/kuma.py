@@ -94,6 +94,10 @@ class KumaRouter(WeightedRouter):
         """The TrafficRoute for ``weights``."""
         return build(route.canary, weights)
 
+    def owns(self, route: RouteTarget, found: Obj) -> bool:
+        """Whether the TrafficRoute is the canary's: cluster-scoped, it says so by annotation."""
+        return (found["metadata"].get("annotations") or {}).get(SERVED) == served(route.canary)
+
     def set_weights(self, route: RouteTarget, weights: Weights) -> None:
         """Rewrite the TrafficRoute, unless another Canary's has its name."""
         name = route.canary.spec.service_names[0]

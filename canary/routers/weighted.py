@@ -48,10 +48,20 @@ class WeightedRouter:
     def _get(self, api_version: str, kind: str, namespace: str, name: str) -> Obj | None:
         return self._objects.get(namespace, name)
 
+    def owns(self, route: RouteTarget, found: Obj) -> bool:
+        """Whether ``found``, the object this router writes for ``route``, is the canary's own."""
+        uid = route.owner.get("uid")
+        return any(ref.get("uid") == uid for ref in found["metadata"].get("ownerReferences") or [])
+
     def reconcile(self, route: RouteTarget) -> None:
-        """Create or correct the Services and the routing object, keeping its split."""
+        """Create or correct the Services and the routing object, keeping its split; an object of the same
+        name that is not the canary's (the user's VirtualService, say) is taken over with all traffic on
+        the primary, as Flagger does."""
         services.reconcile(self._kube, self._services, route)
-        self.set_weights(route, self.weights(route))
+        meta = self.build(route, ALL_TO_PRIMARY)["metadata"]
+        found = self._objects.get(meta.get("namespace") or "", meta["name"])
+        taken_over = found is not None and not self.owns(route, found)
+        self.set_weights(route, ALL_TO_PRIMARY if taken_over else self.weights(route))
 
     def weights(self, route: RouteTarget) -> Weights:
         """The split the routing object holds (all to the primary before there is one)."""

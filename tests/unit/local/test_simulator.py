@@ -88,6 +88,10 @@ class TestSplitLoad:
         assert split_load(20, weights=Weights(primary=90, canary=10), canary_ready=True) == Load(18, 2)
         assert split_load(20, weights=Weights(primary=0, canary=100), canary_ready=True) == Load(0, 20)
 
+    def test_a_running_canary_without_a_share_gets_the_load_testers_traffic(self) -> None:
+        assert split_load(20, weights=Weights(primary=100, canary=0), canary_ready=True) == Load(20, 10)
+        assert split_load(20, weights=Weights(primary=100, canary=0), canary_ready=False) == Load(20, 0)
+
     def test_mirrored_requests_reach_the_canary_on_top_of_its_share(self) -> None:
         assert split_load(20, weights=Weights(primary=100, canary=0, mirror=50), canary_ready=True) == Load(20, 10)
         assert split_load(20, weights=Weights(primary=100, canary=0, mirror=100), canary_ready=True) == Load(20, 20)

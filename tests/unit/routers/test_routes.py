@@ -83,3 +83,21 @@ def test_session_affinity_adds_cookie_rules_and_set_cookie_filters() -> None:
     assert gatewayapi.read_weights(lambda *key: route, canary) == Weights(primary=80, canary=20)
     assert gatewayapi.route_weights(route) == Weights(primary=0, canary=100), \
         "without session affinity the first rule is the canary rule"
+
+
+def test_port_discovery_adds_the_targets_other_container_ports_to_every_service() -> None:
+    base = _route(stepWeight=10)
+    spec = base.canary.spec.model_copy(update={"service": base.canary.spec.service.model_copy(
+        update={"port_discovery": True, "target_port": 9898})})
+    canary = base.canary.model_copy(update={"spec": spec})
+    pod_spec = {"containers": [
+        {"name": "app", "ports": [{"name": "http", "containerPort": 9898}, {"name": "grpc", "containerPort": 9999},
+                                  {"containerPort": 8081}]},
+        {"name": "istio-proxy", "ports": [{"name": "http-envoy-prom", "containerPort": 15090}]}]}
+    ports = services.discovered_ports(canary, pod_spec)
+    assert ports == (("grpc", 9999), ("tcp-app-2", 8081))
+    built = services.build(RouteTarget(canary=canary, owner={}, selector=("app", "web"), ports=ports))
+    for service in built:
+        assert [(p["name"], p["port"], p["targetPort"]) for p in service["spec"]["ports"]] == [
+            ("http", 80, 9898), ("grpc", 9999, 9999), ("tcp-app-2", 8081, 8081)]
+    assert services.discovered_ports(base.canary, pod_spec) == (), "only when asked for"
