@@ -43,7 +43,8 @@ exactly error-rate percent fail over time. The metrics, on ``/metrics`` (and ``/
   ``skipper_serve_route_duration_seconds`` labelled ``code``, ``method`` and ``route``, the id
   Skipper gives the route that carried the request (``kube_<namespace>__<ingress>__<host>__<path>__<service>``;
   its skipper queries select the canary Ingress's routes to the canary Service by that id);
-- for canaries routed by Linkerd, its proxies' ``response_total`` and ``response_latency_ms``
+- for canaries in Linkerd (the linkerd router, or gatewayapi with a Service as the route's parent,
+  as Flagger's Linkerd install runs), its proxies' ``response_total`` and ``response_latency_ms``
   labelled ``namespace``, ``deployment``, ``direction="inbound"``, ``status_code`` and, on the
   counter, ``classification`` (``success``, or ``failure`` for a 5xx) (its linkerd queries);
 - for canaries routed by APISIX, its prometheus plugin's ``apisix_http_status`` (a growing gauge)
@@ -228,6 +229,10 @@ def plan(canary: Canary, *, target: Obj | None, primary: Obj | None, pods: Seque
              "gloo": [f"{u}_{namespace}" for u in gloo.upstream_names(canary)],
              "kuma": [f"localhost:{port}"] * 2}.get(router, ["", ""])
     kuma_services = kuma.kuma_services(canary)[1:] if router == "kuma" else ("", "")
+    # Linkerd proxies count requests whichever router splits them: the SMI TrafficSplit, or an
+    # HTTPRoute whose parent is a Service (Gateway API in the mesh, as Flagger's Linkerd install runs it).
+    linkerd = router == "linkerd" or (router == "gatewayapi" and any(
+        (ref.kind or "") == "Service" for ref in canary.spec.service.gateway_refs or []))
     workloads = []
     for deployment, rps, backend, service, cluster, kuma_service in (
             (primary, load.primary, "", primary_service, envoy[0], kuma_services[0]),
@@ -242,7 +247,7 @@ def plan(canary: Canary, *, target: Obj | None, primary: Obj | None, pods: Seque
                                   envoy_cluster=cluster, kuma_service=kuma_service,
                                   traefik_service=f"{namespace}-{service}-{port}@kubernetescrd"
                                   if router == "traefik" else "",
-                                  skipper_route=(skipper_routes or {}).get(service, ""), linkerd=router == "linkerd",
+                                  skipper_route=(skipper_routes or {}).get(service, ""), linkerd=linkerd,
                                   apisix_route=apisix_route, apisix_node=service if apisix_route else ""))
     return workloads
 

@@ -350,6 +350,17 @@ class TestRouterSeries:
         simulator.tick([], seconds=1)
         assert _samples(registry, "response_total") == {}
 
+    def test_linkerd_through_gateway_api_a_service_parent_is_counted_by_linkerds_proxies_too(self) -> None:
+        body = make_canary("web", NS, provider="gatewayapi:v1beta1")
+        body["spec"]["service"]["gatewayRefs"] = [{"group": "core", "kind": "Service", "name": "web", "port": 80}]
+        in_mesh = plan(Canary.from_object(body), target=make_deployment("web", NS), primary=None,
+                       pods=[_pod("web-5d8f7c9b4-a1", deployment="web")], weights=Weights(50, 50), rate=20)
+        assert [w.linkerd for w in in_mesh] == [True]
+        body["spec"]["service"]["gatewayRefs"] = [{"name": "public", "namespace": "gateways"}]
+        behind_a_gateway = plan(Canary.from_object(body), target=make_deployment("web", NS), primary=None,
+                                pods=[], weights=Weights(50, 50), rate=20)
+        assert [w.linkerd for w in behind_a_gateway] == [False]
+
     def test_a_gloo_canary_is_counted_on_envoys_clusters_of_its_upstreams(self) -> None:
         registry = CollectorRegistry()
         canary = Canary.from_object(make_canary("web", NS, provider="gloo"))
