@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from canary.kube.client import Kube
+from canary.waiting import wait_until
 from tests.builders import make_deployment
 from tests.e2e.canaries import (
     canary_status,
@@ -72,3 +73,22 @@ def test_gloo_steps_a_route_table_over_its_upstreams_and_promotes_a_good_release
     failing = [r for r in canary_status(kube, namespace, "web")["analysis"] if r["verdict"] != "pass"]
     assert failing[-1]["name"] == "request-success-rate"
     assert canary_status(kube, namespace, "web")["lastPromotedSpec"] == promoted
+
+
+def test_gloo_ab_testing_sends_matching_requests_to_the_canary_and_keeps_the_rest_on_the_primary(
+    kube: Kube, namespace: str, controller: ControllerProcess
+) -> None:
+    kube.create(make_deployment("web", namespace, replicas=2, image="web:1"))
+    kube.create(judged_canary(namespace, "gloo", iterations=2, match=[{"headers": {"x-canary": {"exact": "insider"}}}]))
+    wait_phase(kube, namespace, "web", "Initialized")
+
+    release(kube, namespace, "web:2")
+    wait_until(lambda: _weights(kube, namespace), lambda w: w == (0, 100),
+               what="matching requests to go to the canary", timeout=60, interval=0.05)
+    table = kube.get(GATEWAY, "RouteTable", "web", namespace=namespace) or {}
+    matched, rest = table["spec"]["routes"]
+    assert matched["matchers"] == [{"headers": [{"name": "x-canary", "value": "insider"}]}]
+    assert [d["weight"] for d in rest["routeAction"]["multi"]["destinations"]] == [100, 0]
+    assert "matchers" not in rest
+    wait_phase(kube, namespace, "web", "Succeeded", timeout=60)
+    assert image_of(deployment(kube, namespace, "web-primary")) == "web:2"
