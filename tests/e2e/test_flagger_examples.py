@@ -219,7 +219,10 @@ def corpus(local_stack: stack.StackState, kube: Kube, canary_crds: list[str],
     suffix = os.urandom(3).hex()
     runs = {p.stem: Run.of(p, suffix=suffix) for p in FILES}
     with receiver() as hooks, ThreadPoolExecutor(max_workers=len(runs)) as pool:
-        list(pool.map(lambda run: convert(run, hooks, folder), runs.values()))
+        # One conversion per core: each is an interpreter start (about 1.5 s of CPU), and sixty at once
+        # on a small machine outlast convert's timeout.
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as converters:
+            list(converters.map(lambda run: convert(run, hooks, folder), runs.values()))
         for name in sorted(crds_needed(list(runs.values()))):
             install_crds(kube, crd_folder(name), timeout=60)
         for run in runs.values():
