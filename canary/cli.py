@@ -229,6 +229,8 @@ def controller(
     outbound_deny: Annotated[str, typer.Option(
         envvar="CANARY_OUTBOUND_DENY", help="Comma-separated hosts or networks they may not reach, besides the "
         "link-local and cloud metadata addresses and this controller's own port.")] = "",
+    workers: Annotated[int, typer.Option(envvar="CANARY_WORKERS", min=1,
+                                         help="Canaries ticked at once (Flagger's -threadiness).")] = 10,
     no_cross_namespace_refs: Annotated[bool, typer.Option(
         "--no-cross-namespace-refs", envvar="CANARY_NO_CROSS_NAMESPACE_REFS",
         help="Refuse Canaries whose MetricTemplate or AlertProvider references name another namespace "
@@ -258,7 +260,7 @@ def controller(
                           author=git_author, sources_file=git_config),
         port=port, listen_address=listen_address, outbound_allow=_csv(outbound_allow),
         outbound_deny=_csv(outbound_deny), outbound_strict=outbound_strict,
-        no_cross_namespace_refs=no_cross_namespace_refs, log_level=log_level)
+        no_cross_namespace_refs=no_cross_namespace_refs, workers=workers, log_level=log_level)
     logging.configure(settings.log_level)
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -11,8 +11,11 @@ from __future__ import annotations
 import contextlib
 import queue
 import threading
+import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
 from typing import Any
 
 import requests
@@ -26,6 +29,7 @@ from canary.models.canary import CanaryWebhook, HookType, Phase
 
 log = structlog.get_logger(__name__)
 DEFAULT_TIMEOUT = "10s"
+FORGET_SECONDS = 600.0
 EVENTS_DROPPED = Counter("canary_event_webhooks_dropped_total", "Events not sent to event webhooks: queue full.")
 Post = Callable[..., requests.Response]
 
@@ -52,11 +56,74 @@ class _Retryable(Exception):
     """A transport failure or a 5xx: worth another try within the hook's retries."""
 
 
-class WebhookCaller:
-    """Calls webhooks over HTTP; never raises, always answers with outcomes."""
+class Pending(Exception):
+    """A webhook has not answered within the tick's wait; its call goes on, and the next tick asks again."""
 
-    def __init__(self, post: Post | None = None) -> None:
+
+Key = tuple[str, ...]
+
+
+@dataclass
+class _Call:
+    """A gating call under way in the background, or answered (``ended``) and not yet claimed."""
+
+    future: Future[HookOutcome] = field(default_factory=Future)
+    ended: float | None = None
+
+
+class WebhookCaller:
+    """Calls webhooks over HTTP; never raises (but ``Pending``), always answers with outcomes.
+
+    A gating call (one made with a ``key``) runs in a thread of its own, and the tick waits for it
+    at most ``wait`` seconds: a hook that takes longer (up to its timeout) holds only its own
+    canary, whose ticks find the same call still running (``Pending``) until it answers, while
+    every other canary keeps its workers and its interval.
+    """
+
+    def __init__(self, post: Post | None = None, *, wait: float = 2.0) -> None:
         self._post = post or GuardedSession().post
+        self._wait = wait
+        self._running: dict[Key, _Call] = {}
+        self._lock = threading.Lock()
+
+    def running(self) -> int:
+        """How many gating calls are under way."""
+        with self._lock:
+            return sum(1 for call in self._running.values() if call.ended is None)
+
+    def gate(self, hook: CanaryWebhook, body: dict[str, Any], *, key: Key) -> HookOutcome:
+        """``call`` in the background: the outcome when the call answers within the wait (now, or on a
+        later tick that asks with the same ``key``), else ``Pending``."""
+        with self._lock:
+            running = self._running.get(key)
+            if running is None:
+                self._forget_unclaimed()
+                running = self._running[key] = _Call()
+                threading.Thread(target=self._settle, args=(running, hook, body), name=f"webhook-{hook.name}",
+                                 daemon=True).start()
+        try:
+            outcome = running.future.result(timeout=self._wait)
+        except FutureTimeout:
+            raise Pending(f"webhook {hook.name} has not answered yet") from None
+        with self._lock:
+            self._running.pop(key, None)
+        return outcome
+
+    def _forget_unclaimed(self) -> None:
+        """Drop answers nobody came back for (the canary moved on) once they are old."""
+        limit = time.monotonic() - FORGET_SECONDS
+        for key in [k for k, c in self._running.items() if c.ended is not None and c.ended < limit]:
+            del self._running[key]
+
+    def _settle(self, running: _Call, hook: CanaryWebhook, body: dict[str, Any]) -> None:
+        try:
+            outcome = self.call(hook, body)
+        except BaseException as exc:  # handed to whoever asks for the result
+            running.ended = time.monotonic()
+            running.future.set_exception(exc)
+            return
+        running.ended = time.monotonic()
+        running.future.set_result(outcome)
 
     def call(self, hook: CanaryWebhook, body: dict[str, Any]) -> HookOutcome:
         """POST ``body`` to the hook, with its timeout and retries."""
@@ -86,23 +153,27 @@ class WebhookCaller:
         return HookOutcome(hook.name, False, f"webhook {hook.name} answered HTTP {response.status_code} "
                            f"{response.reason or ''}".rstrip())
 
-    def all_pass(self, hooks: Sequence[CanaryWebhook], body_for: Callable[[CanaryWebhook], dict[str, Any]]
-                 ) -> tuple[bool, str]:
-        """Call hooks in order until one fails; (all passed, message of the failure or empty)."""
+    def all_pass(self, hooks: Sequence[CanaryWebhook], body_for: Callable[[CanaryWebhook], dict[str, Any]],
+                 *, key: Key | None = None) -> tuple[bool, str]:
+        """Call hooks in order until one fails; (all passed, message of the failure or empty). With
+        ``key`` (the canary and the check) each call is a ``gate``."""
         for hook in hooks:
-            outcome = self.call(hook, body_for(hook))
+            outcome = self._one(hook, body_for(hook), key)
             if not outcome.passed:
                 return False, outcome.message
         return True, ""
 
-    def any_pass(self, hooks: Sequence[CanaryWebhook], body_for: Callable[[CanaryWebhook], dict[str, Any]]
-                 ) -> tuple[bool, str]:
-        """Call hooks until one passes; (one passed, its message)."""
+    def any_pass(self, hooks: Sequence[CanaryWebhook], body_for: Callable[[CanaryWebhook], dict[str, Any]],
+                 *, key: Key | None = None) -> tuple[bool, str]:
+        """Call hooks until one passes; (one passed, its message). With ``key`` each call is a ``gate``."""
         for hook in hooks:
-            outcome = self.call(hook, body_for(hook))
+            outcome = self._one(hook, body_for(hook), key)
             if outcome.passed:
                 return True, outcome.message
         return False, ""
+
+    def _one(self, hook: CanaryWebhook, body: dict[str, Any], key: Key | None) -> HookOutcome:
+        return self.call(hook, body) if key is None else self.gate(hook, body, key=(*key, hook.name))
 
 
 def event_payload(*, name: str, namespace: str, phase: Phase | None, revision: str, hook: CanaryWebhook,

@@ -71,13 +71,15 @@ class CheckRunner:
             return payload(name=canary.metadata.name, namespace=canary.metadata.namespace or "", phase=phase,
                            revision=revision, hook=hook)
 
+        # Each gate runs in the background, so a hook that hangs holds this canary only (``Pending``).
+        key = (canary.metadata.namespace or "", canary.metadata.name, revision, check.value)
         if check is Check.ROLLBACK:
-            passed, message = self._webhooks.any_pass(analysis.hooks(HookType.ROLLBACK), body)
+            passed, message = self._webhooks.any_pass(analysis.hooks(HookType.ROLLBACK), body, key=key)
             return CheckResult(passed=passed, message=message)
         if check in _GATES:
-            passed, message = self._webhooks.all_pass(analysis.hooks(_GATES[check]), body)
+            passed, message = self._webhooks.all_pass(analysis.hooks(_GATES[check]), body, key=key)
             return CheckResult(passed=passed, message=message)
-        passed, message = self._webhooks.all_pass(analysis.hooks(HookType.ROLLOUT), body)
+        passed, message = self._webhooks.all_pass(analysis.hooks(HookType.ROLLOUT), body, key=key)
         if not passed:
             return CheckResult(passed=False, message=message)
         return self._metrics(canary, provider)

@@ -9,6 +9,7 @@ changed, the same change is applied to the fresh object.
 from __future__ import annotations
 
 import secrets
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -33,7 +34,7 @@ from canary.routers.affinity import Cookies, next_cookies
 from canary.routers.base import Router, RouteTarget, Weights, unsupported_fields
 from canary.routers.registry import RouterRegistry
 from canary.telemetry import metrics
-from canary.webhooks import EventDelivery, EventHooks, WebhookCaller, event_payload, payload
+from canary.webhooks import EventDelivery, EventHooks, Pending, WebhookCaller, event_payload, payload
 from canary.workloads.deployments import Deployments, TargetState, owner_reference
 
 log = structlog.get_logger(__name__)
@@ -218,9 +219,13 @@ class Reconciler:
             primary_weight=weights.primary, canary_weight=weights.canary, mirrored=weights.mirror > 0,
             router_has_weights=tick.router.has_weights, router_has_match=tick.router.has_match,
             request=(canary.metadata.annotations or {}).get(REQUEST_ANNOTATION), now=now)
-        decision = resolve(canary.spec, canary.status, seen,
-                           partial(self._checks.run, canary=canary, revision=state.revision,
-                                   provider=tick.router.name))
+        try:
+            decision = resolve(canary.spec, canary.status, seen,
+                               partial(self._checks.run, canary=canary, revision=state.revision,
+                                       provider=tick.router.name))
+        except Pending as exc:  # a webhook still running in the background: decide when it answers
+            _record_metrics(canary, canary.status.phase, weights)
+            return f"waiting: {exc}"
         decision, tick = _with_cookies(decision, tick)
         phase = canary.status.phase
         for effect in decision.effects:
@@ -269,14 +274,22 @@ class Reconciler:
             for hook in self._event_hooks.hooks_for(canary.spec.analysis.webhooks or [])])
 
     def _post_rollout(self, tick: TickContext, phase: Phase) -> None:
+        """Call the post-rollout hooks in the background: they gate nothing, so no tick waits for them."""
         canary = tick.canary
-        for hook in canary.spec.analysis.hooks(HookType.POST_ROLLOUT):
-            outcome = self._webhooks.call(hook, payload(name=canary.metadata.name,
-                                                        namespace=canary.metadata.namespace or "", phase=phase,
-                                                        revision=tick.state.revision, hook=hook))
-            if not outcome.passed:
-                self._events.record(tick.obj, reason="Synced", message=f"Post-rollout hook failed: {outcome.message}",
-                                    warning=True)
+        hooks = canary.spec.analysis.hooks(HookType.POST_ROLLOUT)
+        if not hooks:
+            return
+
+        def call_all() -> None:
+            for hook in hooks:
+                outcome = self._webhooks.call(hook, payload(name=canary.metadata.name,
+                                                            namespace=canary.metadata.namespace or "", phase=phase,
+                                                            revision=tick.state.revision, hook=hook))
+                if not outcome.passed:
+                    self._events.record(tick.obj, reason="Synced",
+                                        message=f"Post-rollout hook failed: {outcome.message}", warning=True)
+
+        threading.Thread(target=call_all, name="post-rollout", daemon=True).start()
 
     def _write_status(self, tick: TickContext, change: SetStatus) -> None:
         obj = tick.obj

@@ -73,6 +73,17 @@ def _at_least(minimum: str) -> dict[str, Any]:
                                           "message": f"must be at least {minimum}"}]}
 
 
+MAX_WEBHOOK_TIMEOUT = "5m"
+"""The longest a webhook may take: a hook runs in the background, but its canary waits for it."""
+
+
+def _between(minimum: str, maximum: str) -> dict[str, Any]:
+    """The CRD rule that a duration field is within [``minimum``, ``maximum``] (the model checks the same)."""
+    return {"x-kubernetes-validations": [{
+        "rule": f"duration(self) >= duration('{minimum}') && duration(self) <= duration('{maximum}')",
+        "message": f"must be between {minimum} and {maximum}"}]}
+
+
 class HookType(StrEnum):
     """When a webhook is called, Flagger's names."""
 
@@ -324,9 +335,16 @@ class CanaryWebhook(Model):
     name: Name
     url: HttpURL
     mute_alert: bool = False
-    timeout: Annotated[Duration, Field(json_schema_extra=_at_least("1ms"))] | None = None
+    timeout: Annotated[Duration, Field(json_schema_extra=_between("1ms", MAX_WEBHOOK_TIMEOUT))] | None = None
     metadata: dict[str, str] | None = None
     retries: Annotated[int, Field(ge=0)] | None = None
+
+    @model_validator(mode="after")
+    def _bounded_timeout(self) -> CanaryWebhook:
+        if self.timeout is not None and not (
+                timedelta(milliseconds=1) <= parse_duration(self.timeout) <= parse_duration(MAX_WEBHOOK_TIMEOUT)):
+            raise ValueError(f"timeout must be between 1ms and {MAX_WEBHOOK_TIMEOUT}, got {self.timeout}")
+        return self
     disable_tls: bool = False
 
 

@@ -10,7 +10,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from canary.models.canary import CanaryWebhook
-from canary.webhooks import WebhookCaller
+from canary.waiting import wait_until
+from canary.webhooks import HookOutcome, Pending, WebhookCaller
 
 SECRET_PAGE = b"password: hunter2\n"
 
@@ -48,3 +49,49 @@ def test_the_verdict_names_the_status_and_never_quotes_the_body(server: str, sta
     outcome = WebhookCaller().call(hook, {"name": "web"})
     assert (outcome.passed, outcome.message) == (passed, message)
     assert "hunter2" not in json.dumps(outcome.message)
+
+
+class _Hangs(BaseHTTPRequestHandler):
+    release = threading.Event()
+    calls = 0
+
+    def do_POST(self) -> None:
+        type(self).calls += 1
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        type(self).release.wait(30)
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Quiet."""
+
+
+def test_a_gate_that_has_not_answered_is_pending_and_the_same_call_is_asked_again_until_it_answers() -> None:
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Hangs)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        hook = CanaryWebhook.model_validate({"name": "gate", "url": f"http://127.0.0.1:{httpd.server_address[1]}/",
+                                             "timeout": "1m"})
+        caller = WebhookCaller(wait=0.2)
+        key = ("shop", "web", "rev-2", "confirm-rollout", "gate")
+        for _ in range(3):
+            with pytest.raises(Pending, match="webhook gate has not answered yet"):
+                caller.gate(hook, {"name": "web"}, key=key)
+        assert (_Hangs.calls, caller.running()) == (1, 1), "one call, still under way"
+        _Hangs.release.set()
+        outcome = wait_until(lambda: _answer(caller, hook, key), lambda found: found is not None,
+                             what="the gate's answer", timeout=10)
+        assert outcome == HookOutcome("gate", True, "webhook gate passed")
+        assert caller.running() == 0
+        assert caller.gate(hook, {"name": "web"}, key=key).passed
+        assert _Hangs.calls == 2, "an answer is used once; the next tick calls again"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def _answer(caller: WebhookCaller, hook: CanaryWebhook, key: tuple[str, ...]) -> HookOutcome | None:
+    try:
+        return caller.gate(hook, {"name": "web"}, key=key)
+    except Pending:
+        return None
