@@ -1,7 +1,10 @@
 """The Gateway API router: an HTTPRoute ``<svc>`` that splits traffic between ``<svc>-primary`` and
 ``<svc>-canary`` by weight, and for A/B testing sends matching requests to the canary.
 
-The route's parents come from spec.service.gatewayRefs, its hostnames from spec.service.hosts.
+The route's parents come from spec.service.gatewayRefs, its hostnames from spec.service.hosts;
+as Flagger's, every rule carries spec.service.headers (header modifier filters), rewrite (a
+URLRewrite filter) and timeout/backendTimeout (the rule's timeouts). CORS is a filter of Gateway
+API's experimental channel only, so spec.service.corsPolicy is refused with the standard CRDs.
 Mirroring (spec.analysis.mirror) is a RequestMirror filter on the weighted rule (the standard
 channel has no mirror percentage, so mirrorWeight is refused); session affinity adds the cookie
 rules of ``canary.routers.affinity`` before it, and Set-Cookie filters on its backends.
@@ -10,7 +13,7 @@ rules of ``canary.routers.affinity`` before it, and Set-Cookie filters on its ba
 from __future__ import annotations
 
 from canary.kube import Obj
-from canary.models.canary import Canary, HTTPMatchRequest, Strategy, StringMatch
+from canary.models.canary import Canary, CanaryService, HeaderOperations, HTTPMatchRequest, Strategy, StringMatch
 from canary.routers.affinity import COOKIE_HEADER, SET_COOKIE_HEADER, sticky_headers
 from canary.routers.base import Getter, RouteTarget, Weights, split_of
 from canary.routers.weighted import WeightedRouter
@@ -51,6 +54,60 @@ def http_route_matches(matches: list[HTTPMatchRequest]) -> list[Obj]:
                                   for name, m in sorted(match.query_params.items())]
         converted.append(out)
     return converted
+
+
+def _header_filter(kind: str, operations: HeaderOperations) -> Obj:
+    modifier: Obj = {}
+    for field, values in (("add", operations.add), ("set", operations.set)):
+        if values:
+            modifier[field] = [{"name": name, "value": value} for name, value in sorted(values.items())]
+    if operations.remove:
+        modifier["remove"] = list(operations.remove)
+    key = kind[0].lower() + kind[1:]
+    return {"type": kind, key: modifier}
+
+
+def service_filters(service: CanaryService) -> list[Obj]:
+    """spec.service.headers and rewrite as HTTPRoute filters (Flagger's makeFilters)."""
+    filters = []
+    if service.headers is not None:
+        if service.headers.request is not None:
+            filters.append(_header_filter("RequestHeaderModifier", service.headers.request))
+        if service.headers.response is not None:
+            filters.append(_header_filter("ResponseHeaderModifier", service.headers.response))
+    if service.rewrite is not None:
+        rewrite: Obj = {}
+        if service.rewrite.authority:
+            rewrite["hostname"] = service.rewrite.authority
+        if service.rewrite.uri:
+            full = service.rewrite.type == "ReplaceFullPath"
+            rewrite["path"] = {"type": "ReplaceFullPath", "replaceFullPath": service.rewrite.uri} if full else \
+                {"type": "ReplacePrefixMatch", "replacePrefixMatch": service.rewrite.uri}
+        filters.append({"type": "URLRewrite", "urlRewrite": rewrite})
+    return filters
+
+
+def _merged_filters(common: list[Obj], own: list[Obj]) -> list[Obj]:
+    """``common`` then ``own``, a header modifier of both made one (Gateway API allows one of each type)."""
+    merged = [dict(f) for f in common]
+    for filter_ in own:
+        same = next((f for f in merged if f["type"] == filter_["type"] and f["type"].endswith("HeaderModifier")), None)
+        if same is None:
+            merged.append(filter_)
+            continue
+        key = filter_["type"][0].lower() + filter_["type"][1:]
+        theirs, mine = dict(same[key]), filter_[key]
+        for field in ("add", "set", "remove"):
+            if field in mine:
+                theirs[field] = [*theirs.get(field, []), *mine[field]]
+        same[key] = theirs
+    return merged
+
+
+def _timeouts(service: CanaryService) -> Obj:
+    timeouts = {key: value for key, value in (("request", service.timeout), ("backendRequest", service.backend_timeout))
+                if value}
+    return {"timeouts": timeouts} if timeouts else {}
 
 
 def _set_cookie(value: str | None) -> Obj:
@@ -111,6 +168,11 @@ def build(route: RouteTarget, weights: Weights) -> Obj:
                           "filters": [{"type": "ResponseHeaderModifier", "responseHeaderModifier": {
                               "add": [{"name": SET_COOKIE_HEADER, "value": expire}]}}]})
         rules.append(rule)
+    common = service_filters(spec.service)
+    for each in rules:
+        if common:
+            each["filters"] = _merged_filters(common, each.get("filters", []))
+        each.update(_timeouts(spec.service))
     body: Obj = {
         "apiVersion": API_VERSION,
         "kind": "HTTPRoute",
@@ -153,7 +215,8 @@ class GatewayAPIRouter(WeightedRouter):
     name = "gatewayapi"
     kind = KIND
     has_match = True
-    supported = frozenset({"service.gatewayRefs", "service.hosts", "service.match", "analysis.mirror",
+    supported = frozenset({"service.gatewayRefs", "service.hosts", "service.match", "service.headers",
+                           "service.rewrite", "service.timeout", "service.backendTimeout", "analysis.mirror",
                            "analysis.sessionAffinity"})
     read = staticmethod(read_weights)
 

@@ -101,3 +101,45 @@ def test_port_discovery_adds_the_targets_other_container_ports_to_every_service(
         assert [(p["name"], p["port"], p["targetPort"]) for p in service["spec"]["ports"]] == [
             ("http", 80, 9898), ("grpc", 9999, 9999), ("tcp-app-2", 8081, 8081)]
     assert services.discovered_ports(base.canary, pod_spec) == (), "only when asked for"
+
+
+def _with_service(route: RouteTarget, **fields: Any) -> RouteTarget:
+    service = route.canary.spec.service.model_validate({**route.canary.spec.service.model_dump(by_alias=True,
+                                                                                                exclude_none=True),
+                                                        **fields})
+    canary = route.canary.model_copy(update={"spec": route.canary.spec.model_copy(update={"service": service})})
+    return RouteTarget(canary=canary, owner=route.owner, selector=route.selector)
+
+
+def test_headers_rewrite_and_timeouts_go_on_every_rule_as_flagger_writes_them() -> None:
+    route = _with_service(_route(iterations=2, match=[{"headers": {"x-canary": {"exact": "insider"}}}]),
+                          headers={"request": {"set": {"x-b": "2", "x-a": "1"}, "remove": ["x-debug"]},
+                                   "response": {"add": {"x-served-by": "canary"}}},
+                          rewrite={"uri": "/v2", "authority": "api.internal", "type": "ReplaceFullPath"},
+                          timeout="30s", backendTimeout="10s")
+    rules = gatewayapi.build(route, Weights(primary=0, canary=100))["spec"]["rules"]
+    assert len(rules) == 2
+    for rule in rules:
+        assert rule["filters"] == [
+            {"type": "RequestHeaderModifier", "requestHeaderModifier": {
+                "set": [{"name": "x-a", "value": "1"}, {"name": "x-b", "value": "2"}], "remove": ["x-debug"]}},
+            {"type": "ResponseHeaderModifier", "responseHeaderModifier": {
+                "add": [{"name": "x-served-by", "value": "canary"}]}},
+            {"type": "URLRewrite", "urlRewrite": {"hostname": "api.internal",
+                                                  "path": {"type": "ReplaceFullPath", "replaceFullPath": "/v2"}}}]
+        assert rule["timeouts"] == {"request": "30s", "backendRequest": "10s"}
+    prefix = _with_service(_route(stepWeight=10), rewrite={"uri": "/"})
+    [rule] = gatewayapi.build(prefix, Weights(primary=90, canary=10))["spec"]["rules"]
+    assert rule["filters"] == [{"type": "URLRewrite", "urlRewrite": {
+        "path": {"type": "ReplacePrefixMatch", "replacePrefixMatch": "/"}}}]
+    assert "timeouts" not in rule
+
+
+def test_a_cookie_expiry_and_the_services_response_headers_share_one_filter() -> None:
+    base = _with_service(_route(stepWeight=10, sessionAffinity={"cookieName": "c"}),
+                         headers={"response": {"add": {"x-a": "1"}}})
+    status = base.canary.status.model_copy(update={"previous_session_affinity_cookie": "c=old"})
+    route = RouteTarget(canary=base.canary.model_copy(update={"status": status}), owner={}, selector=("app", "web"))
+    expire, _ = gatewayapi.build(route, Weights(primary=100, canary=0))["spec"]["rules"]
+    assert expire["filters"] == [{"type": "ResponseHeaderModifier", "responseHeaderModifier": {
+        "add": [{"name": "x-a", "value": "1"}, {"name": "Set-Cookie", "value": "c=old; Max-Age=-1"}]}}]
