@@ -70,7 +70,7 @@ class GraphiteProvider:
         try:
             reply = self._http.send("GET", f"{self.url}/render", params=render_params(query), deadline=deadline)
             if reply.status != 200:
-                raise reply.refusal()
+                raise reply.refusal(plain=True)
             body = reply.json()
             if not isinstance(body, list):
                 raise QueryFailed(Outcome.UNAVAILABLE, f"unexpected answer: {reply.snippet()}")

@@ -86,6 +86,12 @@ class QueryFailed(Exception):
 MAX_ERROR_WORDS = 160
 
 
+def _short(words: str) -> str:
+    """The back end's own error words (a parse error, say) on one line, cut short: enough to act on."""
+    text = " ".join(words.split())
+    return text[:MAX_ERROR_WORDS] + ("..." if len(text) > MAX_ERROR_WORDS else "")
+
+
 @dataclass(frozen=True)
 class Reply:
     """An HTTP answer, read in full."""
@@ -123,14 +129,22 @@ class Reply:
             else "text"
         return f"({len(self.body)} bytes of {kind})"
 
-    def refusal(self, wording: Callable[[Any], object] | None = None) -> QueryFailed:
+    def refusal(self, wording: Callable[[Any], object] | None = None, *, plain: bool = False) -> QueryFailed:
         """This non-2xx reply as a failure: REJECTED for 4xx (bad query or credentials), else UNAVAILABLE.
 
-        ``wording`` picks the back end's own words for the error out of a JSON body; when the
-        body isn't JSON or lacks them, the message quotes the start of the body.
+        ``wording`` picks the back end's own words for the error out of a JSON body; ``plain`` takes
+        them from the last line of a plain-text body (graphite-web ends its error page with it). Without
+        them, the message says only what the body was (``snippet``).
         """
         outcome = Outcome.REJECTED if 400 <= self.status < 500 else Outcome.UNAVAILABLE
-        return QueryFailed(outcome, f"HTTP {self.status} {self.reason}: {self._words(wording)}")
+        words = self._last_line() if plain else None
+        return QueryFailed(outcome, f"HTTP {self.status} {self.reason}: {words or self._words(wording)}")
+
+    def _last_line(self) -> str | None:
+        text = self.body.decode("utf-8", errors="replace")
+        if not text.strip() or text.lstrip()[:1] in ("{", "[", "<"):
+            return None
+        return _short(text.strip().splitlines()[-1])
 
     def _words(self, wording: Callable[[Any], object] | None) -> str:
         if wording is None:
@@ -141,9 +155,7 @@ class Reply:
             found = None
         if not found:
             return self.snippet()
-        # The back end's own error words (a parse error, say), cut short: enough to act on.
-        words = " ".join(str(found).split())
-        return words[:MAX_ERROR_WORDS] + ("..." if len(words) > MAX_ERROR_WORDS else "")
+        return _short(str(found))
 
 
 class BearerAuth(AuthBase):

@@ -627,7 +627,8 @@ def test_web_failures_are_unavailable_or_refused(fake_api: StartApi) -> None:
     broken, missing, html = (provider.query("$.value") for _ in range(3))
 
     assert broken == QueryResult(Outcome.UNAVAILABLE, message=f"the web metric at {api.url}/metric is unavailable: "
-                                                              "HTTP 500 Internal Server Error: boom")
+                                                              "HTTP 500 Internal Server Error: (4 bytes of text)"), \
+        "the answer's body never reaches a message"
     assert missing.outcome is Outcome.REJECTED
     assert html.outcome is Outcome.UNAVAILABLE
     assert "the answer is not JSON" in html.message

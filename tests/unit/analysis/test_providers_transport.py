@@ -187,3 +187,12 @@ def test_headers_and_credentials_reach_the_server() -> None:
     assert seen.headers["authorization"] == "Bearer w3b"
     assert seen.headers["accept"] == "application/json"
     assert json.loads(seen.body) == {"n": 1}
+
+
+def test_a_plain_text_refusal_may_give_its_last_line_cut_short() -> None:
+    page = b"Traceback (most recent call last):\n  File x\nValueError: unknown function noSuchFunction\n"
+    assert Reply(400, "Bad Request", page).refusal(plain=True).detail == \
+        "HTTP 400 Bad Request: ValueError: unknown function noSuchFunction"
+    assert Reply(400, "Bad Request", b"<html>oops</html>").refusal(plain=True).detail == \
+        "HTTP 400 Bad Request: (17 bytes of HTML)"
+    assert len(Reply(400, "Bad Request", b"x" * 1000).refusal(plain=True).detail) < 200
