@@ -143,8 +143,15 @@ def phase_of(kube: Kube, namespace: str, name: str) -> Obj:
     return dict(found.get("status") or {})
 
 
+REFUSAL_SETTLES = 15.0
+"""Seconds a Ready=False condition must last to count as a refusal: objects created together reach the
+controller's caches in any order (a routeRef's ApisixRoute after its Canary), and the next tick sees them."""
+
+
 def wait_phases(kube: Kube, run: Run, phase: str, *, timeout: float) -> None:
-    """Every Canary of the file in ``phase``; a Canary that failed or is refused (Ready=False) stops the wait."""
+    """Every Canary of the file in ``phase``; a Canary that failed, or is refused (Ready=False for
+    ``REFUSAL_SETTLES`` seconds), stops the wait."""
+    refused_since: dict[str, float] = {}
 
     def statuses() -> dict[str, Obj]:
         run.statuses = {c["metadata"]["name"]: phase_of(kube, run.namespace, c["metadata"]["name"])
@@ -153,10 +160,12 @@ def wait_phases(kube: Kube, run: Run, phase: str, *, timeout: float) -> None:
 
     def settled(found: dict[str, Obj]) -> bool:
         for name, status in found.items():
-            for condition in status.get("conditions") or []:
-                if condition["type"] == "Ready" and condition["status"] == "False":
-                    raise AssertionError(f"{run.path.name}: Canary {name} is not ready ({condition['reason']}): "
-                                         f"{condition['message']}")
+            ready = next((c for c in status.get("conditions") or [] if c["type"] == "Ready"), None)
+            if ready is None or ready["status"] != "False":
+                refused_since.pop(name, None)
+            elif time.monotonic() - refused_since.setdefault(name, time.monotonic()) >= REFUSAL_SETTLES:
+                raise AssertionError(f"{run.path.name}: Canary {name} is not ready ({ready['reason']}): "
+                                     f"{ready['message']}")
             if status.get("phase") == "Failed":
                 failing = [f"{r['name']}: {r.get('message') or r['verdict']}" for r in status.get("analysis") or []
                            if r["verdict"] != "pass"]
