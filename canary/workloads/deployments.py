@@ -173,15 +173,27 @@ class Deployments:
         target = cache.get(namespace, canary.spec.target_ref.name)
         if target is None:
             return None
+        primary = cache.get(namespace, canary.spec.primary_name)
         tracked: dict[ConfigRef, Obj] = {}
         if self._track_configs:
             for ref in sorted(configs.referenced(target["spec"]["template"].get("spec") or {})):
                 found = self._configs[ref.kind].get(namespace, ref.name)
+                if found is None and primary is None:
+                    found = self._fetch(ref, namespace or "")
                 if found is not None and configs.is_tracked(found):
                     tracked[ref] = found
-        return TargetState(target=target, primary=cache.get(namespace, canary.spec.primary_name),
+        return TargetState(target=target, primary=primary,
                            selector=selector_label({**target, "kind": kind}, self._selector_labels), tracked=tracked,
                            kind=kind)
+
+    def _fetch(self, ref: ConfigRef, namespace: str) -> Obj | None:
+        """A config the cache does not hold yet, from the API server: one written just before its
+        Canary may still be on its way to the cache, and the primary made now must use its copy."""
+        cache = self._configs[ref.kind]
+        found = self._kube.get(cache.api_version, ref.kind, ref.name, namespace=namespace)
+        if found is not None:
+            cache.store(found)
+        return found
 
     def promoted(self, canary: Canary, state: TargetState) -> Promoted | None:
         """What was last promoted, undoing the primary's renames; None before there is a primary.

@@ -232,3 +232,17 @@ def test_a_failure_the_scheduler_reports_becomes_the_condition_until_a_tick_succ
                                 "range is full")
     cluster.tick()
     assert _condition(cluster.canary())["status"] == "True"
+
+
+def test_a_config_written_just_before_its_canary_is_copied_for_the_primary_even_before_the_cache_has_it() -> None:
+    target = make_deployment("web", "apps", image="web:1")
+    target["spec"]["template"]["spec"]["volumes"] = [{"name": "settings", "configMap": {"name": "web-settings"}}]
+    cluster = Cluster(target, _canary())
+    # On the API server, not yet in the controller's cache (its watch event is on the way).
+    cluster.kube.objects[("ConfigMap", "apps", "web-settings")] = {
+        "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "web-settings", "namespace": "apps"},
+        "data": {"color": "blue"}}
+    cluster.tick()
+    primary = cluster.kube.objects[("Deployment", "apps", "web-primary")]
+    assert primary["spec"]["template"]["spec"]["volumes"][0]["configMap"]["name"] == "web-settings-primary"
+    assert cluster.kube.objects[("ConfigMap", "apps", "web-settings-primary")]["data"] == {"color": "blue"}
