@@ -42,7 +42,10 @@ def test_initialization_creates_primary_services_and_configs_and_scales_the_targ
     assert route_weights(kube, namespace, "web") == (100, 0)
     assert status["conditions"][0]["type"] == "Promoted"
     assert status["conditions"][0]["status"] == "True"
-    assert any(e["message"] == "Initialization done! web" for e in events(kube, namespace, "web"))
+    # The Event comes after the status write that made the phase Initialized.
+    wait_until(lambda: events(kube, namespace, "web"),
+               lambda found: any(e["message"] == "Initialization done! web" for e in found),
+               what="the initialisation Event", timeout=10)
 
 
 def _analysis(**extra: object) -> dict[str, object]:
