@@ -15,8 +15,8 @@ import copy
 from canary.errors import PermanentError
 from canary.kube import Obj
 from canary.models.canary import Canary
-from canary.routers.base import Getter, RouteTarget, Weights
-from canary.routers.weighted import WeightedRouter
+from canary.routers.base import Getter, Weights
+from canary.routers.weighted import CanaryIngressRouter
 
 INGRESS = ("networking.k8s.io/v1", "Ingress")
 PREFIX = "nginx.ingress.kubernetes.io/"
@@ -115,22 +115,14 @@ def read_weights(get: Getter, canary: Canary) -> Weights | None:
     return ingress_weights(found) if found is not None else None
 
 
-class NginxRouter(WeightedRouter):
+class NginxRouter(CanaryIngressRouter):
     """Weighted and header-matched routing through ingress-nginx's canary Ingress."""
 
     name = "nginx"
-    kind = INGRESS
     has_match = True
     read = staticmethod(read_weights)
-
-    def build(self, route: RouteTarget, weights: Weights) -> Obj:
-        """The canary Ingress for ``weights``, from the main Ingress as it is now."""
-        name = _ingress_ref(route.canary)
-        main = self._objects.get(route.namespace, name)
-        if main is None:
-            raise PermanentError(f"Canary {route.namespace}/{route.canary.metadata.name}: spec.ingressRef: Ingress "
-                                 f"{name} not found")
-        return build(route.canary, main, weights, owner=route.owner)
+    ingress_name = staticmethod(_ingress_ref)
+    copy = staticmethod(build)
 
 
 # Ingresses are core objects: the cache is always served.

@@ -24,8 +24,8 @@ import re
 from canary.errors import PermanentError
 from canary.kube import Obj
 from canary.models.canary import Canary
-from canary.routers.base import Getter, RouteTarget, Weights, split_of
-from canary.routers.weighted import WeightedRouter
+from canary.routers.base import Getter, Weights, split_of
+from canary.routers.weighted import CanaryIngressRouter
 
 INGRESS = ("networking.k8s.io/v1", "Ingress")
 BACKEND_WEIGHTS = "zalando.org/backend-weights"
@@ -156,21 +156,13 @@ def served_routes(get: Getter, canary: Canary) -> dict[str, str]:
     return {primary: apex_route} if apex_route else {}
 
 
-class SkipperRouter(WeightedRouter):
+class SkipperRouter(CanaryIngressRouter):
     """Weighted routing through Skipper's backend weights on a canary Ingress."""
 
     name = "skipper"
-    kind = INGRESS
     read = staticmethod(read_weights)
-
-    def build(self, route: RouteTarget, weights: Weights) -> Obj:
-        """The canary Ingress for ``weights``, from the user's Ingress as it is now."""
-        name = _ingress_ref(route.canary)
-        main = self._objects.get(route.namespace, name)
-        if main is None:
-            raise PermanentError(f"Canary {route.namespace}/{route.canary.metadata.name}: spec.ingressRef: Ingress "
-                                 f"{name} not found")
-        return build(route.canary, main, weights, owner=route.owner)
+    ingress_name = staticmethod(_ingress_ref)
+    copy = staticmethod(build)
 
 
 # Ingresses are core objects: the cache is always served.

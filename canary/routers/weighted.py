@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from canary.defaults import FIELD_MANAGER
+from canary.errors import PermanentError
 from canary.kube import Obj
 from canary.kube.apply import apply_if_changed
 from canary.kube.cache import Informer
@@ -89,3 +90,22 @@ class WeightedRouter:
 
         watches = (services.WATCH, *(Watch(*kind, optional=optional) for kind in (cls.kind, *cls.extra_kinds)))
         return RouterPlugin(name=cls.name, watches=watches, read_weights=cls.read, create=create, crds=crds)
+
+
+class CanaryIngressRouter(WeightedRouter):
+    """A router whose object is a canary Ingress copied from the user's spec.ingressRef Ingress (nginx, skipper)."""
+
+    kind = ("networking.k8s.io/v1", "Ingress")
+    ingress_name: Callable[[Canary], str]
+    """The name of the user's Ingress (spec.ingressRef), or a PermanentError naming the field."""
+    copy: Callable[..., Obj]
+    """``copy(canary, main, weights, owner=...)``: the canary Ingress made from ``main``."""
+
+    def build(self, route: RouteTarget, weights: Weights) -> Obj:
+        """The canary Ingress for ``weights``, from the user's Ingress as it is now."""
+        name = type(self).ingress_name(route.canary)
+        main = self._objects.get(route.namespace, name)
+        if main is None:
+            raise PermanentError(f"Canary {route.namespace}/{route.canary.metadata.name}: spec.ingressRef: Ingress "
+                                 f"{name} not found")
+        return type(self).copy(route.canary, main, weights, owner=route.owner)
