@@ -71,6 +71,7 @@ class Controller:
     elector: LeaseElector | None
     gitsync: GitSync | None = None
     event_hooks: EventHooks | None = None
+    reconciler: Reconciler | None = None
     optional: frozenset[str] = frozenset()
     """Informers of kinds that exist only with a router's CRDs: the controller is ready without them."""
 
@@ -84,6 +85,8 @@ class Controller:
             self.elector.stop()
         self.scheduler.shutdown()
         self.notifier.close(timeout=5)
+        if self.reconciler is not None:
+            self.reconciler.close()  # after the notifier: the alerts it delivered are removed from statuses
         if self.event_hooks is not None:
             self.event_hooks.close(timeout=5)
         for informer in self.informers.values():
@@ -204,7 +207,7 @@ def build(settings: ControllerSettings) -> Controller:
                                renew_seconds=settings.leader_election_lease_seconds / 3)
     return Controller(kube=kube, informers=informers, optional=frozenset(optional), scheduler=scheduler,
                       notifier=notifier, server=None, event_hooks=event_hooks,
-                      elector=elector, gitsync=gitsync)
+                      elector=elector, gitsync=gitsync, reconciler=reconciler)
 
 
 @dataclass(frozen=True)

@@ -141,7 +141,8 @@ class Act:
         effects = list(self.effects)
         for index, effect in enumerate(effects):
             if isinstance(effect, SetStatus):
-                updates = {k: v for k, v in change.__dict__.items() if v is not None and v is not False}
+                updates = {k: v for k, v in change.__dict__.items()
+                           if v is not None and v is not False and v != ()}
                 effects[index] = replace(effect, **updates)
                 break
         else:

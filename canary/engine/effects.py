@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from canary.models.canary import MetricResult, Phase, Severity
+from canary.models.canary import MetricResult, PendingAlert, Phase, Severity
 from canary.routers.affinity import Cookies
 
 
@@ -44,7 +44,9 @@ class SetStatus:
     settled) and ``promoted`` one as the revision the primary runs; ``handled_request`` records
     a manual request (canary.dev/request) as handled, carried out unless ``request_refused`` says
     why not; ``no_data_since`` starts a hold for missing data, ``clear_no_data_since`` ends it;
-    ``cookies`` are the session-affinity cookies the routes now use.
+    ``cookies`` are the session-affinity cookies the routes now use; ``alerts`` are recorded as
+    pending (the reconciler turns the decision's ``Alert`` effects into these, and removes them once
+    delivered).
     """
 
     phase: Phase | None = None
@@ -59,6 +61,7 @@ class SetStatus:
     no_data_since: datetime | None = None
     clear_no_data_since: bool = False
     cookies: Cookies | None = None
+    alerts: tuple[PendingAlert, ...] = ()
 
 
 @dataclass(frozen=True)

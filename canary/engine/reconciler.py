@@ -8,27 +8,30 @@ changed, the same change is applied to the fresh object.
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import partial
 
 import structlog
 
+from canary.engine import alerts
 from canary.engine.canaries import Canaries, InvalidCanary, cross_namespace_refs
 from canary.engine.checks import CheckRunner
 from canary.engine.decide import REQUEST_ANNOTATION, RUNNING, Act, Observed, resolve
-from canary.engine.effects import Alert, Effect, Event, PostRolloutHooks, Promote, ScaleTarget, SetRoutes, SetStatus
+from canary.engine.effects import Effect, Event, PostRolloutHooks, Promote, ScaleTarget, SetRoutes, SetStatus
 from canary.engine.status import apply_status
-from canary.errors import Conflict, Forbidden, InvalidObject, PermanentError
+from canary.errors import CanaryError, Conflict, Forbidden, InvalidObject, PermanentError
 from canary.kube import Obj
 from canary.kube.client import Kube
 from canary.kube.events import EventRecorder
 from canary.models.base import API_VERSION
 from canary.models.canary import Canary, CanaryHead, CanaryStatus, HookType, Phase
-from canary.notify.base import Notice, Notifier, routes
+from canary.notify.base import Notifier
 from canary.routers import services
 from canary.routers.affinity import Cookies, next_cookies
 from canary.routers.base import Router, RouteTarget, Weights, unsupported_fields
@@ -59,7 +62,7 @@ class Reconciler:
     def __init__(self, *, kube: Kube, canaries: Canaries, deployments: Deployments, routers: RouterRegistry,
                  checks: CheckRunner, webhooks: WebhookCaller, events: EventRecorder, notifier: Notifier,
                  clock: Callable[[], datetime], event_hooks: EventHooks | None = None,
-                 no_cross_namespace_refs: bool = False) -> None:
+                 no_cross_namespace_refs: bool = False, settle_in_background: bool = True) -> None:
         self._kube = kube
         self._canaries = canaries
         self._deployments = deployments
@@ -67,13 +70,107 @@ class Reconciler:
         self._checks = checks
         self._webhooks = webhooks
         self._events = events
-        self._notifier = notifier
         self._clock = clock
         self._event_hooks = event_hooks
         self._no_cross_namespace_refs = no_cross_namespace_refs
+        self._outbox = alerts.Outbox(notifier, self._alert_done)
+        # A delivered alert is removed from the status from this thread, not the notifier's, which a
+        # slow API server would otherwise hold; tests settle in the caller's thread, to be deterministic.
+        self._settler = ThreadPoolExecutor(1, thread_name_prefix="alert-settler") if settle_in_background else None
+        self._locks: dict[alerts.Key, threading.Lock] = {}
+        self._dirty: set[alerts.Key] = set()
+        self._locks_lock = threading.Lock()
 
     def tick(self, namespace: str, name: str) -> str:
-        """Advance the canary ``namespace/name`` by one step; returns what was done, for the log."""
+        """Advance the canary ``namespace/name`` by one step; returns what was done, for the log.
+
+        The canary's pending alerts are sent, and the delivered ones removed, after the step."""
+        try:
+            with self._lock_for((namespace, name)):
+                return self._tick(namespace, name)
+        finally:
+            self.settle_alerts(namespace, name)
+
+    def settle_alerts(self, namespace: str, name: str) -> None:
+        """Send the canary's pending alerts not sent yet and remove the delivered ones from its status.
+
+        Runs under the canary's lock, so never beside its tick: when the tick (or another settle)
+        holds it, the canary is marked and the holder settles it again when it lets go."""
+        key = (namespace, name)
+        while True:
+            with self._locks_lock:
+                self._dirty.add(key)
+            lock = self._lock_for(key)
+            if not lock.acquire(blocking=False):
+                return
+            try:
+                with self._locks_lock:
+                    self._dirty.discard(key)
+                self._settle(namespace, name)
+            except CanaryError as exc:  # the next tick tries again
+                log.warning("pending alerts not settled", canary=name, namespace=namespace, error=str(exc))
+            finally:
+                lock.release()
+            with self._locks_lock:
+                if key not in self._dirty:
+                    return
+
+    def close(self) -> None:
+        """Remove the alerts delivered so far from the statuses, then stop (what is still pending
+        stays in the status, for the next controller to send)."""
+        if self._settler is not None:
+            self._settler.shutdown(wait=True)
+
+    def _alert_done(self, namespace: str, name: str) -> None:
+        if self._settler is None:
+            self.settle_alerts(namespace, name)
+            return
+        # Once shut down, submit raises: the next controller removes the alert (and may send it twice).
+        with contextlib.suppress(RuntimeError):
+            self._settler.submit(self.settle_alerts, namespace, name)
+
+    def _lock_for(self, key: alerts.Key) -> threading.Lock:
+        with self._locks_lock:
+            return self._locks.setdefault(key, threading.Lock())
+
+    def _settle(self, namespace: str, name: str) -> None:
+        canary = self._valid(namespace, name)
+        if canary is None:
+            return
+        done = self._outbox.done(namespace, name)
+        if done & {a.id for a in canary.status.pending_alerts or []}:
+            found = self._canaries.informer.get(namespace, name)
+            if found is not None:
+                self._remove_alerts(found, done)
+            canary = self._valid(namespace, name)
+            if canary is None:
+                return
+        self._outbox.removed(namespace, name, done)
+        self._outbox.send(canary)
+
+    def _valid(self, namespace: str, name: str) -> Canary | None:
+        found = self._canaries.get(namespace, name)
+        return found[1] if found is not None and isinstance(found[1], Canary) else None
+
+    def _remove_alerts(self, obj: Obj, ids: frozenset[str]) -> Obj:
+        """Remove the alerts ``ids`` from the Canary's pending alerts, and nothing else."""
+        meta = obj["metadata"]
+        for _ in range(3):
+            kept = [a for a in (obj.get("status") or {}).get("pendingAlerts") or [] if a.get("id") not in ids]
+            try:
+                written = self._patch_status(obj, {"pendingAlerts": kept or None})
+            except Conflict:
+                fresh = self._kube.get(API_VERSION, "Canary", meta["name"], namespace=meta["namespace"])
+                if fresh is None:
+                    return obj
+                obj = fresh
+                continue
+            self._canaries.informer.store(written)
+            return written
+        raise Conflict(f"Canary {meta['namespace']}/{meta['name']}: status kept changing while removing "
+                       "delivered alerts")
+
+    def _tick(self, namespace: str, name: str) -> str:
         found = self._canaries.get(namespace, name)
         if found is None:
             return "gone"
@@ -166,6 +263,9 @@ class Reconciler:
         """Informer handler: a deleted Canary's gauges go with it."""
         if event == "DELETED":
             head = CanaryHead.of(obj)
+            self._outbox.forget(head.metadata.namespace, head.metadata.name)
+            with self._locks_lock:
+                self._locks.pop((head.metadata.namespace, head.metadata.name), None)
             target = head.target or ""
             metrics.forget_canary(head.metadata.name, head.metadata.namespace,
                                   workloads=(target, f"{target}-primary"))
@@ -227,6 +327,7 @@ class Reconciler:
             _record_metrics(canary, canary.status.phase, weights)
             return f"waiting: {exc}"
         decision, tick = _with_cookies(decision, tick)
+        decision = alerts.pending(decision, revision=state.revision, phase=str(canary.status.phase))
         phase = canary.status.phase
         for effect in decision.effects:
             self._apply(tick, effect)
@@ -254,11 +355,6 @@ class Reconciler:
             case Event(reason=reason, message=message, warning=warning):
                 self._events.record(tick.obj, reason=reason, message=message, warning=warning)
                 self._send_event(tick, message, warning=warning)
-            case Alert(severity=severity, message=message, details=details):
-                self._notifier.notify(Notice(canary=canary.metadata.name, namespace=canary.metadata.namespace or "",
-                                             severity=severity, message=message,
-                                             phase=str(canary.status.phase), revision=tick.state.revision,
-                                             alerts=routes(canary.spec.analysis.alerts), details=details))
             case PostRolloutHooks(phase=phase):
                 self._post_rollout(tick, phase)
 

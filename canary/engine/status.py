@@ -63,6 +63,8 @@ def apply_status(
     if change.analysis is not None:
         history = [*(status.analysis or []), *change.analysis] if change.analysis else []
         update["analysis"] = history[-ANALYSIS_HISTORY * max(1, len(change.analysis)):]
+    if change.alerts:
+        update["pending_alerts"] = [*(status.pending_alerts or []), *change.alerts]
     if change.phase is not None:
         update["conditions"] = _conditions(status, change.phase, target_kind, now)
     return status.model_copy(update=update)

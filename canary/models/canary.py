@@ -494,6 +494,25 @@ class MetricResult(Model):
     time: datetime
 
 
+class MetricDetail(Model):
+    """A (metric, what it showed) pair shown under an alert."""
+
+    name: str
+    value: str
+
+
+class PendingAlert(Model):
+    """An alert of a transition, written with the transition and removed once delivered, so that a
+    controller killed in between sends it after its restart (at least once)."""
+
+    id: Annotated[str, Field(min_length=1, max_length=32)]
+    severity: Severity
+    message: str
+    revision: str = ""
+    phase: str = ""
+    details: list[MetricDetail] | None = None
+
+
 class CanaryStatus(Model):
     """Everything the controller needs to resume a canary lives here."""
 
@@ -518,6 +537,8 @@ class CanaryStatus(Model):
     request_refused: str | None = Field(default=None, description="Why the request in handledRequest was not "
                                         "carried out (unset when it was).")
     no_data_since: datetime | None = None
+    pending_alerts: list[PendingAlert] | None = Field(default=None, description="Alerts written with their "
+                                                      "transition and not yet delivered.")
 
     def latest_failures(self) -> list[MetricResult]:
         """The failing metrics of the last analysis step."""

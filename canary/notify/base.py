@@ -6,7 +6,7 @@ see ``routes``) and calls ``Notifier.notify``; the controller chooses the implem
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -65,19 +65,27 @@ class Notice:
                              f"{', '.join(SEVERITIES)}, got {self.severity!r}")
 
 
+Settled = Callable[[bool], None]
+"""Called once a notice's deliveries are over: True when each was delivered or can never be (a
+receiver that refuses it, a provider that is missing), False when it may pass if sent again (the
+queue was full, the notifier closed)."""
+
+
 class Notifier(Protocol):
     """Accepts alerts; must return at once (delivery happens elsewhere)."""
 
-    def notify(self, notice: Notice) -> None:
-        """Queue ``notice`` for delivery."""
+    def notify(self, notice: Notice, settled: Settled | None = None) -> None:
+        """Queue ``notice`` for delivery; ``settled`` hears how it ended."""
         ...
 
 
 class LogNotifier:
     """Writes alerts to the log: where a notice goes when it has no destination."""
 
-    def notify(self, notice: Notice) -> None:
+    def notify(self, notice: Notice, settled: Settled | None = None) -> None:
         """Log the alert as one structured line."""
         log.info("alert", canary=notice.canary, namespace=notice.namespace, severity=notice.severity,
                  message=notice.message, phase=notice.phase, revision=notice.revision,
                  details=dict(notice.details))
+        if settled is not None:
+            settled(True)

@@ -38,7 +38,7 @@ from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_expo
 from analysis.outbound import GuardedSession, OutboundRefused
 from canary.errors import PermanentError
 from canary.models.resources import AlertProvider
-from canary.notify.base import SEVERITIES, AlertRoute, LogNotifier, Notice
+from canary.notify.base import SEVERITIES, AlertRoute, LogNotifier, Notice, Settled
 from canary.notify.registry import service_for
 from canary.notify.slack import slack_payload
 
@@ -65,6 +65,23 @@ class ProviderRef:
     namespace: str
 
 
+class _Countdown:
+    """Calls ``settled`` once every delivery of one notice has ended: with True only if none of them
+    may pass when sent again."""
+
+    def __init__(self, count: int, settled: Settled | None) -> None:
+        self._left, self._final, self._settled = count, True, settled
+        self._lock = threading.Lock()
+
+    def one(self, final: bool) -> None:
+        with self._lock:
+            self._left -= 1
+            self._final = self._final and final
+            done = self._left == 0
+        if done and self._settled is not None:
+            self._settled(self._final)
+
+
 @dataclass(frozen=True)
 class Delivery:
     """One POST to make. ``url``, ``headers`` and ``proxy`` may hold secrets, so they stay out of repr."""
@@ -76,6 +93,12 @@ class Delivery:
     url: str = field(repr=False)
     headers: dict[str, str] = field(default_factory=dict, repr=False)
     proxy: str | None = field(default=None, repr=False)
+    countdown: _Countdown | None = field(default=None, repr=False, compare=False)
+
+    def ended(self, *, final: bool) -> None:
+        """This delivery is over: delivered or given up for good (final), or not made (may be retried)."""
+        if self.countdown is not None:
+            self.countdown.one(final)
 
 
 class _Failed(Exception):
@@ -149,27 +172,38 @@ class AlertDispatcher:
         self._thread = threading.Thread(target=self._run, name="alert-dispatcher", daemon=True)
         self._thread.start()
 
-    def notify(self, notice: Notice) -> None:
+    def notify(self, notice: Notice, settled: Settled | None = None) -> None:
         """Resolve where ``notice`` goes and queue one delivery per destination; never waits."""
         if not notice.cluster and self._cluster:
             notice = replace(notice, cluster=self._cluster)
+        if not notice.alerts and self._default_url is None and self._default_provider is None:
+            self._fallback.notify(notice, settled)
+            return
+        deliveries = self._deliveries(notice)
+        if not deliveries and settled is not None:
+            settled(True)  # nowhere it could go: sending it again would not help
+        countdown = _Countdown(len(deliveries), settled)
+        for delivery in deliveries:
+            self._enqueue(replace(delivery, countdown=countdown))
+
+    def _deliveries(self, notice: Notice) -> list[Delivery]:
+        """One delivery per destination that admits ``notice`` and resolves (the others are counted as dropped)."""
+        found: list[Delivery | None] = []
         if notice.alerts:
             for route in notice.alerts:
                 if admits(route.severity, notice.severity):
-                    self._route(notice, route, source=f"Canary {notice.namespace}/{notice.canary}: "
-                                                      f"spec.analysis.alerts[{route.name}].providerRef")
-            return
-        if self._default_url is None and self._default_provider is None:
-            self._fallback.notify(notice)
-            return
+                    found.append(self._route(notice, route, source=f"Canary {notice.namespace}/{notice.canary}: "
+                                                                   f"spec.analysis.alerts[{route.name}].providerRef"))
+            return [d for d in found if d is not None]
         if self._default_url is not None:
-            self._enqueue(Delivery(destination="--slack-url", type="slack", body=slack_payload(notice),
-                                   notice=notice, url=self._default_url))
+            found.append(Delivery(destination="--slack-url", type="slack", body=slack_payload(notice),
+                                  notice=notice, url=self._default_url))
         if self._default_provider is not None:
             ref = self._default_provider
-            self._route(notice, AlertRoute(name="default", severity=None, provider=ref.name,
-                                           provider_namespace=ref.namespace),
-                        source="the controller's default AlertProvider")
+            found.append(self._route(notice, AlertRoute(name="default", severity=None, provider=ref.name,
+                                                        provider_namespace=ref.namespace),
+                                     source="the controller's default AlertProvider"))
+        return [d for d in found if d is not None]
 
     def close(self, timeout: float = 5.0) -> None:
         """Deliver what is queued (no more waiting between retries) within ``timeout``, then stop."""
@@ -184,14 +218,13 @@ class AlertDispatcher:
         if not self._thread.is_alive():
             self._session.close()
 
-    def _route(self, notice: Notice, route: AlertRoute, *, source: str) -> None:
+    def _route(self, notice: Notice, route: AlertRoute, *, source: str) -> Delivery | None:
         try:
-            delivery = self._resolve(notice, route, source=source)
+            return self._resolve(notice, route, source=source)
         except PermanentError as exc:
             DROPPED.labels(reason="unresolved").inc()
             self._say_once(str(exc), notice)
-            return
-        self._enqueue(delivery)
+            return None
 
     def _resolve(self, notice: Notice, route: AlertRoute, *, source: str) -> Delivery:
         namespace = route.provider_namespace or notice.namespace
@@ -243,6 +276,7 @@ class AlertDispatcher:
             DROPPED.labels(reason="closed").inc()
             log.warning("alert dropped: notifier closed", canary=notice.canary, namespace=notice.namespace,
                         destination=delivery.destination)
+            delivery.ended(final=False)
             return
         try:
             self._queue.put_nowait(delivery)
@@ -251,16 +285,21 @@ class AlertDispatcher:
             log.warning("alert dropped: queue full", canary=notice.canary, namespace=notice.namespace,
                         phase=notice.phase, revision=notice.revision, destination=delivery.destination,
                         message=notice.message)
+            delivery.ended(final=False)
 
     def _run(self) -> None:
         while (delivery := self._queue.get()) is not None:
+            final = True
             try:
-                self._deliver(delivery)
+                final = self._deliver(delivery)
             except Exception as exc:  # the thread must outlive any one alert; the text may hold the URL
                 DROPPED.labels(reason="undeliverable").inc()
                 log.error("alert delivery failed", destination=delivery.destination, error=type(exc).__name__)
+            delivery.ended(final=final)
 
-    def _deliver(self, delivery: Delivery) -> None:
+    def _deliver(self, delivery: Delivery) -> bool:
+        """Post with retries; False when it failed for a reason that may pass after a restart (the
+        retries were cut short by shutdown)."""
         retrying = Retrying(
             stop=stop_after_attempt(self._attempts),
             wait=wait_exponential(multiplier=self._backoff, max=_MAX_BACKOFF),
@@ -274,8 +313,9 @@ class AlertDispatcher:
             log.warning("alert not delivered", canary=notice.canary, namespace=notice.namespace,
                         phase=notice.phase, revision=notice.revision, destination=delivery.destination,
                         problem=failure.problem)
-            return
+            return not (failure.retry and self._closing.is_set())
         SENT.labels(type=delivery.type).inc()
+        return True
 
     def _pause(self, seconds: float) -> None:
         # Once closing, what is left gets its remaining attempts at once rather than holding shutdown.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +16,7 @@ from canary.waiting import wait_until
 from tests.builders import make_canary, make_deployment
 from tests.e2e.canaries import canary_status, deployment, events, image_of, release, route_weights, wait_phase
 from tests.e2e.controllers import ControllerProcess, metric_total
+from tests.e2e.receivers import receiver
 
 pytestmark = pytest.mark.usefixtures("gateway_api_crds")
 # kube-controller-manager's garbage collector finds new kinds on a 30 s discovery resync and waits for
@@ -168,6 +171,40 @@ def test_a_controller_killed_mid_run_resumes_and_finishes_the_run(
     assert done["lastPromotedSpec"] == done["lastAppliedSpec"]
     assert image_of(deployment(kube, namespace, "web-primary")) == "web:2"
     assert frozen[1] < 100
+
+
+def test_an_alert_whose_delivery_a_kill_interrupted_is_sent_by_the_next_controller(
+    kube: Kube, namespace: str, local_stack: stack.StackState, canary_crds: list[str], tmp_path: Path
+) -> None:
+    initialised = "New Deployment detected, initialization completed."
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # takes the alert's connection, never answers
+        silent.settimeout(60)
+        first = ControllerProcess(local_stack, namespace, tmp_path, name="first",
+                                  extra=("--slack-url", f"http://127.0.0.1:{silent.getsockname()[1]}/chat"))
+        first.start()
+        try:
+            kube.create(make_deployment("web", namespace, replicas=1, image="web:1"))
+            kube.create(make_canary("web", namespace, analysis={"interval": "1s", "threshold": 2, "stepWeight": 50}))
+            status = wait_phase(kube, namespace, "web", "Initialized")
+            connection, _ = silent.accept()  # the delivery is under way
+            with connection:
+                assert [a["message"] for a in status.get("pendingAlerts") or []] == [initialised], \
+                    "written with the transition, before the delivery"
+                first.kill()
+        finally:
+            first.stop()
+
+    with receiver() as chat:
+        second = ControllerProcess(local_stack, namespace, tmp_path, name="second",
+                                   extra=("--slack-url", chat.url("/chat")))
+        second.start()
+        try:
+            wait_until(lambda: canary_status(kube, namespace, "web").get("pendingAlerts"), lambda pending: not pending,
+                       what="the pending alert to be delivered and removed", timeout=30)
+        finally:
+            second.stop()
+        bodies = [json.dumps(body) for _, body in chat.calls]
+    assert sum(initialised in body for body in bodies) == 1, bodies
 
 
 def test_with_two_replicas_only_the_leader_acts_and_the_other_takes_over_when_it_dies(

@@ -19,7 +19,7 @@ from canary.errors import Forbidden
 from canary.kube import Obj
 from canary.kube.events import EventRecorder
 from canary.models.base import API_VERSION
-from canary.notify.base import LogNotifier
+from canary.notify.base import LogNotifier, Notice, Notifier, Settled
 from canary.routers.base import RouterContext
 from canary.routers.registry import RouterRegistry
 from canary.webhooks import WebhookCaller
@@ -33,8 +33,9 @@ NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 class Cluster:
     """A fake cluster and a reconciler wired to it as the controller wires one."""
 
-    def __init__(self, *objects: Obj) -> None:
+    def __init__(self, *objects: Obj, notifier: Notifier | None = None) -> None:
         self.kube = FakeKube(*objects)
+        self.notifier = notifier or LogNotifier()
         kube = self.kube.as_kube()
         self.caches = {kind: informer(self.kube, version, kind) for version, kind in (
             (API_VERSION, "Canary"), ("apps/v1", "Deployment"), ("v1", "ConfigMap"), ("v1", "Secret"),
@@ -50,7 +51,13 @@ class Cluster:
             kube=kube, canaries=self.canaries, deployments=deployments, routers=routers,
             checks=CheckRunner(webhooks=webhooks, templates=self.caches["MetricTemplate"],
                                secrets=self.caches["Secret"], metrics_server="http://prometheus", clock=lambda: NOW),
-            webhooks=webhooks, events=EventRecorder(kube), notifier=LogNotifier(), clock=lambda: NOW)
+            webhooks=webhooks, events=EventRecorder(kube), notifier=self.notifier,
+            clock=lambda: NOW, settle_in_background=False)
+
+    def reconciler_notifier(self) -> HeldNotifier:
+        notifier = self.notifier
+        assert isinstance(notifier, HeldNotifier)
+        return notifier
 
     def tick(self, name: str = "web") -> str:
         self.kube.calls.clear()
@@ -69,6 +76,11 @@ class Cluster:
         obj["status"] = {"observedGeneration": 1, "replicas": replicas, "updatedReplicas": replicas,
                          "availableReplicas": replicas, "readyReplicas": replicas}
         self.caches["Deployment"].store(obj)
+
+    def annotate(self, key: str, value: str, name: str = "web") -> None:
+        """Annotate the Canary through the API, as kubectl would, and let the cache hear of it."""
+        self.caches["Canary"].store(self.kube.merge_patch(API_VERSION, "Canary", name, namespace="apps",
+                                                          patch={"metadata": {"annotations": {key: value}}}))
 
     def events(self) -> list[str]:
         return [f"{o['reason']}: {o['message']}" for (kind, _, _), o in self.kube.objects.items() if kind == "Event"]
@@ -161,9 +173,7 @@ def test_a_field_that_becomes_unset_is_removed_from_the_stored_status() -> None:
     cluster.tick()
     cluster.ready("web-primary")
     cluster.tick()
-    canary = cluster.kube.objects[("Canary", "apps", "web")]
-    canary["metadata"]["annotations"] = {REQUEST_ANNOTATION: "promote/1"}
-    cluster.caches["Canary"].store(canary)
+    cluster.annotate(REQUEST_ANNOTATION, "promote/1")
     cluster.tick()
     assert cluster.canary()["status"]["requestRefused"].startswith("promote refused: the canary is Initialized")
 
@@ -172,9 +182,7 @@ def test_a_field_that_becomes_unset_is_removed_from_the_stored_status() -> None:
     cluster.caches["Deployment"].store(target)
     cluster.tick()
     assert cluster.canary()["status"]["phase"] == "Progressing"
-    canary = cluster.kube.objects[("Canary", "apps", "web")]
-    canary["metadata"]["annotations"] = {REQUEST_ANNOTATION: "abort/2"}
-    cluster.caches["Canary"].store(canary)
+    cluster.annotate(REQUEST_ANNOTATION, "abort/2")
     cluster.tick()
     status = cluster.canary()["status"]
     assert status["handledRequest"] == "abort/2"
@@ -246,3 +254,62 @@ def test_a_config_written_just_before_its_canary_is_copied_for_the_primary_even_
     primary = cluster.kube.objects[("Deployment", "apps", "web-primary")]
     assert primary["spec"]["template"]["spec"]["volumes"][0]["configMap"]["name"] == "web-settings-primary"
     assert cluster.kube.objects[("ConfigMap", "apps", "web-settings-primary")]["data"] == {"color": "blue"}
+
+
+class HeldNotifier:
+    """Keeps the notices it is given; the test says when each delivery ends."""
+
+    def __init__(self) -> None:
+        self.notices: list[tuple[Notice, Settled | None]] = []
+
+    def notify(self, notice: Notice, settled: Settled | None = None) -> None:
+        self.notices.append((notice, settled))
+
+    def deliver_all(self) -> None:
+        held, self.notices = self.notices, []
+        for _, settled in held:
+            assert settled is not None
+            settled(True)
+
+
+def _pending(cluster: Cluster) -> list[str]:
+    return [a["message"] for a in cluster.canary()["status"].get("pendingAlerts") or []]
+
+
+def test_a_transitions_alert_is_pending_in_its_status_write_until_delivered_and_a_restart_sends_it_again() -> None:
+    held = HeldNotifier()
+    cluster = Cluster(make_deployment("web", "apps", image="web:1"), _canary(), notifier=held)
+    cluster.tick()
+    cluster.ready("web-primary")
+    cluster.tick()
+    initialised = "New Deployment detected, initialization completed."
+    assert cluster.canary()["status"]["phase"] == "Initialized"
+    assert _pending(cluster) == [initialised], "written with the transition"
+    assert [n.message for n, _ in held.notices] == [initialised]
+
+    # The controller is killed before the delivery: the next one finds the alert in the status.
+    restarted = Cluster(*cluster.kube.objects.values(), notifier=HeldNotifier())
+    restarted.tick()
+    resent = restarted.reconciler_notifier()
+    assert [n.message for n, _ in resent.notices] == [initialised]
+    assert resent.notices[0][0].revision == cluster.canary()["status"]["lastAppliedSpec"]
+
+    cluster.tick()
+    assert len(held.notices) == 1, "sent once per process, not at every tick"
+    held.deliver_all()
+    assert _pending(cluster) == [], "removed once delivered"
+    assert cluster.canary()["status"]["lastTransitionTime"] == "2026-01-01T00:00:00Z"
+
+
+def test_an_alert_not_handed_over_is_sent_again_at_the_next_tick() -> None:
+    held = HeldNotifier()
+    cluster = Cluster(make_deployment("web", "apps", image="web:1"), _canary(), notifier=held)
+    cluster.tick()
+    cluster.ready("web-primary")
+    cluster.tick()
+    notice, settled = held.notices.pop()
+    assert settled is not None
+    settled(False)  # the queue was full
+    assert len(_pending(cluster)) == 1
+    cluster.tick()
+    assert [n.message for n, _ in held.notices] == [notice.message]

@@ -365,3 +365,39 @@ def test_a_provider_whose_address_cannot_be_parsed_is_named_and_the_others_still
 def test_an_unbounded_queue_or_no_attempt_at_all_is_refused(capacity: int, attempts: int) -> None:
     with pytest.raises(ValueError, match="capacity and attempts must be at least 1"):
         AlertDispatcher(Objects([]), Objects([]), capacity=capacity, attempts=attempts)
+
+
+class Outcomes:
+    """What ``settled`` was told, per notice."""
+
+    def __init__(self) -> None:
+        self.heard: list[bool] = []
+
+    def __call__(self, final: bool) -> None:
+        self.heard.append(final)
+
+
+def test_a_notice_is_settled_once_when_all_its_deliveries_ended_refused_ones_included(
+    make: Make, hooks: Hooks
+) -> None:
+    hooks.answer("/gone", 404)
+    dispatcher = make(provider("chat", address=hooks.url("/chat")), provider("gone", address=hooks.url("/gone")),
+                      provider("typo", address="http://[::1"))
+    outcome = Outcomes()
+    dispatcher.notify(notice(alerts=(route("chat"), route("gone"), route("typo"))), outcome)
+    wait_until(lambda: outcome.heard, lambda heard: heard == [True], what="the notice settled", timeout=10)
+    assert sorted(hooks.paths()) == ["/chat", "/gone"]
+
+
+def test_a_notice_that_could_not_be_queued_is_settled_as_worth_sending_again(make: Make) -> None:
+    dispatcher = make(provider("chat", address=UNREACHABLE))
+    dispatcher.close(timeout=10)
+    outcome = Outcomes()
+    dispatcher.notify(notice(alerts=(route("chat"),)), outcome)
+    assert outcome.heard == [False]
+
+
+def test_a_notice_with_nowhere_to_go_is_settled_at_once(make: Make) -> None:
+    outcome = Outcomes()
+    make().notify(notice(alerts=()), outcome)
+    assert outcome.heard == [True]
