@@ -7,12 +7,14 @@ so ``eval "$(canary local up)"`` works.
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
 from pathlib import Path
 from typing import Annotated, Any
 
+import structlog
 import typer
 import yaml
 from rich.console import Console
@@ -223,6 +225,12 @@ def controller(
                                                            help="Shared secret of POST /hooks/git/<source> "
                                                            "(set it through the environment).")] = None,
     port: Annotated[int, typer.Option(envvar="CANARY_PORT", help="Port of /metrics, /healthz and /readyz.")] = 8080,
+    git_webhook_port: Annotated[int | None, typer.Option(
+        envvar="CANARY_GIT_WEBHOOK_PORT", help="Serve the Git webhook (/hooks/git/<source>) on this port instead of "
+        "--port, so that it can be exposed without /metrics.")] = None,
+    stall_after: Annotated[float, _duration_option(
+        "--stall-after", envvar="CANARY_STALL_AFTER", help="/healthz fails when no job could start, or one tick "
+        "ran, this long.")] = 300.0,
     outbound_allow: Annotated[str, typer.Option(
         envvar="CANARY_OUTBOUND_ALLOW", help="Comma-separated hosts (*.example.com) or networks (10.0.0.0/8) that "
         "metric queries, webhooks and alerts may always reach; with --outbound-strict, the only ones.")] = "",
@@ -258,7 +266,8 @@ def controller(
                           poll_interval=git_poll_interval, sync_interval=git_sync_interval,
                           webhook_secret=git_webhook_secret, rollback=git_rollback, readonly=git_readonly,
                           author=git_author, sources_file=git_config),
-        port=port, listen_address=listen_address, outbound_allow=_csv(outbound_allow),
+        port=port, git_webhook_port=git_webhook_port, stall_seconds=stall_after, listen_address=listen_address,
+        outbound_allow=_csv(outbound_allow),
         outbound_deny=_csv(outbound_deny), outbound_strict=outbound_strict,
         no_cross_namespace_refs=no_cross_namespace_refs, workers=workers, log_level=log_level)
     logging.configure(settings.log_level)
@@ -266,6 +275,15 @@ def controller(
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     controller_app.run(settings, stop)
+    busy = [t.name for t in threading.enumerate()
+            if t.is_alive() and not t.daemon and t is not threading.main_thread()]
+    if busy:
+        # Python would wait for them at exit: a tick held by a slow call must not hold the shutdown.
+        structlog.get_logger(__name__).warning("stopped with work in flight; it resumes from the status",
+                                               threads=busy)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 def _lease_seconds(seconds: int | None, duration: float | None) -> int:

@@ -10,6 +10,7 @@ import datetime as dt
 import os
 import socket
 import threading
+import time
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -52,6 +53,8 @@ from canary.workloads.deployments import Deployments
 
 log = structlog.get_logger(__name__)
 _SYNC_TIMEOUT = 60.0
+STOP_SECONDS = 5.0
+"""How long stopping may take (SIGTERM): well within a pod's default grace period of 30 s."""
 GENERATED_JOB = "generated-canaries"
 
 
@@ -69,6 +72,8 @@ class Controller:
     notifier: AlertDispatcher
     server: HttpServer | None
     elector: LeaseElector | None
+    hook_server: HttpServer | None = None
+    """The Git webhook's own port (--git-webhook-port), when it is not served with /metrics."""
     gitsync: GitSync | None = None
     event_hooks: EventHooks | None = None
     reconciler: Reconciler | None = None
@@ -79,20 +84,28 @@ class Controller:
         """Caches are loaded (those of a router's CRDs may wait for the CRDs)."""
         return all(i.synced for name, i in self.informers.items() if name not in self.optional)
 
-    def stop(self) -> None:
-        """Stop acting, give up the lease, and stop serving."""
+    def stop(self, timeout: float = STOP_SECONDS) -> None:
+        """Give up the lease, stop acting and serving, within about ``timeout`` seconds whatever is in
+        flight: a tick still running is left to end alone (its canary's state is in its status, so the
+        next controller resumes it), and alerts not delivered stay pending in the statuses."""
+        deadline = time.monotonic() + timeout
+
+        def left() -> float:
+            return max(0.5, deadline - time.monotonic())
+
         if self.elector is not None:
             self.elector.stop()
-        self.scheduler.shutdown()
-        self.notifier.close(timeout=5)
+        self.scheduler.shutdown(wait=False)
+        self.notifier.close(timeout=left())
         if self.reconciler is not None:
             self.reconciler.close()  # after the notifier: the alerts it delivered are removed from statuses
         if self.event_hooks is not None:
-            self.event_hooks.close(timeout=5)
+            self.event_hooks.close(timeout=left())
         for informer in self.informers.values():
             informer.stop()
-        if self.server is not None:
-            self.server.stop()
+        for server in (self.server, self.hook_server):
+            if server is not None:
+                server.stop()
         self.kube.close()
 
 
@@ -106,7 +119,9 @@ def outbound_policy(settings: ControllerSettings) -> outbound.OutboundPolicy:
             port = parts.port or (443 if parts.scheme == "https" else 80)
             own.append(f"[{parts.hostname}]:{port}" if ":" in parts.hostname else f"{parts.hostname}:{port}")
     return outbound.OutboundPolicy.of(allow=(*settings.outbound_allow, *own), deny=settings.outbound_deny,
-                                      strict=settings.outbound_strict, own_ports=(settings.port,))
+                                      strict=settings.outbound_strict,
+                                      own_ports=(settings.port, *((settings.git_webhook_port,)
+                                                                  if settings.git_webhook_port else ())))
 
 
 def build(settings: ControllerSettings) -> Controller:
@@ -304,8 +319,13 @@ def start(controller: Controller, settings: ControllerSettings) -> None:
         gitsync = controller.gitsync
         hooks = receiver(settings.git.webhook_secret, lambda: {s.name: s.ref for s in gitsync.settings.sources},
                          lambda name: controller.scheduler.trigger_job(gitsync_job(name)))
-    controller.server = HttpServer(settings.port, app(ready=controller.ready, extra=hooks),
-                                   host=settings.listen_address).start()
+    separate = hooks is not None and settings.git_webhook_port is not None
+    controller.server = HttpServer(settings.port, app(
+        ready=controller.ready, stalled=lambda: controller.scheduler.stalled(settings.stall_seconds),
+        extra=None if separate else hooks), host=settings.listen_address).start()
+    if separate and settings.git_webhook_port is not None:
+        hooks_only = app(ready=controller.ready, extra=hooks, metrics=False)
+        controller.hook_server = HttpServer(settings.git_webhook_port, hooks_only, host=settings.listen_address).start()
     for name, informer in controller.informers.items():
         if name not in controller.optional and not informer.wait_synced(_SYNC_TIMEOUT):
             log.warning("cache not synced yet", kind=informer.kind)
@@ -315,7 +335,9 @@ def start(controller: Controller, settings: ControllerSettings) -> None:
     else:
         controller.scheduler.start(paused=True)
         controller.elector.start()
-    log.info("controller started", port=controller.server.port, namespace=settings.namespace or "all",
+    log.info("controller started", port=controller.server.port,
+             git_webhook_port=controller.hook_server.port if controller.hook_server else None,
+             namespace=settings.namespace or "all",
              leader_election=settings.enable_leader_election, mesh_provider=settings.mesh_provider)
 
 

@@ -32,6 +32,8 @@ class ControllerSettings(BaseModel):
     event_webhook: str | None = Field(default=None, pattern=r"^https?://", repr=False)
     alert_provider: str | None = Field(default=None, pattern=r"^[a-z0-9-]+/[a-z0-9.-]+$")
     port: int = Field(default=8080, ge=0, le=65535)
+    git_webhook_port: int | None = Field(default=None, ge=0, le=65535)
+    stall_seconds: float = Field(default=300.0, gt=0)
     outbound_allow: tuple[str, ...] = ()
     outbound_deny: tuple[str, ...] = ()
     outbound_strict: bool = False

@@ -13,6 +13,11 @@ backoff: after each failure in a row the canary's next runs are skipped for twic
 before (from its interval, at most ``MAX_BACKOFF_SECONDS``), and from the ``REPORT_AFTER``-th
 failure in a row the error is reported on the Canary (``on_failure``), since what lasts that long
 is rarely temporary (a full Service range answers 500).
+
+Liveness: a heartbeat job runs every ``HEARTBEAT_SECONDS`` in the same worker pool as the ticks.
+``stalled`` says why the controller no longer makes progress (for /healthz): the heartbeat has
+not run for the given time (every worker is held, or the scheduler thread is gone), or one tick
+has run that long.
 """
 
 from __future__ import annotations
@@ -45,6 +50,8 @@ SETTLE_SECONDS = 0.3
 REPORT_AFTER = 3
 MAX_BACKOFF_SECONDS = 300.0
 INVALID_RECHECK_SECONDS = parse_duration(ANALYSIS_INTERVAL).total_seconds()
+HEARTBEAT_SECONDS = 5.0
+HEARTBEAT_JOB = "heartbeat"
 
 
 def _job_id(namespace: str, name: str) -> str:
@@ -63,7 +70,7 @@ class CanaryScheduler:
     """Keeps one job per Canary and runs ``tick(namespace, name)`` from it."""
 
     def __init__(self, tick: Tick, *, workers: int = 10, canaries: Canaries, on_failure: Report | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, heartbeat_seconds: float = HEARTBEAT_SECONDS) -> None:
         self._tick = tick
         self._canaries = canaries
         self._on_failure = on_failure
@@ -77,9 +84,13 @@ class CanaryScheduler:
         )
         # What a user changed last: (generation, manual request) per job.
         self._seen: dict[str, tuple[int, str | None]] = {}
+        self._beat = clock()
+        self._running: dict[str, float] = {}  # job id -> when its current run started
+        self._scheduler.add_job(self._heartbeat, "interval", seconds=heartbeat_seconds, id=HEARTBEAT_JOB)
 
     def start(self, *, paused: bool = False) -> None:
         """Start the scheduler (paused: jobs are kept but do not run until ``resume``)."""
+        self._beat = self._clock()
         self._scheduler.start(paused=paused)
 
     def pause(self) -> None:
@@ -88,13 +99,38 @@ class CanaryScheduler:
 
     def resume(self) -> None:
         """Run jobs again, each of them at once."""
+        self._beat = self._clock()
         self._scheduler.resume()
         for job in self._scheduler.get_jobs():
             self.trigger_job(job.id)
 
-    def shutdown(self) -> None:
-        """Stop, waiting for running ticks to end."""
-        self._scheduler.shutdown(wait=True)
+    def shutdown(self, *, wait: bool = True) -> None:
+        """Stop running jobs; ``wait`` for the running ticks to end (else they are left to finish alone)."""
+        self._scheduler.shutdown(wait=wait)
+
+    def stalled(self, limit: float) -> str | None:
+        """Why jobs have made no progress for ``limit`` seconds, or None while they do (or are paused)."""
+        if not self.running:
+            return None
+        now = self._clock()
+        if now - self._beat > limit:
+            return f"no job has started for {now - self._beat:.0f}s: all workers are held or the scheduler stopped"
+        with self._failing_lock:
+            longest = min(self._running.items(), key=lambda item: item[1], default=None)
+        if longest is not None and now - longest[1] > limit:
+            return f"the run of {longest[0]} has lasted {now - longest[1]:.0f}s"
+        return None
+
+    def _heartbeat(self) -> None:
+        self._beat = self._clock()
+
+    def _started(self, job_id: str) -> None:
+        with self._failing_lock:
+            self._running[job_id] = self._clock()
+
+    def _ended(self, job_id: str) -> None:
+        with self._failing_lock:
+            self._running.pop(job_id, None)
 
     @property
     def running(self) -> bool:
@@ -121,10 +157,13 @@ class CanaryScheduler:
 
     def _run_periodic(self, job_id: str, work: Callable[[], str]) -> None:
         structlog.contextvars.clear_contextvars()
+        self._started(job_id)
         try:
             log.debug("job done", job=job_id, result=work())
         except Exception:  # a failed pass is retried at the next period
             log.exception("job failed", job=job_id)
+        finally:
+            self._ended(job_id)
 
     def trigger(self, namespace: str, name: str, *, delay: float = 0.0) -> None:
         """Run the canary's job now, or in ``delay`` seconds (it runs at its interval afterwards)."""
@@ -223,6 +262,7 @@ class CanaryScheduler:
                 metrics.TICKS.labels(result="backoff").inc()
                 return
             started = dt.datetime.now(dt.UTC)
+            self._started(job_id)
             try:
                 summary = self._tick(namespace, name)
             except TemporaryError as exc:
@@ -233,6 +273,8 @@ class CanaryScheduler:
                 metrics.TICKS.labels(result="error").inc()
                 log.exception("tick failed")
                 return
+            finally:
+                self._ended(job_id)
             if failing is not None:
                 with self._failing_lock:
                     self._failing.pop(job_id, None)

@@ -1,4 +1,4 @@
-"""The controller's HTTP port: /metrics, /healthz (the process serves) and /readyz (caches synced).
+"""The controller's HTTP port: /metrics, /healthz (jobs make progress) and /readyz (caches synced).
 
 One WSGI app routes the paths, because prometheus_client's own server answers every path with
 metrics, which would make health checks meaningless.
@@ -31,29 +31,39 @@ class _Quiet(WSGIRequestHandler):
         """Requests are not logged: probes would flood the log."""
 
 
-def app(*, ready: Callable[[], bool], extra: Extra | None = None) -> Callable[..., Iterable[bytes]]:
-    """The WSGI app; ``extra`` may answer other paths (the Git webhook receiver, for instance)."""
+def app(*, ready: Callable[[], bool], stalled: Callable[[], str | None] = lambda: None,
+        extra: Extra | None = None, metrics: bool = True) -> Callable[..., Iterable[bytes]]:
+    """The WSGI app: /healthz answers 503 with ``stalled``'s reason; ``extra`` may answer other paths
+    (the Git webhook receiver, for instance); without ``metrics``, only ``extra`` is served."""
     metrics_app = make_wsgi_app()
 
     def route(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
+        if not metrics:
+            return _extra_only(extra, environ, start_response)
         if path == "/metrics":
             return metrics_app(environ, start_response)  # type: ignore[no-any-return]
         if path == "/healthz":
-            start_response("200 OK", [("Content-Type", "text/plain")])
-            return [b"ok\n"]
+            problem = stalled()
+            start_response("200 OK" if problem is None else "503 Service Unavailable",
+                           [("Content-Type", "text/plain")])
+            return [b"ok\n" if problem is None else f"stalled: {problem}\n".encode()]
         if path == "/readyz":
             ok = ready()
             start_response("200 OK" if ok else "503 Service Unavailable", [("Content-Type", "text/plain")])
             return [b"ok\n" if ok else b"not ready\n"]
-        if extra is not None:
-            answer = extra(environ, start_response)
-            if answer is not None:
-                return answer
-        start_response("404 Not Found", [("Content-Type", "text/plain")])
-        return [b"not found\n"]
+        return _extra_only(extra, environ, start_response)
 
     return route
+
+
+def _extra_only(extra: Extra | None, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+    if extra is not None:
+        answer = extra(environ, start_response)
+        if answer is not None:
+            return answer
+    start_response("404 Not Found", [("Content-Type", "text/plain")])
+    return [b"not found\n"]
 
 
 class HttpServer:

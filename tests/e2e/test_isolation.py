@@ -5,6 +5,8 @@ beside them runs at its own pace."""
 from __future__ import annotations
 
 import threading
+import time
+import urllib.request
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -19,6 +21,7 @@ from tests.e2e.canaries import canary_status, release, wait_phase
 from tests.e2e.controllers import ControllerProcess
 
 SLOW = 4
+STOP_WITHIN = 8  # seconds: the controller allows itself 5 (canary.controller.STOP_SECONDS)
 
 
 class _Silent(BaseHTTPRequestHandler):
@@ -54,7 +57,8 @@ def silent() -> Iterator[str]:
 def test_canaries_whose_hooks_hang_do_not_hold_a_healthy_canarys_release(
     kube: Kube, namespace: str, local_stack: stack.StackState, canary_crds: list[str], tmp_path: Path, silent: str
 ) -> None:
-    controller = ControllerProcess(local_stack, namespace, tmp_path, extra=("--workers", "2"))
+    election = ("--enable-leader-election", "--leader-election-namespace", namespace)
+    controller = ControllerProcess(local_stack, namespace, tmp_path, extra=("--workers", "2", *election))
     controller.start()
     try:
         analysis = {"interval": "1s", "threshold": 2, "iterations": 2}
@@ -77,5 +81,17 @@ def test_canaries_whose_hooks_hang_do_not_hold_a_healthy_canarys_release(
 
         assert sorted(_Silent.calls) == [f"/slow-{i}" for i in range(SLOW)], "each hanging hook was called once"
         assert {canary_status(kube, namespace, f"slow-{i}")["phase"] for i in range(SLOW)} == {"Progressing"}
+        with urllib.request.urlopen(f"http://127.0.0.1:{controller.port}/healthz", timeout=5) as health:
+            assert health.status == 200, "the hanging hooks hold no worker: jobs still make progress"
+
+        # SIGTERM with the hooks still hanging: the controller lets go of the lease and exits at once.
+        assert controller.process is not None
+        stopping = time.monotonic()
+        controller.process.terminate()
+        assert controller.process.wait(timeout=15) == 0
+        assert time.monotonic() - stopping < STOP_WITHIN, controller.log_tail()
+        lease = kube.get("coordination.k8s.io/v1", "Lease", "canary-controller", namespace=namespace)
+        assert lease is not None
+        assert not lease["spec"].get("holderIdentity"), "the lease was released for the next replica"
     finally:
         controller.stop()

@@ -154,3 +154,32 @@ def test_a_temporary_failure_is_retried_with_a_growing_pause_and_reported_when_i
         assert calls[-2:] == [now[0] - 1, now[0]], "after a success the canary runs at once again"
     finally:
         scheduler.shutdown()
+
+
+def test_stalled_says_why_when_every_worker_is_held_and_recovers_when_they_are_freed() -> None:
+    held = threading.Event()
+    entered = threading.Event()
+
+    def tick(namespace: str, name: str) -> str:
+        entered.set()
+        held.wait(30)
+        return "ticked"
+
+    scheduler = CanaryScheduler(tick, workers=1, canaries=_canaries(CANARY), heartbeat_seconds=0.1)
+    scheduler.start()
+    try:
+        assert scheduler.stalled(1.0) is None
+        scheduler.on_canary("ADDED", CANARY)
+        assert entered.wait(5)
+        problem = wait_until(lambda: scheduler.stalled(1.0), lambda why: why is not None,
+                             what="the stall to be seen", timeout=10, interval=0.05)
+        assert problem is not None
+        assert "apps/web" in problem or "all workers are held" in problem
+        held.set()
+        wait_until(lambda: scheduler.stalled(1.0), lambda why: why is None, what="progress again", timeout=10,
+                   interval=0.05)
+        scheduler.pause()
+        assert scheduler.stalled(0.0) is None, "a follower (paused) is not stalled"
+    finally:
+        held.set()
+        scheduler.shutdown()

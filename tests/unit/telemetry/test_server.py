@@ -47,3 +47,24 @@ def test_the_listen_address_chooses_the_interface() -> None:
         assert requests.get(f"http://127.0.0.1:{server.port}/healthz", timeout=5).status_code == 200
     finally:
         server.stop()
+
+
+def test_healthz_fails_with_the_reason_while_jobs_are_stalled_and_the_hook_port_serves_only_hooks() -> None:
+    problem: list[str] = ["no job has started for 301s"]
+    main = HttpServer(0, app(ready=lambda: True, stalled=lambda: problem[0] if problem else None),
+                      host="127.0.0.1").start()
+    hooks = HttpServer(0, app(ready=lambda: True, metrics=False,
+                              extra=receiver("s3cret", lambda: {"apps": "refs/heads/main"}, lambda name: None)),
+                       host="127.0.0.1").start()
+    try:
+        answer = requests.get(f"http://127.0.0.1:{main.port}/healthz", timeout=5)
+        assert (answer.status_code, answer.text) == (503, "stalled: no job has started for 301s\n")
+        problem.clear()
+        assert requests.get(f"http://127.0.0.1:{main.port}/healthz", timeout=5).status_code == 200
+        for path in ("/metrics", "/healthz", "/readyz"):
+            assert requests.get(f"http://127.0.0.1:{hooks.port}{path}", timeout=5).status_code == 404, path
+        unsigned = requests.post(f"http://127.0.0.1:{hooks.port}/hooks/git/apps", data=b"{}", timeout=5)
+        assert unsigned.status_code == 401, "the Git webhook is served there"
+    finally:
+        main.stop()
+        hooks.stop()
