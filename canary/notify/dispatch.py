@@ -2,8 +2,9 @@
 
 The controller builds one ``AlertDispatcher`` with the AlertProvider and Secret caches; the
 reconciler calls ``notify`` during a tick. ``notify`` only reads caches, builds payloads and
-queues; one delivery thread posts, with retries and exponential backoff (tenacity) and a timeout
-per request, so a slow or dead chat never holds a tick.
+queues; each destination has its own queue and delivery thread, which posts with retries and
+exponential backoff (tenacity) and a timeout per request, so a slow or dead chat never holds a tick
+nor the alerts bound elsewhere.
 
 Routing, as Flagger's: a canary with ``spec.analysis.alerts`` sends to each alert whose severity
 admits the notice (info hears everything, warn hears warn and error, error hears errors only); an
@@ -83,6 +84,14 @@ class _Countdown:
 
 
 @dataclass(frozen=True)
+class _Lane:
+    """One destination's queue and the thread that posts its deliveries, in order."""
+
+    queue: queue.Queue[Delivery | None]
+    thread: threading.Thread
+
+
+@dataclass(frozen=True)
 class Delivery:
     """One POST to make. ``url``, ``headers`` and ``proxy`` may hold secrets, so they stay out of repr."""
 
@@ -151,7 +160,7 @@ def _check_proxy(url: str, *, owner: str) -> None:
 
 
 class AlertDispatcher:
-    """Routes notices to AlertProviders and posts them from one delivery thread."""
+    """Routes notices to AlertProviders and posts them from one delivery thread per destination."""
 
     def __init__(self, providers: Cache, secrets: Cache, *, default_url: str | None = None,
                  default_provider: ProviderRef | None = None, cluster: str = "", capacity: int = 100,
@@ -167,10 +176,9 @@ class AlertDispatcher:
         self._said: set[str] = set()
         self._said_lock = threading.Lock()
         self._closing = threading.Event()
-        self._session = GuardedSession()
-        self._queue: queue.Queue[Delivery | None] = queue.Queue(maxsize=capacity)
-        self._thread = threading.Thread(target=self._run, name="alert-dispatcher", daemon=True)
-        self._thread.start()
+        self._capacity = capacity
+        self._lanes: dict[str, _Lane] = {}
+        self._lanes_lock = threading.Lock()
 
     def notify(self, notice: Notice, settled: Settled | None = None) -> None:
         """Resolve where ``notice`` goes and queue one delivery per destination; never waits."""
@@ -209,14 +217,15 @@ class AlertDispatcher:
         """Deliver what is queued (no more waiting between retries) within ``timeout``, then stop."""
         deadline = time.monotonic() + timeout
         self._closing.set()
-        try:
-            self._queue.put(None, timeout=timeout)
-        except queue.Full:
-            log.warning("alerts still queued at shutdown", queued=self._queue.qsize())
-            return
-        self._thread.join(max(0.0, deadline - time.monotonic()))
-        if not self._thread.is_alive():
-            self._session.close()
+        with self._lanes_lock:
+            lanes = dict(self._lanes)
+        for destination, lane in lanes.items():
+            try:
+                lane.queue.put(None, timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Full:
+                log.warning("alerts still queued at shutdown", destination=destination, queued=lane.queue.qsize())
+        for lane in lanes.values():
+            lane.thread.join(max(0.0, deadline - time.monotonic()))
 
     def _route(self, notice: Notice, route: AlertRoute, *, source: str) -> Delivery | None:
         try:
@@ -279,7 +288,7 @@ class AlertDispatcher:
             delivery.ended(final=False)
             return
         try:
-            self._queue.put_nowait(delivery)
+            self._lane(delivery.destination).queue.put_nowait(delivery)
         except queue.Full:
             DROPPED.labels(reason="queue-full").inc()
             log.warning("alert dropped: queue full", canary=notice.canary, namespace=notice.namespace,
@@ -287,17 +296,30 @@ class AlertDispatcher:
                         message=notice.message)
             delivery.ended(final=False)
 
-    def _run(self) -> None:
-        while (delivery := self._queue.get()) is not None:
-            final = True
-            try:
-                final = self._deliver(delivery)
-            except Exception as exc:  # the thread must outlive any one alert; the text may hold the URL
-                DROPPED.labels(reason="undeliverable").inc()
-                log.error("alert delivery failed", destination=delivery.destination, error=type(exc).__name__)
-            delivery.ended(final=final)
+    def _lane(self, destination: str) -> _Lane:
+        """The lane of ``destination``, started on its first delivery."""
+        with self._lanes_lock:
+            lane = self._lanes.get(destination)
+            if lane is None:
+                deliveries: queue.Queue[Delivery | None] = queue.Queue(maxsize=self._capacity)
+                thread = threading.Thread(target=self._run, args=(deliveries,), name=f"alerts to {destination}",
+                                          daemon=True)
+                lane = self._lanes[destination] = _Lane(deliveries, thread)
+                thread.start()
+            return lane
 
-    def _deliver(self, delivery: Delivery) -> bool:
+    def _run(self, deliveries: queue.Queue[Delivery | None]) -> None:
+        with GuardedSession() as session:
+            while (delivery := deliveries.get()) is not None:
+                final = True
+                try:
+                    final = self._deliver(delivery, session)
+                except Exception as exc:  # the thread must outlive any one alert; the text may hold the URL
+                    DROPPED.labels(reason="undeliverable").inc()
+                    log.error("alert delivery failed", destination=delivery.destination, error=type(exc).__name__)
+                delivery.ended(final=final)
+
+    def _deliver(self, delivery: Delivery, session: requests.Session) -> bool:
         """Post with retries; False when it failed for a reason that may pass after a restart (the
         retries were cut short by shutdown)."""
         retrying = Retrying(
@@ -306,7 +328,7 @@ class AlertDispatcher:
             retry=retry_if_exception(lambda exc: isinstance(exc, _Failed) and exc.retry),
             sleep=self._pause, reraise=True)
         try:
-            retrying(self._post, delivery)
+            retrying(self._post, delivery, session)
         except _Failed as failure:
             notice = delivery.notice
             DROPPED.labels(reason="undeliverable").inc()
@@ -321,10 +343,10 @@ class AlertDispatcher:
         # Once closing, what is left gets its remaining attempts at once rather than holding shutdown.
         self._closing.wait(seconds)
 
-    def _post(self, delivery: Delivery) -> None:
+    def _post(self, delivery: Delivery, session: requests.Session) -> None:
         proxies = {"http": delivery.proxy, "https": delivery.proxy} if delivery.proxy else None
         try:
-            response = self._session.post(delivery.url, json=delivery.body, headers=delivery.headers,
+            response = session.post(delivery.url, json=delivery.body, headers=delivery.headers,
                                           proxies=proxies, timeout=self._timeout)
         except OutboundRefused:
             # Not the policy's words: they name the host, and the URL may be a secret.

@@ -331,6 +331,18 @@ def test_when_the_queue_is_full_new_alerts_are_dropped_and_notify_does_not_wait(
     assert dropped("undeliverable") == undeliverable + 2
 
 
+def test_a_destination_that_hangs_holds_only_its_own_alerts(make: Make, hooks: Hooks) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts connections, never answers
+        hung = f"http://127.0.0.1:{silent.getsockname()[1]}/hook"
+        dispatcher = make(provider("stuck", address=hung), provider("chat", address=hooks.url("/hook")),
+                          attempts=1, timeout=5)
+        for _ in range(3):
+            dispatcher.notify(notice(alerts=(route("stuck"),)))
+        dispatcher.notify(notice(canary="other", alerts=(route("chat"),)))
+        wait_until(hooks.paths, lambda paths: paths == ["/hook"], what="the other destination's alert, at once",
+                   timeout=2)
+
+
 def test_notices_after_close_are_dropped(make: Make) -> None:
     dispatcher = make(provider("chat", address=UNREACHABLE))
     dispatcher.close(timeout=10)
