@@ -152,7 +152,9 @@ def _documents(path: Path, name: str, problems: list[str]) -> list[tuple[int, Ob
             return _mappings([json.loads(text)], name, problems)
         except json.JSONDecodeError as exc:
             problems.append(f"{name}, document 1: JSON error at line {exc.lineno}: {exc.msg}")
-            return []
+        except (ValueError, RecursionError) as exc:
+            problems.append(f"{name}, document 1: JSON error: {_unparsable(exc)}")
+        return []
     return _yaml_documents(text, name, problems)
 
 
@@ -166,7 +168,16 @@ def _yaml_documents(text: str, name: str, problems: list[str]) -> list[tuple[int
         line = f" at line {mark.line + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc)
         problems.append(f"{name}, document {len(loaded) + 1}: YAML error{line}: {problem}")
+    except (ValueError, RecursionError) as exc:
+        problems.append(f"{name}, document {len(loaded) + 1}: YAML error: {_unparsable(exc)}")
     return _mappings(loaded, name, problems)
+
+
+def _unparsable(exc: ValueError | RecursionError) -> str:
+    """What the parsers raise besides their own errors: PyYAML hands a scalar that looks like a date or
+    a number to ``datetime``, ``int`` or ``float``, which may refuse it (2001-13-45, 5000 digits), and
+    both parsers recurse once per level of nesting."""
+    return "nested too deeply" if isinstance(exc, RecursionError) else f"a value that cannot be read: {exc}"
 
 
 def _mappings(documents: list[Any], name: str, problems: list[str]) -> list[tuple[int, Obj]]:
@@ -230,6 +241,8 @@ def _escaping_entries(root: Path, folder: Path, name: str) -> list[str]:
         kustomization = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         return [f"{name}/{path.name}: cannot read: {exc}"]
+    except (ValueError, RecursionError) as exc:
+        return [f"{name}/{path.name}: YAML error: {_unparsable(exc)}"]
     if not isinstance(kustomization, dict):
         return [f"{name}/{path.name}: expected a mapping"]
     problems = []

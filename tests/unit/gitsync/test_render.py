@@ -98,6 +98,28 @@ def test_a_json_error_names_the_file_and_line(tmp_path: Path) -> None:
     assert caught.value.problems[0].startswith("k8s/a.json, document 1: JSON error at line 4:")
 
 
+def test_values_the_parsers_cannot_convert_and_deep_nesting_are_problems_naming_the_file(tmp_path: Path) -> None:
+    write(tmp_path, "k8s/a-date.yaml", configmap("a") + "  day: 2001-13-45\n")
+    write(tmp_path, "k8s/b-digits.json", '{"n": ' + "9" * 5000 + "}")
+    write(tmp_path, "k8s/c-deep.yaml", "[" * 600)
+    write(tmp_path, "k8s/d-float.yaml", "n: !!float x\n")
+    write(tmp_path, "k8s/e-ok.yaml", configmap("e"))
+    write(tmp_path, "other/kustomization.yaml", "resources: [2024-02-30]\n")
+
+    with pytest.raises(RenderError) as caught:
+        render(tmp_path, ["k8s", "other"])
+
+    problems = caught.value.problems
+    assert [p.split(": ", 1)[0] for p in problems] == [
+        "k8s/a-date.yaml, document 1", "k8s/b-digits.json, document 1", "k8s/c-deep.yaml, document 1",
+        "k8s/d-float.yaml, document 1", "other/kustomization.yaml"]
+    assert problems[0].endswith("YAML error: a value that cannot be read: month must be in 1..12")
+    assert "JSON error: a value that cannot be read: Exceeds the limit (4300 digits)" in problems[1]
+    assert problems[2].endswith("YAML error: nested too deeply")
+    assert problems[3].endswith("YAML error: a value that cannot be read: could not convert string to float: 'x'")
+    assert problems[4].endswith("YAML error: a value that cannot be read: day is out of range for month")
+
+
 def test_symlinks_that_escape_the_repository_are_refused(tmp_path: Path) -> None:
     root, outside = tmp_path / "repo", tmp_path / "outside"
     write(outside, "secret.yaml", configmap("stolen"))
