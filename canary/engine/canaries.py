@@ -86,7 +86,7 @@ class Canaries:
 
 
 def validation_message(exc: ValidationError) -> str:
-    """The first problems of a refused Canary, each with its field path."""
+    """The first problems of a refused Canary (or MetricTemplate), each with its field path."""
     parts = []
     for error in exc.errors()[:5]:
         location = ".".join(str(p) for p in error["loc"] if not str(p).startswith("function-"))

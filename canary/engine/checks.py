@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from pydantic import ValidationError
+
 from analysis.builtin import BUILTIN_METRICS, builtin_query, default_bounds
 from analysis.compare import Classification, Comparison, Direction, Verdict, compare, score, verdict
 from analysis.errors import AnalysisSpecError
@@ -25,6 +27,7 @@ from analysis.providers.base import MetricProvider, Outcome, RangeProvider
 from analysis.providers.config import ProviderConfig
 from analysis.providers.registry import provider_for
 from analysis.templates import TemplateContext, render_promql
+from canary.engine.canaries import validation_message
 from canary.engine.decide import Check, CheckResult
 from canary.kube.cache import Informer
 from canary.models.canary import Canary, CanaryMetric, CanaryWebhook, HookType, MetricResult, Phase
@@ -167,7 +170,10 @@ class CheckRunner:
             found = self._templates.get(namespace, ref.name)
             if found is None:
                 raise AnalysisSpecError(f"{where}.templateRef: MetricTemplate {namespace}/{ref.name} not found")
-            template = MetricTemplate.model_validate(found)
+            try:
+                template = MetricTemplate.model_validate(found)
+            except ValidationError as exc:  # one the API server took under an older or looser CRD
+                raise AnalysisSpecError(f"MetricTemplate {namespace}/{ref.name}: {validation_message(exc)}") from exc
             spec = template.spec.provider
             field = f"MetricTemplate {namespace}/{ref.name}: spec.provider"
             credentials = self._credentials(namespace, spec.secret_ref.name, field) if spec.secret_ref else {}

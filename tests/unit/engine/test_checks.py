@@ -78,3 +78,17 @@ def test_a_comparison_without_data_follows_the_metrics_no_data_policy(policy: st
     assert (result.passed, result.hold) == (passed, hold), result.message
     (judged,) = result.metrics
     assert judged.verdict == "no-data"
+
+
+def test_a_metric_template_its_model_refuses_is_a_problem_naming_the_template_and_field_not_an_exception() -> None:
+    template = {"apiVersion": API_VERSION, "kind": "MetricTemplate",
+                "metadata": {"name": "latency", "namespace": "apps"},
+                "spec": {"provider": {"type": "stackdriver"}, "query": "x"}}
+    runner = _runner(FakeKube(template), "http://unused")
+    canary = _canary({"name": "latency", "templateRef": {"name": "latency"}, "thresholdRange": {"max": 1}})
+
+    [problem] = runner.problems(canary, provider="kubernetes")
+    assert problem.startswith("MetricTemplate apps/latency: spec.provider.type: Input should be 'prometheus'")
+    result = runner.run(Check.ANALYSIS, canary, revision="r1", provider="kubernetes")
+    assert not result.passed
+    assert "latency: MetricTemplate apps/latency: spec.provider.type" in (result.message or "")
