@@ -109,6 +109,16 @@ class Controller:
         self.kube.close()
 
 
+def cross_namespace_refusal(settings: ControllerSettings) -> str | None:
+    """Why a Canary's references to other namespaces are refused, or None: by the flag, or because a
+    controller confined to one namespace (--namespace, a namespaced install) reads no other."""
+    if settings.no_cross_namespace_refs:
+        return "--no-cross-namespace-refs"
+    if settings.namespace:
+        return f"--namespace {settings.namespace}: no other namespace is read"
+    return None
+
+
 def outbound_policy(settings: ControllerSettings) -> outbound.OutboundPolicy:
     """The outbound policy of the flags; the destinations the flags themselves name (host and port) are
     always allowed."""
@@ -141,7 +151,7 @@ def build(settings: ControllerSettings) -> Controller:
         "services": informer("v1", "Service"),
         "hpas": informer(*autoscalers.HPA),
         "scaledobjects": informer(*autoscalers.SCALED_OBJECT),
-        "metrictemplates": Informer(kube, API_VERSION, "MetricTemplate"),
+        "metrictemplates": informer(API_VERSION, "MetricTemplate"),  # with --namespace, only its own
         "alertproviders": informer(API_VERSION, "AlertProvider"),
     }
     optional = {"scaledobjects"}  # KEDA's CRD may not be installed
@@ -175,7 +185,7 @@ def build(settings: ControllerSettings) -> Controller:
         checks=CheckRunner(webhooks=webhooks, templates=informers["metrictemplates"], secrets=informers["secrets"],
                            metrics_server=settings.metrics_server, clock=_now),
         webhooks=webhooks, events=EventRecorder(kube), notifier=notifier, clock=_now, event_hooks=event_hooks,
-        no_cross_namespace_refs=settings.no_cross_namespace_refs)
+        cross_namespace_refusal=cross_namespace_refusal(settings))
     scheduler = CanaryScheduler(reconciler.tick, workers=settings.workers, canaries=canaries,
                                 on_failure=reconciler.report)
     informers["canaries"].subscribe(scheduler.on_canary)

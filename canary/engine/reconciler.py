@@ -62,7 +62,7 @@ class Reconciler:
     def __init__(self, *, kube: Kube, canaries: Canaries, deployments: Deployments, routers: RouterRegistry,
                  checks: CheckRunner, webhooks: WebhookCaller, events: EventRecorder, notifier: Notifier,
                  clock: Callable[[], datetime], event_hooks: EventHooks | None = None,
-                 no_cross_namespace_refs: bool = False, settle_in_background: bool = True) -> None:
+                 cross_namespace_refusal: str | None = None, settle_in_background: bool = True) -> None:
         self._kube = kube
         self._canaries = canaries
         self._deployments = deployments
@@ -72,7 +72,8 @@ class Reconciler:
         self._events = events
         self._clock = clock
         self._event_hooks = event_hooks
-        self._no_cross_namespace_refs = no_cross_namespace_refs
+        # Why references to other namespaces are refused (the flag that says so), or None when they are read.
+        self._cross_namespace_refusal = cross_namespace_refusal
         self._outbox = alerts.Outbox(notifier, self._alert_done)
         # A delivered alert is removed from the status from this thread, not the notifier's, which a
         # slow API server would otherwise hold; tests settle in the caller's thread, to be deterministic.
@@ -217,9 +218,9 @@ class Reconciler:
             return self._problem(obj, "UnsupportedField", f"{where}: {', '.join(dropped)}: not implemented by the "
                                  f"{router.name} router; remove the field or choose a router that has it",
                                  warning=True)
-        if self._no_cross_namespace_refs and (crossing := cross_namespace_refs(canary)):
+        if self._cross_namespace_refusal and (crossing := cross_namespace_refs(canary)):
             return self._problem(obj, "CrossNamespaceRef", f"{where}: {', '.join(crossing)}: references to other "
-                                 "namespaces are refused by this controller (--no-cross-namespace-refs)")
+                                 f"namespaces are refused by this controller ({self._cross_namespace_refusal})")
         rival = self._rival(CanaryHead.of(obj))
         if rival is not None:
             return self._problem(obj, "TargetConflict", f"{where}: spec.targetRef {canary.spec.target_ref.name} is "

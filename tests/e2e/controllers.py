@@ -20,8 +20,9 @@ class ControllerProcess:
     """One controller, restricted to one namespace, with its own log file."""
 
     def __init__(self, local_stack: stack.StackState, namespace: str, folder: Path, *, extra: tuple[str, ...] = (),
-                 name: str = "controller", env: dict[str, str] | None = None) -> None:
+                 name: str = "controller", env: dict[str, str] | None = None, kubeconfig: Path | None = None) -> None:
         self.stack, self.namespace, self.extra, self.env = local_stack, namespace, extra, env or {}
+        self.kubeconfig = str(kubeconfig) if kubeconfig is not None else self.stack.kubeconfig
         folder.mkdir(parents=True, exist_ok=True)
         self.log = folder / f"{name}.log"
         self.process: subprocess.Popen[bytes] | None = None
@@ -30,7 +31,7 @@ class ControllerProcess:
     def start(self) -> None:
         """Start it and wait until its caches are synced (/readyz)."""
         (self.port,) = free_ports(1)
-        argv = [sys.executable, "-m", "canary", "controller", "--kubeconfig", self.stack.kubeconfig,
+        argv = [sys.executable, "-m", "canary", "controller", "--kubeconfig", self.kubeconfig,
                 "--namespace", self.namespace, "--metrics-server", self.stack.prometheus_url, "--port", str(self.port),
                 "--log-level", "debug", *self.extra]
         with self.log.open("ab") as out:
