@@ -74,10 +74,10 @@ class _Call:
 class WebhookCaller:
     """Calls webhooks over HTTP; never raises (but ``Pending``), always answers with outcomes.
 
-    A gating call (one made with a ``key``) runs in a thread of its own, and the tick waits for it
-    at most ``wait`` seconds: a hook that takes longer (up to its timeout) holds only its own
-    canary, whose ticks find the same call still running (``Pending``) until it answers, while
-    every other canary keeps its workers and its interval.
+    A gating call (one made with a ``key``) runs in a thread of its own, and the tick that starts it
+    waits for it at most ``wait`` seconds: a hook that takes longer (up to its timeout) holds only
+    its own canary, whose later ticks find the same call still running (``Pending``, at once) until
+    it answers, while every other canary keeps its workers and its interval.
     """
 
     def __init__(self, post: Post | None = None, *, wait: float = 2.0) -> None:
@@ -92,8 +92,10 @@ class WebhookCaller:
             return sum(1 for call in self._running.values() if call.ended is None)
 
     def gate(self, hook: CanaryWebhook, body: dict[str, Any], *, key: Key) -> HookOutcome:
-        """``call`` in the background: the outcome when the call answers within the wait (now, or on a
-        later tick that asks with the same ``key``), else ``Pending``."""
+        """``call`` in the background: the outcome when the call answers within the wait, or has answered
+        when a later tick asks with the same ``key``; else ``Pending``. Only the tick that starts the
+        call waits: a hook that hangs would otherwise hold a worker for the wait on every tick."""
+        wait = 0.0
         with self._lock:
             running = self._running.get(key)
             if running is None:
@@ -101,8 +103,9 @@ class WebhookCaller:
                 running = self._running[key] = _Call()
                 threading.Thread(target=self._settle, args=(running, hook, body), name=f"webhook-{hook.name}",
                                  daemon=True).start()
+                wait = self._wait
         try:
-            outcome = running.future.result(timeout=self._wait)
+            outcome = running.future.result(timeout=wait)
         except FutureTimeout:
             raise Pending(f"webhook {hook.name} has not answered yet") from None
         with self._lock:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import socket
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -88,6 +90,20 @@ def test_a_gate_that_has_not_answered_is_pending_and_the_same_call_is_asked_agai
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+def test_a_later_tick_finds_the_call_under_way_pending_at_once_without_waiting_again() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts connections, never answers
+        hook = CanaryWebhook.model_validate({"name": "gate", "url": f"http://127.0.0.1:{silent.getsockname()[1]}/",
+                                             "timeout": "1m"})
+        caller = WebhookCaller(wait=1.0)
+        key = ("shop", "web", "rev-2", "pre-rollout", "gate")
+        with pytest.raises(Pending):
+            caller.gate(hook, {"name": "web"}, key=key)  # the tick that starts the call waits for it
+        began = time.monotonic()
+        with pytest.raises(Pending):
+            caller.gate(hook, {"name": "web"}, key=key)
+        assert time.monotonic() - began < 0.5, "a hook that hangs must not hold a worker on every tick"
 
 
 def _answer(caller: WebhookCaller, hook: CanaryWebhook, key: tuple[str, ...]) -> HookOutcome | None:
