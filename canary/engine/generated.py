@@ -8,18 +8,17 @@ generated Canary.
 from __future__ import annotations
 
 import structlog
-from pydantic import ValidationError
 
 from canary.defaults import FIELD_MANAGER
 from canary.engine.canaries import Canaries
-from canary.errors import CanaryError, PermanentError
+from canary.errors import CanaryError
 from canary.kube import Obj
 from canary.kube.apply import apply_if_changed
 from canary.kube.cache import Informer
 from canary.kube.client import Kube
 from canary.kube.events import EventRecorder
 from canary.models.base import API_VERSION
-from canary.models.canary import Canary, CanaryHead
+from canary.models.canary import CanaryHead
 from canary.workloads.annotations import GENERATED_LABEL, canary_for, is_enabled
 
 log = structlog.get_logger(__name__)
@@ -76,11 +75,6 @@ class GeneratedCanaries:
                          f"ignored: Canary {explicit[0]} already targets it")
             return 0
         body = canary_for(deployment)
-        try:
-            Canary.model_validate(body)
-        except ValidationError as exc:
-            raise PermanentError(f"Deployment {namespace}/{name}: canary.dev annotations give an invalid Canary: "
-                                 f"{exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}") from exc
         self._reported.pop((namespace, name), None)
         return int(apply_if_changed(self._kube, self._canaries.informer, body, field_manager=FIELD_MANAGER))
 

@@ -24,15 +24,34 @@ labelled ``canary.dev/generated``, rebuilt from the annotations whenever they ch
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
+
+from pydantic import ValidationError
 
 from canary.errors import PermanentError
 from canary.kube import Obj
 from canary.models.base import API_VERSION
+from canary.models.canary import Canary
 
 PREFIX = "canary.dev/"
 ENABLED = f"{PREFIX}enabled"
 GENERATED_LABEL = f"{PREFIX}generated"
 _METRIC = re.compile(r"^\s*([a-z0-9-]+)\s*(>=|<=)\s*([0-9]+(?:\.[0-9]+)?)\s*$")
+# The field each annotation sets, so that the model's refusal of a field names the annotation.
+_FIELDS = {
+    "provider": ("spec", "provider"),
+    "port": ("spec", "service", "port"),
+    "progress-deadline": ("spec", "progressDeadlineSeconds"),
+    "interval": ("spec", "analysis", "interval"),
+    "threshold": ("spec", "analysis", "threshold"),
+    "step-weight": ("spec", "analysis", "stepWeight"),
+    "max-weight": ("spec", "analysis", "maxWeight"),
+    "step-weights": ("spec", "analysis", "stepWeights"),
+    "iterations": ("spec", "analysis", "iterations"),
+    "match": ("spec", "analysis", "match"),
+    "metrics": ("spec", "analysis", "metrics"),
+    "alert": ("spec", "analysis", "alerts"),
+}
 
 
 def is_enabled(deployment: Obj) -> bool:
@@ -104,7 +123,8 @@ def _analysis(annotations: dict[str, str], where: str) -> Obj:
 
 
 def canary_for(deployment: Obj) -> Obj:
-    """The Canary the Deployment's annotations describe (raises PermanentError naming the annotation)."""
+    """The Canary the Deployment's annotations describe, valid for its model (else PermanentError naming
+    the annotation)."""
     meta = deployment["metadata"]
     annotations = meta.get("annotations") or {}
     where = f"Deployment {meta['namespace']}/{meta['name']}"
@@ -117,7 +137,7 @@ def canary_for(deployment: Obj) -> Obj:
     provider = annotations.get(f"{PREFIX}provider")
     if provider:
         spec["provider"] = provider
-    return {
+    body = {
         "apiVersion": API_VERSION,
         "kind": "Canary",
         "metadata": {
@@ -127,3 +147,21 @@ def canary_for(deployment: Obj) -> Obj:
         },
         "spec": spec,
     }
+    try:
+        Canary.model_validate(body)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        location = [str(p) for p in error["loc"] if not str(p).startswith("function-")]
+        keys = _annotations_of(location, annotations)
+        named = f"annotation{'s' * (len(keys) > 1)} {', '.join(keys)}" if keys else "canary.dev annotations"
+        raise PermanentError(f"{where}: {named}: the Canary is invalid at {'.'.join(location)}: "
+                             f"{error['msg']}") from exc
+    return body
+
+
+def _annotations_of(location: Sequence[str], annotations: Mapping[str, str]) -> list[str]:
+    """The annotations on the Deployment that set the field at ``location``, or a field under it (a
+    rule across fields, such as the analysis' interval and steps, is refused at the object holding them)."""
+    path = tuple(location)
+    return [PREFIX + key for key, field in _FIELDS.items() if PREFIX + key in annotations
+            and (field[:len(path)] == path or path[:len(field)] == field)]

@@ -65,7 +65,16 @@ def test_step_weights_and_blue_green() -> None:
     [({"threshold": "many"}, "canary.dev/threshold must be a whole number, got 'many'"),
      ({"strategy": "big-bang"}, "canary.dev/strategy must be canary, blue-green or ab"),
      ({"metrics": "request-success-rate>99"}, "'request-success-rate>99' is not NAME>=NUMBER"),
-     ({"strategy": "ab"}, "strategy ab needs annotation canary.dev/match")],
+     ({"strategy": "ab"}, "strategy ab needs annotation canary.dev/match"),
+     # Values that parse but that the Canary's model refuses name the annotation too.
+     ({"interval": "soon"}, "annotation canary.dev/interval: the Canary is invalid at spec.analysis.interval: "),
+     ({"interval": "500ms", "threshold": "3"}, "annotations canary.dev/interval, canary.dev/threshold: the Canary is "
+                                               "invalid at spec.analysis: Value error, interval must be at least 1s"),
+     ({"step_weights": "50,10"}, "annotation canary.dev/step-weights: the Canary is invalid at spec.analysis: "
+                                 "Value error, stepWeights must be strictly increasing"),
+     ({"provider": "flagger"}, "annotation canary.dev/provider: the Canary is invalid at spec.provider: "),
+     ({"port": "0"}, "annotation canary.dev/port: the Canary is invalid at spec.service.port: "),
+     ({"max_weight": "150"}, "annotation canary.dev/max-weight: the Canary is invalid at spec.analysis.maxWeight: ")],
 )
 def test_bad_annotations_are_refused_naming_the_deployment_and_annotation(annotations: dict[str, str],
                                                                           message: str) -> None:
