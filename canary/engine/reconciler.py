@@ -180,7 +180,10 @@ class Reconciler:
         if isinstance(canary, InvalidCanary):
             return self._problem(obj, "InvalidSpec", f"{where}: {canary.message}")
         if canary.metadata.deletion_timestamp is not None:
-            return self._finalize(obj, canary, where)
+            try:
+                return self._finalize(obj, canary, where)
+            except PermanentError as exc:  # an unsupported provider, a refused write: the deletion waits for a fix
+                return self._problem(obj, _reason(exc), str(exc))
         obj = self._keep_finalizer(obj, wanted=canary.spec.revert_on_deletion or self._holds_deletion(canary, where))
         if canary.spec.suspend:
             return self._problem(obj, "Suspended", f"{where}: spec.suspend is true; nothing moves until it is "

@@ -14,7 +14,7 @@ from prometheus_client import REGISTRY
 from canary.engine.canaries import Canaries
 from canary.engine.checks import CheckRunner
 from canary.engine.decide import REQUEST_ANNOTATION
-from canary.engine.reconciler import Reconciler
+from canary.engine.reconciler import FINALIZER, Reconciler
 from canary.errors import Forbidden
 from canary.kube import Obj
 from canary.kube.events import EventRecorder
@@ -313,3 +313,16 @@ def test_an_alert_not_handed_over_is_sent_again_at_the_next_tick() -> None:
     assert len(_pending(cluster)) == 1
     cluster.tick()
     assert [n.message for n, _ in held.notices] == [notice.message]
+
+
+def test_a_deleted_canary_whose_provider_is_not_supported_is_reported_by_field_and_keeps_its_finalizer() -> None:
+    body = _canary()
+    body["spec"] |= {"provider": "appmesh", "revertOnDeletion": True}
+    body["metadata"] |= {"deletionTimestamp": "2026-01-01T00:00:00Z", "finalizers": [FINALIZER]}
+    cluster = Cluster(make_deployment("web", "apps"), body)
+
+    assert "spec.provider 'appmesh'" in cluster.tick()
+    ready = _condition(cluster.canary())
+    assert (ready["status"], ready["reason"]) == ("False", "InvalidSpec")
+    assert ready["message"].startswith("Canary apps/web: spec.provider 'appmesh': AWS App Mesh is retired")
+    assert cluster.canary()["metadata"]["finalizers"] == [FINALIZER], "the revert has not happened"
