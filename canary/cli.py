@@ -7,6 +7,7 @@ so ``eval "$(canary local up)"`` works.
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import signal
 import sys
@@ -43,7 +44,35 @@ local_app = typer.Typer(help="Run a local Kubernetes control plane (with kwok no
                         no_args_is_help=True)
 app.add_typer(local_app, name="local")
 
-err = Console(stderr=True)
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("canary-delivery")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"canary-delivery {_version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """Progressive delivery for Kubernetes (also run as a kubectl plugin: kubectl canary ...)."""
+
+
+@app.command("version")
+def version() -> None:
+    """Print the version."""
+    typer.echo(f"canary-delivery {_version()}")
+
+# soft_wrap: a message is one line however long, so that logs and scripts see it whole.
+err = Console(stderr=True, soft_wrap=True)
 out = Console()
 
 StateDir = Annotated[

@@ -28,6 +28,13 @@ API_REQUESTS = Counter("canary_api_requests_total", "Requests to the Kubernetes 
                        ["verb", "kind"])
 
 
+def _reason(exc: HTTPError) -> str:
+    """urllib3's words for why a connection failed, without its retry and pool wording."""
+    reason = getattr(exc, "reason", None) or exc
+    text = str(reason)
+    return text.split(": ", 1)[1] if "Failed to establish" in text and ": " in text else text
+
+
 def api_client(kubeconfig: Path | None = None) -> ApiClient:
     """An ApiClient for ``kubeconfig``, or the in-cluster config, or the default kubeconfig."""
     try:
@@ -48,7 +55,7 @@ class Kube:
 
     def __init__(self, client: ApiClient) -> None:
         self._client = client
-        self._dynamic = DynamicClient(client)
+        self._dynamic_client: DynamicClient | None = None  # made on first use: it asks the server at once
         self._discovery_lock = threading.Lock()
         self._resources: dict[tuple[str, str], Any] = {}
 
@@ -69,6 +76,16 @@ class Kube:
                 self._resources[key] = self._discover(api_version, kind)
             return self._resources[key]
 
+    @property
+    def _dynamic(self) -> DynamicClient:
+        if self._dynamic_client is None:
+            try:
+                self._dynamic_client = DynamicClient(self._client)
+            except HTTPError as exc:
+                raise TemporaryError(f"cannot reach the API server at {self._client.configuration.host}: "
+                                     f"{_reason(exc)}") from exc
+        return self._dynamic_client
+
     def _discover(self, api_version: str, kind: str) -> Any:  # noqa: ANN401 - the client is untyped
         try:
             return self._dynamic.resources.get(api_version=api_version, kind=kind)
@@ -79,6 +96,9 @@ class Kube:
                 return self._dynamic.resources.get(api_version=api_version, kind=kind)
             except ResourceNotFoundError as exc:
                 raise PermanentError(f"the API server serves no {kind} in {api_version}") from exc
+        except HTTPError as exc:
+            raise TemporaryError(f"cannot reach the API server at {self._client.configuration.host}: "
+                                 f"{_reason(exc)}") from exc
 
     def _call(self, what: str, fn: Callable[[], T]) -> T:
         verb, _, rest = what.partition(" ")
