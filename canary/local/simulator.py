@@ -541,19 +541,34 @@ def wsgi_app(registry: CollectorRegistry) -> WSGIApp:
 
 
 def run(kube: Cluster, simulator: Simulator, *, rate: float, period: float, stop: threading.Event) -> None:
-    """Read the cluster and count traffic every ``period`` seconds until ``stop`` is set."""
-    problems = LogOnce()
+    """Read the cluster and count traffic every ``period`` seconds until ``stop`` is set.
+
+    Reads run in a thread of their own: while the API server does not answer (a restart refuses
+    reads, then holds them for seconds) traffic goes on as last read, as a mesh's data plane keeps
+    routing on its last configuration."""
+    latest: list[list[Workload]] = []
+    reader = threading.Thread(target=_read, args=(kube, latest), kwargs={"rate": rate, "period": period, "stop": stop},
+                              name="simulator-reads", daemon=True)
+    reader.start()
     last = time.monotonic()
     while not stop.wait(period):
         now = time.monotonic()
-        # The time that really passed, not ``period``: a slow read must not lower the rate Prometheus sees.
+        # The time that really passed, not ``period``: a late wake-up must not lower the rate Prometheus sees.
         seconds, last = now - last, now
+        if latest:
+            simulator.tick(latest[-1], seconds=seconds)
+    reader.join(timeout=period)
+
+
+def _read(kube: Cluster, latest: list[list[Workload]], *, rate: float, period: float, stop: threading.Event) -> None:
+    """Keep ``latest`` holding the workloads of the last read that succeeded, one read a period."""
+    problems = LogOnce()
+    while not stop.is_set():
         try:
-            workloads = observe(kube, rate=rate, problems=problems)
+            latest[:] = [observe(kube, rate=rate, problems=problems)]
         except Exception as exc:  # the API server may be away for a while (a restart): try again next period
             problems.warn(f"cannot read the cluster: {type(exc).__name__}: {exc}")
-            continue
-        simulator.tick(workloads, seconds=seconds)
+        stop.wait(period)
 
 
 def _positive(text: str) -> float:

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import re
+import threading
+import time
 from collections import Counter
 from typing import Any
 from wsgiref.util import setup_testing_defaults
@@ -25,12 +27,14 @@ from canary.local.simulator import (
     observe,
     plan,
     ready_pods,
+    run,
     split_load,
     wsgi_app,
 )
 from canary.models.canary import Canary
 from canary.routers import apisix, gloo, kuma, skipper
 from canary.routers.base import RouteTarget, Weights
+from canary.waiting import wait_until
 from tests.builders import make_canary, make_deployment
 
 NS = "shop"
@@ -429,3 +433,42 @@ class TestWsgiApp:
     def test_healthz_answers_ok_and_other_paths_are_not_found(self) -> None:
         assert self._get("/healthz") == ("200 OK", b"ok\n")
         assert self._get("/other")[0] == "404 Not Found"
+
+
+class _HangingCluster(FakeCluster):
+    """Reads hang once ``hang`` is set, until ``release`` is (as a restarting API server holds them)."""
+
+    def __init__(self, objects: list[Obj]) -> None:
+        super().__init__(objects)
+        self.hang, self.release, self.hanging = threading.Event(), threading.Event(), threading.Event()
+
+    def _served(self, api_version: str, kind: str) -> None:
+        if self.hang.is_set():
+            self.hanging.set()
+            self.release.wait(10)
+        super()._served(api_version, kind)
+
+
+class TestRun:
+    def test_traffic_goes_on_with_the_last_view_while_a_read_hangs(self) -> None:
+        registry = CollectorRegistry()
+        cluster = _HangingCluster(_cluster_objects("kubernetes"))
+        stop = threading.Event()
+        loop = threading.Thread(target=run, args=(cluster, Simulator(Exporter(registry))),
+                                kwargs={"rate": 20.0, "period": 0.05, "stop": stop})
+
+        def counted() -> float:
+            return sum(_samples(registry, "http_request_duration_seconds_count").values())
+
+        loop.start()
+        try:
+            wait_until(counted, lambda total: total > 0, what="the first requests", timeout=5, interval=0.05)
+            cluster.hang.set()
+            wait_until(cluster.hanging.is_set, bool, what="a read to hang", timeout=5, interval=0.05)
+            before = counted()
+            time.sleep(0.5)
+            assert counted() > before + 5, "the data plane keeps serving while the control plane does not answer"
+        finally:
+            stop.set()
+            cluster.release.set()
+            loop.join(5)
