@@ -7,7 +7,6 @@ so ``eval "$(canary local up)"`` works.
 
 from __future__ import annotations
 
-import importlib.metadata
 import os
 import signal
 import sys
@@ -21,8 +20,8 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
+from canary import __version__, controls, logging, status_view
 from canary import controller as controller_app
-from canary import controls, logging, status_view
 from canary import demo as demo_app
 from canary.defaults import CONTROLLER_NAMESPACE, GIT_BRANCH
 from canary.engine.decide import Request
@@ -45,16 +44,9 @@ local_app = typer.Typer(help="Run a local Kubernetes control plane (with kwok no
 app.add_typer(local_app, name="local")
 
 
-def _version() -> str:
-    try:
-        return importlib.metadata.version("canary-delivery")
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown (not installed)"
-
-
 def _print_version(value: bool) -> None:
     if value:
-        typer.echo(f"canary-delivery {_version()}")
+        typer.echo(f"canary-delivery {__version__}")
         raise typer.Exit()
 
 
@@ -69,7 +61,7 @@ def _options(
 @app.command("version")
 def version() -> None:
     """Print the version."""
-    typer.echo(f"canary-delivery {_version()}")
+    typer.echo(f"canary-delivery {__version__}")
 
 # soft_wrap: a message is one line however long, so that logs and scripts see it whole.
 err = Console(stderr=True, soft_wrap=True)

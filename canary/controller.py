@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 import structlog
 
 from analysis import outbound
+from canary import __version__
 from canary.engine.canaries import Canaries
 from canary.engine.checks import CheckRunner
 from canary.engine.generated import GeneratedCanaries
@@ -190,6 +191,8 @@ def build(settings: ControllerSettings) -> Controller:
                                 on_failure=reconciler.report)
     informers["canaries"].subscribe(scheduler.on_canary)
     informers["canaries"].subscribe(reconciler.forget)
+    informers["canaries"].subscribe(lambda event, obj: _count_canaries(informers["canaries"], obj))
+    metrics.INFO.labels(version=__version__, mesh_provider=settings.mesh_provider).set(1)
     informers["metrictemplates"].subscribe(scheduler.on_template)
     informers["deployments"].subscribe(scheduler.on_target)
     informers["daemonsets"].subscribe(scheduler.on_target)
@@ -302,6 +305,12 @@ def gitsync_job(source: str) -> str:
 def cache_root() -> Path:
     """Where Git checkouts are cached (``CANARY_CACHE_DIR``, else ~/.cache/canary-delivery)."""
     return Path(os.environ.get("CANARY_CACHE_DIR", Path.home() / ".cache" / "canary-delivery"))
+
+
+def _count_canaries(canaries: Informer, obj: Obj) -> None:
+    """canary_total{namespace}: the Canaries of the namespace an event came from."""
+    namespace = obj["metadata"].get("namespace") or ""
+    metrics.TOTAL.labels(namespace=namespace).set(len(canaries.list_objects(namespace)))
 
 
 def _lead(scheduler: CanaryScheduler, leading: bool) -> None:

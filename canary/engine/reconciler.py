@@ -30,7 +30,7 @@ from canary.kube import Obj
 from canary.kube.client import Kube
 from canary.kube.events import EventRecorder
 from canary.models.base import API_VERSION
-from canary.models.canary import Canary, CanaryHead, CanaryStatus, HookType, Phase
+from canary.models.canary import Canary, CanaryHead, CanaryStatus, ConditionStatus, HookType, Phase
 from canary.notify.base import Notifier
 from canary.routers import services
 from canary.routers.affinity import Cookies, next_cookies
@@ -335,6 +335,8 @@ class Reconciler:
         phase = canary.status.phase
         for effect in decision.effects:
             self._apply(tick, effect)
+            if isinstance(effect, SetStatus):
+                _record_run(canary, effect, now)
             if isinstance(effect, SetStatus) and effect.phase is not None:
                 phase = effect.phase
             if isinstance(effect, SetRoutes):
@@ -509,6 +511,26 @@ def _pending_request(obj: Obj) -> str | None:
     """A manual request (canary.dev/request) not yet handled."""
     request = (obj["metadata"].get("annotations") or {}).get(REQUEST_ANNOTATION)
     return request if request and request != (obj.get("status") or {}).get("handledRequest") else None
+
+
+def _record_run(canary: Canary, change: SetStatus, now: datetime) -> None:
+    """What a status write tells Prometheus: each metric check's value, and at the end of a run its
+    outcome (canary_successes_total or canary_failures_total) and duration."""
+    name, namespace = canary.metadata.name, canary.metadata.namespace or ""
+    for result in change.analysis or ():
+        if result.value is not None:
+            metrics.set_analysis(name, namespace, result.name, result.value)
+    if change.phase not in (Phase.SUCCEEDED, Phase.FAILED) or canary.status.phase not in RUNNING:
+        return
+    skipped = canary.spec.skip_analysis and change.phase is Phase.SUCCEEDED
+    outcome = metrics.SUCCESSES if change.phase is Phase.SUCCEEDED else metrics.FAILURES
+    outcome.labels(name=name, namespace=namespace, deployment_strategy=canary.spec.analysis.strategy.value,
+                   analysis_status="skipped" if skipped else "completed").inc()
+    # The Promoted condition turned Unknown when the run started and stayed so until now.
+    promoted = next((c for c in canary.status.conditions or [] if c.type == "Promoted"), None)
+    if promoted is not None and promoted.status is ConditionStatus.UNKNOWN and promoted.last_transition_time:
+        metrics.DURATION.labels(name=name, namespace=namespace).observe(
+            (now - promoted.last_transition_time).total_seconds())
 
 
 def _record_metrics(canary: Canary, phase: Phase | None, weights: Weights) -> None:

@@ -14,11 +14,13 @@ from prometheus_client import REGISTRY
 from canary.engine.canaries import Canaries
 from canary.engine.checks import CheckRunner
 from canary.engine.decide import REQUEST_ANNOTATION
-from canary.engine.reconciler import FINALIZER, Reconciler
+from canary.engine.effects import SetStatus
+from canary.engine.reconciler import FINALIZER, Reconciler, _record_run
 from canary.errors import Forbidden
 from canary.kube import Obj
 from canary.kube.events import EventRecorder
 from canary.models.base import API_VERSION
+from canary.models.canary import Canary, MetricResult, Phase
 from canary.notify.base import LogNotifier, Notice, Notifier, Settled
 from canary.routers.base import RouterContext
 from canary.routers.registry import RouterRegistry
@@ -93,7 +95,7 @@ def _canary(name: str = "web", **analysis: Any) -> Obj:
     return body
 
 
-def _sample(metric: str, **labels: str) -> float | None:
+def _sample(metric: str, /, **labels: str) -> float | None:
     return REGISTRY.get_sample_value(metric, labels)
 
 
@@ -326,3 +328,38 @@ def test_a_deleted_canary_whose_provider_is_not_supported_is_reported_by_field_a
     assert (ready["status"], ready["reason"]) == ("False", "InvalidSpec")
     assert ready["message"].startswith("Canary apps/web: spec.provider 'appmesh': AWS App Mesh is retired")
     assert cluster.canary()["metadata"]["finalizers"] == [FINALIZER], "the revert has not happened"
+
+
+def _sample_or_zero(metric: str, /, **labels: str) -> float:
+    return _sample(metric, **labels) or 0.0
+
+
+@pytest.mark.parametrize(("phase", "counter", "analysis_status", "extra"), [
+    ("Succeeded", "canary_successes_total", "completed", {}),
+    ("Succeeded", "canary_successes_total", "skipped", {"skipAnalysis": True}),
+    ("Failed", "canary_failures_total", "completed", {}),
+])
+def test_the_end_of_a_run_counts_its_outcome_and_observes_its_duration(
+    phase: str, counter: str, analysis_status: str, extra: dict[str, Any]
+) -> None:
+    body = _canary(name="runs")
+    body["spec"].update(extra)
+    started = NOW - dt.timedelta(seconds=90)
+    body["status"] = {"phase": "Finalising" if phase == "Succeeded" else "Progressing", "conditions": [
+        {"type": "Promoted", "status": "Unknown", "reason": "Progressing",
+         "lastTransitionTime": started.strftime("%Y-%m-%dT%H:%M:%SZ")}]}
+    canary = Canary.model_validate(body)
+    labels = {"name": "runs", "namespace": "apps", "deployment_strategy": "blue-green",  # iterations, no match
+              "analysis_status": analysis_status}
+    before = _sample_or_zero(counter, **labels)
+    durations = _sample_or_zero("canary_duration_seconds_sum", name="runs", namespace="apps")
+    result = MetricResult(name="request-success-rate", value=99.5, verdict="pass", time=NOW)
+
+    _record_run(canary, SetStatus(phase=Phase(phase), analysis=(result,)), NOW)
+    assert _sample_or_zero(counter, **labels) == before + 1
+    assert _sample_or_zero("canary_duration_seconds_sum", name="runs", namespace="apps") == durations + 90
+    assert _sample("canary_metric_analysis", name="runs", namespace="apps", metric="request-success-rate") == 99.5
+
+    _record_run(canary.model_copy(update={"status": canary.status.model_copy(update={"phase": Phase(phase)})}),
+                SetStatus(phase=Phase(phase)), NOW)
+    assert _sample_or_zero(counter, **labels) == before + 1, "a phase written again is not another run"
