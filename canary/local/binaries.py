@@ -114,11 +114,13 @@ def ensure_built(*, verbose: bool = True) -> Path:
             target = directory / binary.name
             if target.is_file():
                 continue
-            _go_build(binary, target, kubernetes_version=versions["kubernetes"], verbose=verbose)
+            go_build(binary, target, kubernetes_version=versions["kubernetes"], verbose=verbose)
     return directory
 
 
-def _go_build(binary: Binary, target: Path, *, kubernetes_version: str, verbose: bool) -> None:
+def go_build(binary: Binary, target: Path, *, verbose: bool, kubernetes_version: str = "",
+             modules_dir: Path = MODULES_DIR) -> None:
+    """Build ``binary`` from its wrapper module (a folder of ``modules_dir``) into ``target``, atomically."""
     ldflags = ["-s", "-w"]
     if binary.version_flags:
         ldflags += version_ldflags(kubernetes_version)
@@ -128,7 +130,7 @@ def _go_build(binary: Binary, target: Path, *, kubernetes_version: str, verbose:
     if verbose:
         print(f"building {binary.name} ({binary.package})", file=sys.stderr, flush=True)
     try:
-        result = subprocess.run(argv, cwd=MODULES_DIR / binary.module, capture_output=True, text=True,
+        result = subprocess.run(argv, cwd=modules_dir / binary.module, capture_output=True, text=True,
                                 check=False)
     except FileNotFoundError as exc:
         raise LocalStackError("the Go toolchain (`go`) is not on PATH; install Go 1.24 or newer") from exc
