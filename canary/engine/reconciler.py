@@ -540,4 +540,11 @@ def _record_metrics(canary: Canary, phase: Phase | None, weights: Weights) -> No
     metrics.WEIGHT.labels(name=name, namespace=namespace, workload=canary.spec.target_ref.name).set(weights.canary)
     state = 0 if phase in RUNNING else 2 if phase is Phase.FAILED else 1
     metrics.STATUS.labels(name=name, namespace=namespace).set(state)
+    # The outcome counters exist at 0 before the first run ends, so that increase() counts that end.
+    strategy = canary.spec.analysis.strategy.value
+    for counter in (metrics.SUCCESSES, metrics.FAILURES):
+        counter.labels(name=name, namespace=namespace, deployment_strategy=strategy, analysis_status="completed")
+    if canary.spec.skip_analysis:
+        metrics.SUCCESSES.labels(name=name, namespace=namespace, deployment_strategy=strategy,
+                                 analysis_status="skipped")
 

@@ -73,6 +73,9 @@ class GitSync:
         self._last_sync: dict[str, float] = {}
         self._backoff: dict[str, tuple[int, float]] = {}
         self._failed_commit: dict[str, tuple[str, int, float]] = {}
+        for source in settings.sources:  # counters exist at 0 from the start, so rates and alerts see them
+            for counter in (APPLIED, PRUNED, FAILURES):
+                counter.labels(source=source.name)
 
     def source(self, name: str) -> GitSource:
         """The configured source called ``name``."""

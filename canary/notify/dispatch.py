@@ -47,6 +47,8 @@ log = structlog.get_logger(__name__)
 DROPPED = Counter("canary_alerts_dropped_total",
                   "Alerts not delivered, by reason (unresolved, queue-full, undeliverable, closed).", ["reason"])
 SENT = Counter("canary_alerts_sent_total", "Alerts delivered, by AlertProvider type.", ["type"])
+for _reason in ("unresolved", "queue-full", "undeliverable", "closed"):  # at 0 from the start, for rates
+    DROPPED.labels(reason=_reason)
 _MAX_BACKOFF = 30.0
 
 

@@ -9,6 +9,8 @@ import threading
 from prometheus_client import Counter, Gauge, Histogram
 
 TICKS = Counter("canary_ticks_total", "Canary ticks by result (ok, retry, backoff, error).", ["result"])
+for _result in ("ok", "retry", "backoff", "error"):  # at 0 from the start, for rates and alerts
+    TICKS.labels(result=_result)
 TICK_SECONDS = Histogram("canary_tick_duration_seconds", "How long one tick of one canary took.",
                          buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
 INFO = Gauge("canary_info", "The controller's version and default router (1).", ["version", "mesh_provider"])
