@@ -32,7 +32,7 @@ from canary.gitsync.loop import GitSync, SyncSettings
 from canary.gitsync.loop import summary as sync_summary
 from canary.gitsync.rollbacks import DEFAULT_AUTHOR, git_ahead, read_ledger
 from canary.kube.client import Kube
-from canary.local import binaries, install, stack
+from canary.local import binaries, install, loadtester, stack
 from canary.models import flagger
 from canary.models.base import seconds_of
 from canary.settings import ControllerSettings
@@ -84,10 +84,14 @@ def _progress(message: str) -> None:
 
 @local_app.command("build")
 def local_build() -> None:
-    """Build the pinned upstream binaries (etcd, Kubernetes, kwok) if they are missing."""
+    """Build the pinned upstream binaries (etcd, Kubernetes, kwok; Flagger's load tester and hey, for tests)
+    if they are missing; print the control plane's folder."""
     directory = binaries.ensure_built()
     versions = binaries.pins()
     err.print(f"kubernetes {versions['kubernetes']}, etcd {versions['etcd']}, kwok {versions['kwok']}")
+    tools = loadtester.ensure_built()
+    tested = loadtester.pins()
+    err.print(f"flagger-loadtester {tested['flagger']}, hey {tested['hey']}: {tools}")
     typer.echo(str(directory))
 
 
