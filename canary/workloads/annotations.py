@@ -54,6 +54,30 @@ _FIELDS = {
 }
 
 
+# The annotations each strategy reads; one set for another strategy is refused, not ignored.
+_BY_STRATEGY = {"canary": {"step-weight", "max-weight", "step-weights"}, "blue-green": {"iterations"},
+                "ab": {"iterations", "match"}}
+_COMMON = {"enabled", "strategy", "provider", "port", "interval", "threshold", "metrics", "alert", "progress-deadline"}
+# canary.dev annotations with other readers: the Git sync (ignore, prune) and the controller's own marks.
+_OTHERS = {"ignore", "prune", "applied", "revision", "scale-to-zero", "config-tracking"}
+
+
+def _refuse_unread(annotations: Mapping[str, str], strategy: str, where: str) -> None:
+    """Nothing silent: a canary.dev annotation this Deployment's Canary would not read is an error naming it."""
+    keys = {k[len(PREFIX):] for k in annotations if k.startswith(PREFIX)} - _OTHERS - _COMMON
+    read_by = {key: name for name, keys in _BY_STRATEGY.items() for key in keys}
+    unknown = sorted(k for k in keys if not any(k in used for used in _BY_STRATEGY.values()))
+    if unknown:
+        known = ", ".join(sorted(_COMMON | set(read_by)))
+        raise PermanentError(f"{where}: annotation {', '.join(PREFIX + k for k in unknown)}: not a canary.dev "
+                             f"annotation (they are {known})")
+    unused = sorted(k for k in keys if k not in _BY_STRATEGY.get(strategy, set()))
+    if unused:
+        users = {k: " or ".join(sorted(n for n, used in _BY_STRATEGY.items() if k in used)) for k in unused}
+        raise PermanentError(f"{where}: " + "; ".join(f"annotation {PREFIX}{k} applies to strategy {users[k]}, "
+                                                      f"not {strategy}" for k in unused))
+
+
 def is_enabled(deployment: Obj) -> bool:
     """Whether the Deployment asks for a generated Canary."""
     return ((deployment.get("metadata") or {}).get("annotations") or {}).get(ENABLED) == "true"
@@ -90,6 +114,8 @@ def _default_port(deployment: Obj) -> int:
 
 def _analysis(annotations: dict[str, str], where: str) -> Obj:
     strategy = annotations.get(f"{PREFIX}strategy", "canary")
+    if strategy in _BY_STRATEGY:
+        _refuse_unread(annotations, strategy, where)
     analysis: Obj = {"interval": annotations.get(f"{PREFIX}interval", "1m"),
                      "threshold": _int(annotations, "threshold", 5, where)}
     if strategy == "canary":

@@ -74,7 +74,13 @@ def test_step_weights_and_blue_green() -> None:
                                  "Value error, stepWeights must be strictly increasing"),
      ({"provider": "flagger"}, "annotation canary.dev/provider: the Canary is invalid at spec.provider: "),
      ({"port": "0"}, "annotation canary.dev/port: the Canary is invalid at spec.service.port: "),
-     ({"max_weight": "150"}, "annotation canary.dev/max-weight: the Canary is invalid at spec.analysis.maxWeight: ")],
+     ({"max_weight": "150"}, "annotation canary.dev/max-weight: the Canary is invalid at spec.analysis.maxWeight: "),
+     # Nothing silent: a typo, or an annotation the chosen strategy does not read, is refused by name.
+     ({"stepweight": "20"}, "annotation canary.dev/stepweight: not a canary.dev annotation (they are alert, "),
+     ({"iterations": "4"}, "annotation canary.dev/iterations applies to strategy ab or blue-green, not canary"),
+     ({"strategy": "blue-green", "step_weight": "20"},
+      "annotation canary.dev/step-weight applies to strategy canary, not blue-green"),
+     ({"strategy": "blue-green", "match": "x:y"}, "annotation canary.dev/match applies to strategy ab, not blue-green")],
 )
 def test_bad_annotations_are_refused_naming_the_deployment_and_annotation(annotations: dict[str, str],
                                                                           message: str) -> None:
@@ -82,6 +88,12 @@ def test_bad_annotations_are_refused_naming_the_deployment_and_annotation(annota
         canary_for(_annotated(**annotations))
     assert str(caught.value).startswith("Deployment shop/web: ")
     assert message in str(caught.value)
+
+
+def test_annotations_other_parts_read_are_not_refused() -> None:
+    # The Git sync's own, and the marks the controller writes.
+    body = canary_for(_annotated(ignore="false", prune="disabled", applied="abc", revision="r1"))
+    assert Canary.model_validate(body).spec.analysis.step_weight == 10
 
 
 def test_only_true_enables() -> None:
