@@ -77,10 +77,12 @@ def test_step_weights_and_blue_green() -> None:
      ({"max_weight": "150"}, "annotation canary.dev/max-weight: the Canary is invalid at spec.analysis.maxWeight: "),
      # Nothing silent: a typo, or an annotation the chosen strategy does not read, is refused by name.
      ({"stepweight": "20"}, "annotation canary.dev/stepweight: not a canary.dev annotation (they are alert, "),
-     ({"iterations": "4"}, "annotation canary.dev/iterations applies to strategy ab or blue-green, not canary"),
+     ({"iterations": "4"},
+      "annotation canary.dev/iterations applies to strategy ab or blue-green, not canary"),
      ({"strategy": "blue-green", "step_weight": "20"},
       "annotation canary.dev/step-weight applies to strategy canary, not blue-green"),
-     ({"strategy": "blue-green", "match": "x:y"}, "annotation canary.dev/match applies to strategy ab, not blue-green")],
+     ({"strategy": "blue-green", "match": "x:y"},
+      "annotation canary.dev/match applies to strategy ab, not blue-green")],
 )
 def test_bad_annotations_are_refused_naming_the_deployment_and_annotation(annotations: dict[str, str],
                                                                           message: str) -> None:
