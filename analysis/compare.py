@@ -16,8 +16,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from scipy.stats import mannwhitneyu
-
 
 class Direction(StrEnum):
     """Which change of the canary's metric counts against it."""
@@ -62,6 +60,9 @@ def compare(canary: Sequence[float], primary: Sequence[float], *, confidence: fl
     if len(canary) < MIN_SAMPLES or len(primary) < MIN_SAMPLES:
         return Comparison(Classification.NO_DATA, None, None,
                           f"too few samples (canary {len(canary)}, primary {len(primary)}; need {MIN_SAMPLES})")
+    # scipy costs ~100 MB and a second of start-up: only a controller that runs comparisons pays for it.
+    from scipy.stats import mannwhitneyu  # noqa: PLC0415
+
     p_value = float(mannwhitneyu(canary, primary, alternative="two-sided", method="auto").pvalue)
     base, middle = statistics.median(primary), statistics.median(canary)
     change = _relative_change(middle, base)
