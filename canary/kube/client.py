@@ -7,6 +7,7 @@ application's error types (``canary.errors``) so that no caller needs to know th
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -23,6 +24,7 @@ from canary.errors import Conflict, Forbidden, InvalidObject, PermanentError, Te
 from canary.kube import Obj
 
 T = TypeVar("T")
+REDISCOVER_SECONDS = 30.0
 # Watches are not counted: they are long-lived streams, not per-tick work.
 API_REQUESTS = Counter("canary_api_requests_total", "Requests to the Kubernetes API server, by verb and kind.",
                        ["verb", "kind"])
@@ -53,10 +55,12 @@ def api_client(kubeconfig: Path | None = None) -> ApiClient:
 class Kube:
     """Generic reads and writes; one instance shares one connection pool across threads."""
 
-    def __init__(self, client: ApiClient) -> None:
+    def __init__(self, client: ApiClient, *, clock: Callable[[], float] = time.monotonic) -> None:
         self._client = client
+        self._clock = clock
         self._dynamic_client: DynamicClient | None = None  # made on first use: it asks the server at once
         self._discovery_lock = threading.Lock()
+        self._rediscovered = -REDISCOVER_SECONDS
         self._resources: dict[tuple[str, str], Any] = {}
 
     @classmethod
@@ -90,7 +94,13 @@ class Kube:
         try:
             return self._dynamic.resources.get(api_version=api_version, kind=kind)
         except ResourceNotFoundError:
-            # A CRD may have been established since discovery ran: look again once.
+            # A CRD may have been established since discovery ran: look again, but at most once per
+            # REDISCOVER_SECONDS for all kinds (each look is GET /version and /apis, and the caches of
+            # routers whose CRDs are not installed ask again and again).
+            now = self._clock()
+            if now - self._rediscovered < REDISCOVER_SECONDS:
+                raise PermanentError(f"the API server serves no {kind} in {api_version}") from None
+            self._rediscovered = now
             self._dynamic.resources.invalidate_cache()
             try:
                 return self._dynamic.resources.get(api_version=api_version, kind=kind)

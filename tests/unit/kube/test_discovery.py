@@ -1,0 +1,46 @@
+"""Discovery of a kind the API server does not serve: looked up again at most once per period."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from kubernetes.client import ApiClient, Configuration
+from kubernetes.dynamic.exceptions import ResourceNotFoundError
+
+from canary.errors import PermanentError
+from canary.kube import client
+from canary.kube.client import Kube
+
+
+class _Resources:
+    """The dynamic client's discoverer, serving no kind at all; counts full rediscoveries."""
+
+    def __init__(self) -> None:
+        self.refreshes = 0
+
+    def get(self, **_: Any) -> Any:
+        raise ResourceNotFoundError("no such kind")
+
+    def invalidate_cache(self) -> None:
+        self.refreshes += 1
+
+
+class _Dynamic:
+    def __init__(self) -> None:
+        self.resources = _Resources()
+
+
+def test_missing_kinds_share_one_rediscovery_per_period() -> None:
+    clock = [1000.0]
+    kube = Kube(ApiClient(Configuration()), clock=lambda: clock[0])
+    dynamic = _Dynamic()
+    kube._dynamic_client = dynamic  # type: ignore[assignment]
+    for kind in ("TrafficSplit", "ScaledObject", "TrafficSplit", "RouteTable"):
+        with pytest.raises(PermanentError, match=f"the API server serves no {kind} in x/v1"):
+            kube._resource("x/v1", kind)
+    assert dynamic.resources.refreshes == 1, "one look for all of them within the period"
+    clock[0] += client.REDISCOVER_SECONDS
+    with pytest.raises(PermanentError):
+        kube._resource("x/v1", "TrafficSplit")
+    assert dynamic.resources.refreshes == 2, "a CRD installed since is found after the period"
