@@ -37,6 +37,7 @@ from canary.webhooks import WebhookCaller, payload
 _GATES = {Check.CONFIRM_ROLLOUT: HookType.CONFIRM_ROLLOUT, Check.CONFIRM_TRAFFIC_INCREASE:
           HookType.CONFIRM_TRAFFIC_INCREASE, Check.CONFIRM_PROMOTION: HookType.CONFIRM_PROMOTION,
           Check.PRE_ROLLOUT: HookType.PRE_ROLLOUT}
+_OWN_PHASE = frozenset({Check.CONFIRM_ROLLOUT, Check.ROLLBACK})
 _SAMPLES = 30
 CA_KEY = "ca.crt"
 WINDOW_INTERVALS = 10
@@ -70,7 +71,8 @@ class CheckRunner:
         analysis = canary.spec.analysis
 
         def body(hook: CanaryWebhook) -> dict[str, Any]:
-            phase = Phase.PROGRESSING if check is not Check.CONFIRM_ROLLOUT else canary.status.phase
+            # Flagger's phases: its own for confirm-rollout and rollback hooks, Progressing for the rest.
+            phase = canary.status.phase if check in _OWN_PHASE else Phase.PROGRESSING
             return payload(name=canary.metadata.name, namespace=canary.metadata.namespace or "", phase=phase,
                            revision=revision, hook=hook)
 
