@@ -29,6 +29,8 @@ from canary.models.canary import CanaryWebhook, HookType, Phase
 
 log = structlog.get_logger(__name__)
 DEFAULT_TIMEOUT = "10s"
+EVENT_TIMEOUT = "5s"
+"""Flagger sends Events to event webhooks with this timeout, whatever the hook's own (CallEventWebhook)."""
 FORGET_SECONDS = 600.0
 EVENTS_DROPPED = Counter("canary_event_webhooks_dropped_total", "Events not sent to event webhooks: queue full.")
 Post = Callable[..., requests.Response]
@@ -128,15 +130,15 @@ class WebhookCaller:
         running.ended = time.monotonic()
         running.future.set_result(outcome)
 
-    def call(self, hook: CanaryWebhook, body: dict[str, Any]) -> HookOutcome:
-        """POST ``body`` to the hook, with its timeout and retries."""
-        timeout = parse_duration(hook.timeout or DEFAULT_TIMEOUT).total_seconds()
+    def call(self, hook: CanaryWebhook, body: dict[str, Any], *, timeout: str | None = None) -> HookOutcome:
+        """POST ``body`` to the hook, with its retries and its timeout (``timeout``, when given, instead)."""
+        seconds = parse_duration(timeout or hook.timeout or DEFAULT_TIMEOUT).total_seconds()
         attempts = (hook.retries or 0) + 1
         try:
             for attempt in Retrying(stop=stop_after_attempt(attempts), wait=wait_exponential(min=0.1, max=2),
                                     retry=retry_if_exception_type(_Retryable), reraise=True):
                 with attempt:
-                    return self._once(hook, body, timeout)
+                    return self._once(hook, body, seconds)
         except _Retryable as exc:
             return HookOutcome(hook.name, False, f"webhook {hook.name} failed: {exc}")
         raise AssertionError("unreachable: Retrying either returns or reraises")
@@ -200,10 +202,13 @@ class EventDelivery:
 class EventHooks:
     """Sends a canary's Events to its ``event`` webhooks (else to ``--event-webhook``), as Flagger does,
     from one background thread: a slow or dead receiver never holds a tick. The queue is bounded;
-    what does not fit is dropped, counted and logged once per canary."""
+    what does not fit is dropped, counted and logged once per canary. Each delivery has ``timeout``
+    (Flagger's 5s), whatever the hook's own."""
 
-    def __init__(self, caller: WebhookCaller, *, default_url: str | None = None, capacity: int = 1000) -> None:
+    def __init__(self, caller: WebhookCaller, *, default_url: str | None = None, capacity: int = 1000,
+                 timeout: str = EVENT_TIMEOUT) -> None:
         self._caller = caller
+        self._timeout = timeout
         self._default = CanaryWebhook(type=HookType.EVENT, name="events", url=default_url) if default_url else None
         self._queue: queue.Queue[EventDelivery | None] = queue.Queue(maxsize=capacity)
         self._thread = threading.Thread(target=self._deliver, name="event-webhooks", daemon=True)
@@ -232,7 +237,7 @@ class EventHooks:
 
     def _deliver(self) -> None:
         while (delivery := self._queue.get()) is not None:
-            outcome = self._caller.call(delivery.hook, delivery.body)
+            outcome = self._caller.call(delivery.hook, delivery.body, timeout=self._timeout)
             if not outcome.passed:
                 log.warning("event webhook failed", hook=delivery.hook.name, problem=outcome.message,
                             canary=delivery.body.get("name"), namespace=delivery.body.get("namespace"))

@@ -10,10 +10,12 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from structlog.testing import capture_logs
 
 from canary.models.canary import CanaryWebhook
 from canary.waiting import wait_until
-from canary.webhooks import HookOutcome, Pending, WebhookCaller
+from canary.webhooks import EVENT_TIMEOUT, EventDelivery, EventHooks, HookOutcome, Pending, WebhookCaller
+from tests.httpfakes import Answer, FakeServer
 
 SECRET_PAGE = b"password: hunter2\n"
 
@@ -111,3 +113,17 @@ def _answer(caller: WebhookCaller, hook: CanaryWebhook, key: tuple[str, ...]) ->
         return caller.gate(hook, {"name": "web"}, key=key)
     except Pending:
         return None
+
+
+def test_event_hooks_give_up_at_their_own_timeout_whatever_the_hooks_timeout() -> None:
+    assert EVENT_TIMEOUT == "5s", "Flagger's CallEventWebhook: 5s, whatever the hook says"
+    hook = CanaryWebhook.model_validate({"name": "events", "type": "event", "timeout": "1m", "url": "http://x"})
+    with FakeServer(lambda seen: Answer(delay=10)) as slow, capture_logs() as logs:
+        hooks = EventHooks(WebhookCaller(), timeout="300ms")
+        began = time.monotonic()
+        hooks.send([EventDelivery(hook=hook.model_copy(update={"url": slow.url}), body={"name": "web"})])
+        failed = wait_until(lambda: [e for e in logs if e["event"] == "event webhook failed"], bool,
+                            what="the event delivery to give up", timeout=5, interval=0.05)
+        assert time.monotonic() - began < 2
+        hooks.close()
+    assert "Read timed out" in failed[0]["problem"]
