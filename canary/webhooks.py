@@ -145,7 +145,7 @@ class WebhookCaller:
 
     def _once(self, hook: CanaryWebhook, body: dict[str, Any], timeout: float) -> HookOutcome:
         try:
-            response = self._post(hook.url, json=body, timeout=timeout, verify=not hook.disable_tls)
+            response = self._exchange(hook, body, timeout)
         except OutboundRefused as exc:
             return HookOutcome(hook.name, False, f"webhook {hook.name}: {exc}")
         except requests.RequestException as exc:
@@ -157,6 +157,28 @@ class WebhookCaller:
             return HookOutcome(hook.name, True, f"webhook {hook.name} passed")
         return HookOutcome(hook.name, False, f"webhook {hook.name} answered HTTP {response.status_code} "
                            f"{response.reason or ''}".rstrip())
+
+    def _exchange(self, hook: CanaryWebhook, body: dict[str, Any], timeout: float) -> requests.Response:
+        """The POST, answered in full within ``timeout`` or abandoned (``_Retryable``), as Go's
+        ``http.Client.Timeout`` in Flagger bounds the whole exchange; the socket timeouts of ``requests``
+        bound each wait only, so a receiver trickling its answer would hold the call for many timeouts."""
+        box: list[requests.Response | BaseException] = []
+        done = threading.Event()
+
+        def run() -> None:
+            try:
+                box.append(self._post(hook.url, json=body, timeout=timeout, verify=not hook.disable_tls))
+            except BaseException as exc:  # handed over to the waiting caller, raised there
+                box.append(exc)
+            finally:
+                done.set()
+
+        threading.Thread(target=run, name=f"webhook-{hook.name}-exchange", daemon=True).start()
+        if not done.wait(timeout):
+            raise _Retryable(f"no answer within {timeout:g}s")
+        if isinstance(box[0], BaseException):
+            raise box[0]
+        return box[0]
 
     def all_pass(self, hooks: Sequence[CanaryWebhook], body_for: Callable[[CanaryWebhook], dict[str, Any]],
                  *, key: Key | None = None) -> tuple[bool, str]:

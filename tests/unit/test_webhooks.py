@@ -126,4 +126,14 @@ def test_event_hooks_give_up_at_their_own_timeout_whatever_the_hooks_timeout() -
                             what="the event delivery to give up", timeout=5, interval=0.05)
         assert time.monotonic() - began < 2
         hooks.close()
-    assert "Read timed out" in failed[0]["problem"]
+    assert failed[0]["problem"].startswith("webhook events failed: ")
+
+
+def test_a_hooks_timeout_bounds_the_whole_answer_as_flaggers_client_timeout_does() -> None:
+    with FakeServer(lambda seen: Answer(body=b"x" * 40, trickle=0.05)) as trickling:  # 2 s, a byte at a time
+        hook = CanaryWebhook.model_validate({"name": "gate", "url": trickling.url, "timeout": "500ms"})
+        began = time.monotonic()
+        outcome = WebhookCaller().call(hook, {"name": "web"})
+        took = time.monotonic() - began
+    assert outcome == HookOutcome("gate", False, "webhook gate failed: no answer within 0.5s")
+    assert took < 1.5
