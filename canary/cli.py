@@ -27,12 +27,13 @@ from canary.defaults import CONTROLLER_NAMESPACE, GIT_BRANCH
 from canary.engine.decide import Request
 from canary.errors import CanaryError, PermanentError
 from canary.gitsync.config import DEFAULT_SOURCE, GitSettings, sources_from
-from canary.gitsync.inventory import ConfigMapInventoryStore
+from canary.gitsync.helm import pinned_version as helm_pin
+from canary.gitsync.inventory import STATE_KINDS, KubeInventoryStore, StateKind, SyncState
 from canary.gitsync.loop import GitSync, SyncSettings
 from canary.gitsync.loop import summary as sync_summary
 from canary.gitsync.rollbacks import DEFAULT_AUTHOR, git_ahead, read_ledger
 from canary.kube.client import Kube
-from canary.local import binaries, install, loadtester, stack
+from canary.local import binaries, helm, install, loadtester, stack
 from canary.models import flagger
 from canary.models.base import seconds_of
 from canary.settings import ControllerSettings
@@ -84,14 +85,15 @@ def _progress(message: str) -> None:
 
 @local_app.command("build")
 def local_build() -> None:
-    """Build the pinned upstream binaries (etcd, Kubernetes, kwok; Flagger's load tester and hey, for tests)
-    if they are missing; print the control plane's folder."""
+    """Build the pinned upstream binaries (etcd, Kubernetes, kwok; Helm, for charts in Git; Flagger's load
+    tester and hey, for tests) if they are missing; print the control plane's folder."""
     directory = binaries.ensure_built()
     versions = binaries.pins()
     err.print(f"kubernetes {versions['kubernetes']}, etcd {versions['etcd']}, kwok {versions['kwok']}")
     tools = loadtester.ensure_built()
     tested = loadtester.pins()
     err.print(f"flagger-loadtester {tested['flagger']}, hey {tested['hey']}: {tools}")
+    err.print(f"helm {helm_pin()}: {helm.ensure_built()}")
     typer.echo(str(directory))
 
 
@@ -186,8 +188,10 @@ def _csv(value: str) -> tuple[str, ...]:
 def controller(
     kubeconfig: Annotated[Path | None, typer.Option(envvar="KUBECONFIG", help="Kubeconfig; in-cluster config when "
                                                     "unset inside a pod.")] = None,
-    metrics_server: Annotated[str, typer.Option(envvar="CANARY_METRICS_SERVER",
-                                                help="Prometheus URL for built-in metrics.")] = "http://prometheus:9090",
+    # PROMETHEUS_URL is what `canary local up` prints; the controller's own variable wins when both are set.
+    metrics_server: Annotated[str, typer.Option(envvar=["CANARY_METRICS_SERVER", "PROMETHEUS_URL"],
+                                                help="Prometheus URL for built-in metrics and MetricTemplates "
+                                                "without an address.")] = "http://prometheus:9090",
     mesh_provider: Annotated[str, typer.Option(envvar="CANARY_MESH_PROVIDER",
                                                help="Default router when a Canary sets no spec.provider.")
                              ] = "kubernetes",
@@ -230,6 +234,7 @@ def controller(
     git_timeout: GitTimeout = 60.0,
     git_config: GitConfig = None,
     git_inventory_namespace: GitInventory = CONTROLLER_NAMESPACE,
+    git_sync_state: GitSyncState = "configmap",
     git_poll_interval: Annotated[float, _duration_option(
         "--git-poll-interval", envvar="CANARY_GIT_POLL_INTERVAL", help="Time between checks for a new commit.")
                                  ] = 10.0,
@@ -262,6 +267,9 @@ def controller(
     outbound_deny: Annotated[str, typer.Option(
         envvar="CANARY_OUTBOUND_DENY", help="Comma-separated hosts or networks they may not reach, besides the "
         "link-local and cloud metadata addresses and this controller's own port.")] = "",
+    shard: Annotated[str | None, typer.Option(
+        envvar="CANARY_SHARD", help="Handle only the Canaries (and annotated Deployments) labelled "
+        "canary.dev/shard=<this>, with a Lease of its own; without it, only those without the label.")] = None,
     workers: Annotated[int, typer.Option(envvar="CANARY_WORKERS", min=1,
                                          help="Canaries ticked at once (Flagger's -threadiness).")] = 10,
     no_cross_namespace_refs: Annotated[bool, typer.Option(
@@ -290,11 +298,11 @@ def controller(
                           secret=git_secret, timeout=git_timeout, inventory=git_inventory_namespace,
                           poll_interval=git_poll_interval, sync_interval=git_sync_interval,
                           webhook_secret=git_webhook_secret, rollback=git_rollback, readonly=git_readonly,
-                          author=git_author, sources_file=git_config),
+                          author=git_author, sources_file=git_config, sync_state=git_sync_state),
         port=port, git_webhook_port=git_webhook_port, stall_seconds=stall_after, listen_address=listen_address,
         outbound_allow=_csv(outbound_allow),
         outbound_deny=_csv(outbound_deny), outbound_strict=outbound_strict,
-        no_cross_namespace_refs=no_cross_namespace_refs, workers=workers, log_level=log_level)
+        no_cross_namespace_refs=no_cross_namespace_refs, workers=workers, shard=shard, log_level=log_level)
     logging.configure(settings.log_level)
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -338,7 +346,20 @@ GitTimeout = Annotated[float, _duration_option("--git-timeout", envvar="CANARY_G
 GitConfig = Annotated[Path | None, typer.Option("--git-config", envvar="CANARY_GIT_CONFIG", exists=True,
                                                dir_okay=False, help="YAML file listing several Git sources.")]
 GitInventory = Annotated[str, typer.Option("--git-inventory-namespace", envvar="CANARY_GIT_INVENTORY_NAMESPACE",
-                                           help="Namespace of the sync state ConfigMaps.")]
+                                           help="Namespace of the sync-state objects.")]
+
+
+def _state_kind(value: str) -> StateKind:
+    if value not in STATE_KINDS:
+        raise typer.BadParameter(f"must be one of {', '.join(STATE_KINDS)}, got {value!r}")
+    return "secret" if value == "secret" else "configmap"
+
+
+GitSyncState = Annotated[str, typer.Option("--git-sync-state", envvar="CANARY_GIT_SYNC_STATE", parser=_state_kind,
+                                           metavar="configmap|secret",
+                                           help="Keep each source's sync state (what it applied, its last error, "
+                                           "the rollbacks it handled) in a ConfigMap or a Secret "
+                                           "canary-gitsync-<source>.")]
 
 
 def _git_settings(*, url: str | None, branch: str, tag: str | None, commit: str | None, paths: list[str] | None,
@@ -457,6 +478,7 @@ def sync_once(
     source_name: Annotated[str | None, typer.Option("--source", help="Which source of --git-config to sync.")
                            ] = None,
     git_inventory_namespace: GitInventory = CONTROLLER_NAMESPACE,
+    git_sync_state: GitSyncState = "configmap",
     dry_run: Annotated[bool, typer.Option(help="Show what would be created, changed and pruned; write nothing.")
                        ] = False,
     allow_mass_prune: Annotated[bool, typer.Option(help="Prune even when most of the inventory would go.")] = False,
@@ -475,7 +497,8 @@ def sync_once(
         err.print(f"--source: no source {wanted!r}; the sources are {', '.join(sorted(sources))}")
         raise typer.Exit(2)
     source = sources[wanted]
-    gitsync = GitSync(kube, SyncSettings(sources=(source,), inventory_namespace=settings.inventory_namespace),
+    gitsync = GitSync(kube, SyncSettings(sources=(source,), inventory_namespace=settings.inventory_namespace,
+                                         state_kind=_state_kind(git_sync_state)),
                       cache_root=controller_app.cache_root())
     report = gitsync.sync(source, dry_run=dry_run, allow_mass_prune=allow_mass_prune)
     for change in (*report.created, *report.changed):
@@ -490,11 +513,13 @@ def sync_once(
 def sync_status(
     source: Annotated[str | None, typer.Option(help="One source (every source by default).")] = None,
     git_inventory_namespace: GitInventory = CONTROLLER_NAMESPACE,
+    git_sync_state: GitSyncState = "configmap",
     kubeconfig: Kubeconfig = None,
 ) -> None:
     """Each source's last sync: commit, time, objects, last error; and releases Git is ahead of."""
     kube = _kube(kubeconfig)
-    store = ConfigMapInventoryStore(kube, git_inventory_namespace)
+    state = SyncState(kube, git_inventory_namespace, _state_kind(git_sync_state))
+    store = KubeInventoryStore(state)
     names = [source] if source is not None else store.sources()
     if not names:
         err.print(f"no source has been synced (no sync state in namespace {git_inventory_namespace})")
@@ -507,7 +532,7 @@ def sync_status(
         typer.echo(("\n" if index else "") + f"source:  {inventory.source}\ncommit:  {inventory.revision or '-'}\n"
                    f"synced:  {inventory.synced_at}\nobjects: {len(inventory.objects)}\n"
                    f"error:   {inventory.last_error or '-'}")
-        for line in git_ahead(kube, inventory, read_ledger(kube, git_inventory_namespace, name)):
+        for line in git_ahead(kube, inventory, read_ledger(state, name)):
             typer.echo(line)
 
 

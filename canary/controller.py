@@ -20,6 +20,7 @@ import structlog
 
 from analysis import outbound
 from canary import __version__
+from canary.defaults import shard_selector
 from canary.engine.canaries import Canaries
 from canary.engine.checks import CheckRunner
 from canary.engine.generated import GeneratedCanaries
@@ -28,7 +29,7 @@ from canary.engine.reconciler import Reconciler
 from canary.engine.scheduler import CanaryScheduler
 from canary.gitsync.apply import SyncReport
 from canary.gitsync.config import sources_from
-from canary.gitsync.inventory import configmap_name
+from canary.gitsync.inventory import SyncState
 from canary.gitsync.loop import GitSync, SyncSettings, summary
 from canary.gitsync.rollbacks import FailedRelease, Ledger, Rollbacks
 from canary.gitsync.webhook import receiver
@@ -144,7 +145,9 @@ def build(settings: ControllerSettings) -> Controller:
         return Informer(kube, api_version, kind, namespace=namespace)
 
     informers = {
-        "canaries": informer(API_VERSION, "Canary"),
+        # Only this shard's Canaries (--shard), so that each is handled by exactly one controller.
+        "canaries": Informer(kube, API_VERSION, "Canary", namespace=namespace,
+                             label_selector=shard_selector(settings.shard)),
         "deployments": informer("apps/v1", "Deployment"),
         "daemonsets": informer("apps/v1", "DaemonSet"),
         "configmaps": informer("v1", "ConfigMap"),
@@ -203,7 +206,7 @@ def build(settings: ControllerSettings) -> Controller:
     informers["configmaps"].subscribe(scheduler.on_config("ConfigMap", targets))
     informers["secrets"].subscribe(scheduler.on_config("Secret", targets))
     generated = GeneratedCanaries(kube, deployments=informers["deployments"], canaries=canaries,
-                                  events=EventRecorder(kube))
+                                  events=EventRecorder(kube), shard=settings.shard)
     scheduler.add_periodic(GENERATED_JOB, generated.sync, seconds=10)
     informers["deployments"].subscribe(lambda event, obj: scheduler.trigger_job(GENERATED_JOB)
                                        if generated.changed(event, obj) else None)
@@ -211,31 +214,36 @@ def build(settings: ControllerSettings) -> Controller:
     if settings.git.enabled:
         sources = sources_from(settings.git, kube)
         events = EventRecorder(kube)
-        rollbacks = Rollbacks(kube, ledger=Ledger(kube, settings.git.inventory_namespace),
+        state = SyncState(kube, settings.git.inventory_namespace, settings.git.sync_state)
+        rollbacks = Rollbacks(kube, ledger=Ledger(state),
                               releases=FailedReleases(canaries, deployments),
                               announce=_RollbackAnnouncer(notifier, canaries, events),
                               author=settings.git.author)
         gitsync = GitSync(kube, SyncSettings(sources=sources, inventory_namespace=settings.git.inventory_namespace,
                                              poll_interval=settings.git.poll_interval,
-                                             sync_interval=settings.git.sync_interval, prune=settings.git.prune),
+                                             sync_interval=settings.git.sync_interval, prune=settings.git.prune,
+                                             state_kind=settings.git.sync_state),
                           cache_root=cache_root(),
                           announce=_SyncAnnouncer(notifier, settings.git.inventory_namespace),
-                          rollbacks=rollbacks, on_report=_SyncEvents(kube, events, settings.git.inventory_namespace))
+                          rollbacks=rollbacks, on_report=_SyncEvents(state, events))
         for source in sources:
             scheduler.add_periodic(gitsync_job(source.name), partial(gitsync.poll, source.name),
                                    seconds=settings.git.poll_interval)
         informers["canaries"].subscribe(lambda event, obj: _on_rollback(scheduler, gitsync, obj))
-    elector = None
-    if settings.enable_leader_election:
-        identity = f"{socket.gethostname()}-{os.getpid()}"
-        elector = LeaseElector(kube, namespace=settings.leader_election_namespace, name=settings.leader_election_id,
-                               identity=identity, on_started=lambda: _lead(scheduler, True),
-                               on_stopped=lambda: _lead(scheduler, False),
-                               lease_seconds=settings.leader_election_lease_seconds,
-                               renew_seconds=settings.leader_election_lease_seconds / 3)
+    elector = _elector(kube, settings, scheduler) if settings.enable_leader_election else None
     return Controller(kube=kube, informers=informers, optional=frozenset(optional), scheduler=scheduler,
                       notifier=notifier, server=None, event_hooks=event_hooks,
                       elector=elector, gitsync=gitsync, reconciler=reconciler)
+
+
+def _elector(kube: Kube, settings: ControllerSettings, scheduler: CanaryScheduler) -> LeaseElector:
+    """Leader election: one Lease per shard, so that each shard has one leader and its standbys."""
+    identity = f"{socket.gethostname()}-{os.getpid()}"
+    lease = f"{settings.leader_election_id}-{settings.shard}" if settings.shard else settings.leader_election_id
+    return LeaseElector(kube, namespace=settings.leader_election_namespace, name=lease, identity=identity,
+                        on_started=lambda: _lead(scheduler, True), on_stopped=lambda: _lead(scheduler, False),
+                        lease_seconds=settings.leader_election_lease_seconds,
+                        renew_seconds=settings.leader_election_lease_seconds / 3)
 
 
 @dataclass(frozen=True)
@@ -275,16 +283,15 @@ class _RollbackAnnouncer:
 
 @dataclass(frozen=True)
 class _SyncEvents:
-    """Events on a source's sync-state ConfigMap for passes that changed something or failed."""
+    """Events on a source's sync-state object (ConfigMap or Secret) for passes that changed something or failed."""
 
-    kube: Kube
+    state: SyncState
     events: EventRecorder
-    namespace: str
 
     def __call__(self, report: SyncReport) -> None:
         if report.ok and not (report.created or report.changed or report.pruned):
             return
-        state = self.kube.get("v1", "ConfigMap", configmap_name(report.source), namespace=self.namespace)
+        state = self.state.get(report.source)
         if state is not None:
             self.events.record(state, reason="Synced" if report.ok else "SyncFailed", message=summary(report),
                                warning=not report.ok)
@@ -357,7 +364,8 @@ def start(controller: Controller, settings: ControllerSettings) -> None:
     log.info("controller started", port=controller.server.port,
              git_webhook_port=controller.hook_server.port if controller.hook_server else None,
              namespace=settings.namespace or "all",
-             leader_election=settings.enable_leader_election, mesh_provider=settings.mesh_provider)
+             leader_election=settings.enable_leader_election, mesh_provider=settings.mesh_provider,
+             shard=settings.shard)
 
 
 def run(settings: ControllerSettings, stop: threading.Event) -> None:

@@ -41,4 +41,5 @@ class ControllerSettings(BaseModel):
     listen_address: str = "0.0.0.0"  # noqa: S104 - all interfaces, as a pod's probes and scrapes need
     log_level: str = "info"
     workers: int = Field(default=10, ge=1)
+    shard: str | None = Field(default=None, pattern=r"^[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$")
     git: GitSettings = GitSettings()

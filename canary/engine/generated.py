@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import structlog
 
-from canary.defaults import FIELD_MANAGER
+from canary.defaults import FIELD_MANAGER, in_shard
 from canary.engine.canaries import Canaries
 from canary.errors import CanaryError
 from canary.kube import Obj
@@ -31,8 +31,10 @@ def _generated(canary: CanaryHead) -> bool:
 class GeneratedCanaries:
     """Creates, updates and deletes generated Canaries."""
 
-    def __init__(self, kube: Kube, *, deployments: Informer, canaries: Canaries, events: EventRecorder) -> None:
+    def __init__(self, kube: Kube, *, deployments: Informer, canaries: Canaries, events: EventRecorder,
+                 shard: str | None = None) -> None:
         self._kube = kube
+        self._shard = shard
         self._deployments = deployments
         self._canaries = canaries
         self._events = events
@@ -54,6 +56,8 @@ class GeneratedCanaries:
         """One pass over every Deployment; returns a summary for the log."""
         written = 0
         for deployment in self._deployments.list_objects():
+            if not in_shard(deployment["metadata"].get("labels"), self._shard):
+                continue  # another shard's controller writes its Canary
             try:
                 written += self._sync_one(deployment)
             except CanaryError as exc:

@@ -34,11 +34,13 @@ def _version(obj: Obj) -> int:
 
 
 class Informer:
-    """A cache of one kind (optionally one namespace), kept current by a watch in a thread."""
+    """A cache of one kind (optionally one namespace, and the objects matching a label selector), kept
+    current by a watch in a thread."""
 
     def __init__(self, kube: Kube, api_version: str, kind: str, *, namespace: str | None = None,
-                 retry_seconds: float = 2.0) -> None:
+                 label_selector: str | None = None, retry_seconds: float = 2.0) -> None:
         self.api_version, self.kind, self.namespace = api_version, kind, namespace
+        self.label_selector = label_selector
         self._kube = kube
         self._handlers: list[Handler] = []
         self._retry = retry_seconds
@@ -114,7 +116,8 @@ class Informer:
             delay = min(delay * 2, 30.0)
 
     def _relist(self) -> str:
-        items, version = self._kube.list_with_version(self.api_version, self.kind, namespace=self.namespace)
+        items, version = self._kube.list_with_version(self.api_version, self.kind, namespace=self.namespace,
+                                                      label_selector=self.label_selector)
         fresh = {_key(o): o for o in items}
         with self._lock:
             gone = [o for k, o in self._objects.items() if k not in fresh]
@@ -129,7 +132,8 @@ class Informer:
 
     def _follow(self, version: str) -> str:
         for event, obj in self._kube.watch(self.api_version, self.kind, namespace=self.namespace,
-                                           resource_version=version, timeout_seconds=30):
+                                           resource_version=version, timeout_seconds=30,
+                                           label_selector=self.label_selector):
             version = obj["metadata"].get("resourceVersion") or version
             if event == "DELETED":
                 with self._lock:

@@ -139,16 +139,19 @@ class Kube:
             resource, namespace=namespace, label_selector=label_selector))
         return [cast(Obj, item) for item in found.to_dict().get("items", [])]
 
-    def list_with_version(self, api_version: str, kind: str, *, namespace: str | None = None) -> tuple[list[Obj], str]:
-        """Every object of a kind and the list's resourceVersion, to start a watch from."""
+    def list_with_version(self, api_version: str, kind: str, *, namespace: str | None = None,
+                          label_selector: str | None = None) -> tuple[list[Obj], str]:
+        """Every object of a kind (matching ``label_selector``) and the list's resourceVersion, to start a
+        watch from."""
         resource = self._resource(api_version, kind)
-        found = self._call(f"list {kind}", lambda: self._dynamic.get(resource, namespace=namespace))
+        found = self._call(f"list {kind}", lambda: self._dynamic.get(resource, namespace=namespace,
+                                                                     label_selector=label_selector))
         listed = found.to_dict()
         return [cast(Obj, item) for item in listed.get("items", [])], str(listed["metadata"]["resourceVersion"])
 
     def watch(
         self, api_version: str, kind: str, *, resource_version: str, namespace: str | None = None,
-        timeout_seconds: int = 60,
+        timeout_seconds: int = 60, label_selector: str | None = None,
     ) -> Iterator[tuple[str, Obj]]:
         """Changes since ``resource_version`` as (type, object), bookmarks skipped; ends after the timeout.
 
@@ -156,7 +159,8 @@ class Kube:
         """
         resource = self._resource(api_version, kind)
         stream = self._dynamic.watch(resource, namespace=namespace, resource_version=resource_version,
-                                     timeout=timeout_seconds, allow_watch_bookmarks=True)
+                                     timeout=timeout_seconds, allow_watch_bookmarks=True,
+                                     label_selector=label_selector)
         try:
             for event in stream:
                 kind_of_event = str(event["type"])

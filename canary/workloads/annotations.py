@@ -28,6 +28,7 @@ from collections.abc import Mapping, Sequence
 
 from pydantic import ValidationError
 
+from canary.defaults import SHARD_LABEL
 from canary.errors import PermanentError
 from canary.kube import Obj
 from canary.models.base import API_VERSION
@@ -167,7 +168,9 @@ def canary_for(deployment: Obj) -> Obj:
         "apiVersion": API_VERSION,
         "kind": "Canary",
         "metadata": {
-            "name": meta["name"], "namespace": meta["namespace"], "labels": {GENERATED_LABEL: "true"},
+            "name": meta["name"], "namespace": meta["namespace"],
+            "labels": {GENERATED_LABEL: "true", **({SHARD_LABEL: shard} if (shard := (meta.get("labels") or {})
+                                                                              .get(SHARD_LABEL)) else {})},
             "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": meta["name"],
                                  "uid": meta["uid"], "controller": True, "blockOwnerDeletion": True}],
         },
