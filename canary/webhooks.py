@@ -21,17 +21,21 @@ from typing import Any
 import requests
 import structlog
 from prometheus_client import Counter
-from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 
 from analysis.outbound import GuardedSession, OutboundRefused
 from canary.models.base import parse_duration
-from canary.models.canary import CanaryWebhook, HookType, Phase
+from canary.models.canary import MAX_WEBHOOK_TIMEOUT, CanaryWebhook, HookType, Phase
 
 log = structlog.get_logger(__name__)
 DEFAULT_TIMEOUT = "10s"
 EVENT_TIMEOUT = "5s"
 """Flagger sends Events to event webhooks with this timeout, whatever the hook's own (CallEventWebhook)."""
 FORGET_SECONDS = 600.0
+RETRY_PAUSE_MAX = 30.0
+"""The longest pause between a hook's retries: Flagger's HTTP client (go-retryablehttp) waits 1 s, doubling."""
+_NO_RETRY_STATUS = 501
+_RETRY_AFTER_STATUSES = frozenset({429, 503})
 EVENTS_DROPPED = Counter("canary_event_webhooks_dropped_total", "Events not sent to event webhooks: queue full.")
 Post = Callable[..., requests.Response]
 
@@ -55,7 +59,31 @@ def payload(*, name: str, namespace: str, phase: Phase | None, revision: str, ho
 
 
 class _Retryable(Exception):
-    """A transport failure or a 5xx: worth another try within the hook's retries."""
+    """A transport failure, a 429 or a 5xx but 501: worth another try within the hook's retries, after
+    ``retry_after`` seconds when the receiver said so."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def retry_pause(attempt: int, retry_after: float | None = None) -> float:
+    """Seconds before retry number ``attempt + 1``, as Flagger's client pauses: what a 429 or 503 asked
+    for in Retry-After (here at most the longest webhook timeout), else 1 s doubling up to 30 s."""
+    if retry_after is not None:
+        return min(max(retry_after, 0.0), parse_duration(MAX_WEBHOOK_TIMEOUT).total_seconds())
+    return float(min(RETRY_PAUSE_MAX, 2 ** attempt))
+
+
+def _pause(state: RetryCallState) -> float:
+    failure = state.outcome.exception() if state.outcome is not None else None
+    return retry_pause(state.attempt_number - 1, failure.retry_after if isinstance(failure, _Retryable) else None)
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    """The whole seconds of a Retry-After header (Flagger's client reads no HTTP date), if any."""
+    value = response.headers.get("Retry-After", "").strip()
+    return float(value) if value.lstrip("-").isdigit() else None
 
 
 class Pending(Exception):
@@ -135,7 +163,7 @@ class WebhookCaller:
         seconds = parse_duration(timeout or hook.timeout or DEFAULT_TIMEOUT).total_seconds()
         attempts = (hook.retries or 0) + 1
         try:
-            for attempt in Retrying(stop=stop_after_attempt(attempts), wait=wait_exponential(min=0.1, max=2),
+            for attempt in Retrying(stop=stop_after_attempt(attempts), wait=_pause,
                                     retry=retry_if_exception_type(_Retryable), reraise=True):
                 with attempt:
                     return self._once(hook, body, seconds)
@@ -151,8 +179,10 @@ class WebhookCaller:
         except requests.RequestException as exc:
             raise _Retryable(str(exc)) from exc
         # The status only, never the body: messages reach the Canary's status and Events.
-        if response.status_code >= 500:
-            raise _Retryable(f"HTTP {response.status_code} {response.reason or ''}".rstrip())
+        status = response.status_code
+        if status == 429 or (status >= 500 and status != _NO_RETRY_STATUS):  # Flagger's client retries these
+            raise _Retryable(f"HTTP {status} {response.reason or ''}".rstrip(),
+                             retry_after=_retry_after(response) if status in _RETRY_AFTER_STATUSES else None)
         if 200 <= response.status_code < 300:
             return HookOutcome(hook.name, True, f"webhook {hook.name} passed")
         return HookOutcome(hook.name, False, f"webhook {hook.name} answered HTTP {response.status_code} "

@@ -14,7 +14,7 @@ from structlog.testing import capture_logs
 
 from canary.models.canary import CanaryWebhook
 from canary.waiting import wait_until
-from canary.webhooks import EVENT_TIMEOUT, EventDelivery, EventHooks, HookOutcome, Pending, WebhookCaller
+from canary.webhooks import EVENT_TIMEOUT, EventDelivery, EventHooks, HookOutcome, Pending, WebhookCaller, retry_pause
 from tests.httpfakes import Answer, FakeServer
 
 SECRET_PAGE = b"password: hunter2\n"
@@ -137,3 +137,29 @@ def test_a_hooks_timeout_bounds_the_whole_answer_as_flaggers_client_timeout_does
         took = time.monotonic() - began
     assert outcome == HookOutcome("gate", False, "webhook gate failed: no answer within 0.5s")
     assert took < 1.5
+
+
+def test_a_429_is_retried_after_the_pause_the_receiver_asks_for() -> None:
+    answers = iter([Answer(status=429, headers={"Retry-After": "0"}), Answer(status=200)])
+    with FakeServer(lambda seen: next(answers)) as busy:
+        hook = CanaryWebhook.model_validate({"name": "gate", "url": busy.url, "retries": 1})
+        began = time.monotonic()
+        outcome = WebhookCaller().call(hook, {"name": "web"})
+        took = time.monotonic() - began
+    assert outcome.passed, outcome.message
+    assert len(busy.seen) == 2
+    assert took < 0.8, "Retry-After: 0 means at once, not the usual pause of 1 s"
+
+
+def test_a_501_is_not_retried() -> None:
+    with FakeServer(lambda seen: Answer(status=501)) as unimplemented:
+        hook = CanaryWebhook.model_validate({"name": "gate", "url": unimplemented.url, "retries": 2})
+        outcome = WebhookCaller().call(hook, {"name": "web"})
+    assert outcome == HookOutcome("gate", False, "webhook gate answered HTTP 501 Not Implemented")
+    assert len(unimplemented.seen) == 1
+
+
+def test_retries_pause_as_flaggers_client_does_one_second_doubling_up_to_thirty() -> None:
+    assert [retry_pause(attempt) for attempt in range(7)] == [1, 2, 4, 8, 16, 30, 30]
+    assert retry_pause(3, retry_after=5) == 5
+    assert retry_pause(0, retry_after=3600) == 300, "at most the longest webhook timeout"
