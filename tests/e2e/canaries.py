@@ -85,3 +85,30 @@ def judged_canary(namespace: str, provider: str, **analysis: object) -> Obj:
             {"name": "request-success-rate", "interval": "10s", "thresholdRange": {"min": 99}},
             {"name": "request-duration", "interval": "10s", "thresholdRange": {"max": 500}}],
         **analysis})
+
+
+def good_then_bad_release(kube: Kube, namespace: str, weights: Callable[[], tuple[int, int] | None], *,
+                          counted: str) -> None:
+    """The flow every weighted router's test shows on a ``judged_canary`` with stepWeight 25 and
+    maxWeight 50: web:2 steps through the weights, is judged on the router's own series (``counted``
+    says whose) and promoted; web:3, with 30% errors, fails on the success rate and is rolled back,
+    the primary keeping web:2."""
+    release(kube, namespace, "web:2")
+    seen, phase = follow_release(kube, namespace, weights)
+    assert phase == "Succeeded", canary_status(kube, namespace, "web")
+    assert seen == [(100, 0), (75, 25), (50, 50), (100, 0)]
+    assert image_of(deployment(kube, namespace, "web-primary")) == "web:2"
+    judged = {r["name"]: r for r in canary_status(kube, namespace, "web")["analysis"]}
+    assert judged["request-success-rate"]["value"] == 100, f"{counted} were counted"
+    assert 10 < judged["request-duration"]["value"] < 100
+
+    promoted = canary_status(kube, namespace, "web")["lastPromotedSpec"]
+    release(kube, namespace, "web:3", annotations={"sim.canary.dev/error-rate": "30"})
+    wait_phase(kube, namespace, "web", "Progressing")
+    seen, phase = follow_release(kube, namespace, weights)
+    assert phase == "Failed"
+    assert seen[-1] == (100, 0)
+    failing = [r for r in canary_status(kube, namespace, "web")["analysis"] if r["verdict"] != "pass"]
+    assert failing[-1]["name"] == "request-success-rate"
+    assert canary_status(kube, namespace, "web")["lastPromotedSpec"] == promoted
+    assert image_of(deployment(kube, namespace, "web-primary")) == "web:2"

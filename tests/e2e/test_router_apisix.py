@@ -10,12 +10,8 @@ from canary.kube import Obj
 from canary.kube.client import Kube
 from tests.builders import make_deployment
 from tests.e2e.canaries import (
-    canary_status,
-    deployment,
-    follow_release,
-    image_of,
+    good_then_bad_release,
     judged_canary,
-    release,
     wait_phase,
 )
 from tests.e2e.controllers import ControllerProcess
@@ -55,21 +51,5 @@ def test_apisix_steps_a_canary_route_and_promotes_a_good_release_then_rolls_back
     assert users is not None
     assert users["spec"]["http"] == [HTTP_ROUTE], "the user's route is left alone"
 
-    release(kube, namespace, "web:2")
-    seen, phase = follow_release(kube, namespace, lambda: _weights(kube, namespace))
-    assert phase == "Succeeded", canary_status(kube, namespace, "web")
-    assert seen == [(100, 0), (75, 25), (50, 50), (100, 0)]
-    assert image_of(deployment(kube, namespace, "web-primary")) == "web:2"
-    judged = {r["name"]: r for r in canary_status(kube, namespace, "web")["analysis"]}
-    assert judged["request-success-rate"]["value"] == 100, "APISIX's series of the canary route were counted"
-    assert 10 < judged["request-duration"]["value"] < 100
-
-    promoted = canary_status(kube, namespace, "web")["lastPromotedSpec"]
-    release(kube, namespace, "web:3", annotations={"sim.canary.dev/error-rate": "30"})
-    wait_phase(kube, namespace, "web", "Progressing")
-    seen, phase = follow_release(kube, namespace, lambda: _weights(kube, namespace))
-    assert phase == "Failed"
-    assert seen[-1] == (100, 0)
-    failing = [r for r in canary_status(kube, namespace, "web")["analysis"] if r["verdict"] != "pass"]
-    assert failing[-1]["name"] == "request-success-rate"
-    assert canary_status(kube, namespace, "web")["lastPromotedSpec"] == promoted
+    good_then_bad_release(kube, namespace, lambda: _weights(kube, namespace),
+                          counted="APISIX's series of the canary route")

@@ -10,9 +10,8 @@ from canary.kube.client import Kube
 from canary.waiting import wait_until
 from tests.builders import make_deployment
 from tests.e2e.canaries import (
-    canary_status,
     deployment,
-    follow_release,
+    good_then_bad_release,
     image_of,
     judged_canary,
     release,
@@ -55,24 +54,8 @@ def test_gloo_steps_a_route_table_over_its_upstreams_and_promotes_a_good_release
         assert upstream["spec"]["connectionConfig"] == {"maxRequestsPerConnection": 5}
         assert "static" not in upstream["spec"]
 
-    release(kube, namespace, "web:2")
-    seen, phase = follow_release(kube, namespace, lambda: _weights(kube, namespace))
-    assert phase == "Succeeded", canary_status(kube, namespace, "web")
-    assert seen == [(100, 0), (75, 25), (50, 50), (100, 0)]
-    assert image_of(deployment(kube, namespace, "web-primary")) == "web:2"
-    judged = {r["name"]: r for r in canary_status(kube, namespace, "web")["analysis"]}
-    assert judged["request-success-rate"]["value"] == 100, "Envoy's series of the canary upstream were counted"
-    assert 10 < judged["request-duration"]["value"] < 100
-
-    promoted = canary_status(kube, namespace, "web")["lastPromotedSpec"]
-    release(kube, namespace, "web:3", annotations={"sim.canary.dev/error-rate": "30"})
-    wait_phase(kube, namespace, "web", "Progressing")
-    seen, phase = follow_release(kube, namespace, lambda: _weights(kube, namespace))
-    assert phase == "Failed"
-    assert seen[-1] == (100, 0)
-    failing = [r for r in canary_status(kube, namespace, "web")["analysis"] if r["verdict"] != "pass"]
-    assert failing[-1]["name"] == "request-success-rate"
-    assert canary_status(kube, namespace, "web")["lastPromotedSpec"] == promoted
+    good_then_bad_release(kube, namespace, lambda: _weights(kube, namespace),
+                          counted="Envoy's series of the canary upstream")
 
 
 def test_gloo_ab_testing_sends_matching_requests_to_the_canary_and_keeps_the_rest_on_the_primary(

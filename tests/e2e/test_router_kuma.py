@@ -11,12 +11,8 @@ from canary.kube.client import Kube
 from canary.waiting import wait_until
 from tests.builders import make_deployment
 from tests.e2e.canaries import (
-    canary_status,
-    deployment,
-    follow_release,
-    image_of,
+    good_then_bad_release,
     judged_canary,
-    release,
     wait_phase,
 )
 from tests.e2e.controllers import ControllerProcess
@@ -47,24 +43,8 @@ def test_kuma_steps_a_traffic_route_promotes_a_good_release_rolls_back_a_bad_one
     assert written["spec"]["destinations"] == [{"match": {"kuma.io/service": f"web_{namespace}_svc_9898"}}]
     assert _weights(kube, namespace) == (100, 0)
 
-    release(kube, namespace, "web:2")
-    seen, phase = follow_release(kube, namespace, lambda: _weights(kube, namespace))
-    assert phase == "Succeeded", canary_status(kube, namespace, "web")
-    assert seen == [(100, 0), (75, 25), (50, 50), (100, 0)]
-    assert image_of(deployment(kube, namespace, "web-primary")) == "web:2"
-    judged = {r["name"]: r for r in canary_status(kube, namespace, "web")["analysis"]}
-    assert judged["request-success-rate"]["value"] == 100, "Envoy's series of the canary's Kuma service were counted"
-    assert 10 < judged["request-duration"]["value"] < 100
-
-    promoted = canary_status(kube, namespace, "web")["lastPromotedSpec"]
-    release(kube, namespace, "web:3", annotations={"sim.canary.dev/error-rate": "30"})
-    wait_phase(kube, namespace, "web", "Progressing")
-    seen, phase = follow_release(kube, namespace, lambda: _weights(kube, namespace))
-    assert phase == "Failed"
-    assert seen[-1] == (100, 0)
-    failing = [r for r in canary_status(kube, namespace, "web")["analysis"] if r["verdict"] != "pass"]
-    assert failing[-1]["name"] == "request-success-rate"
-    assert canary_status(kube, namespace, "web")["lastPromotedSpec"] == promoted
+    good_then_bad_release(kube, namespace, lambda: _weights(kube, namespace),
+                          counted="Envoy's series of the canary's Kuma service")
 
     kube.delete("canary.dev/v1alpha1", "Canary", "web", namespace=namespace)
     wait_until(lambda: (kube.get(KUMA, "TrafficRoute", "web"),

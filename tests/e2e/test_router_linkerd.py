@@ -10,12 +10,8 @@ from canary.kube import Obj
 from canary.kube.client import Kube
 from tests.builders import make_deployment
 from tests.e2e.canaries import (
-    canary_status,
-    deployment,
-    follow_release,
-    image_of,
+    good_then_bad_release,
     judged_canary,
-    release,
     wait_phase,
 )
 from tests.e2e.controllers import ControllerProcess
@@ -47,24 +43,8 @@ def test_linkerd_steps_a_traffic_split_and_promotes_a_good_release_then_rolls_ba
     assert written["spec"] == {"service": "web", "backends": [{"service": "web-canary", "weight": 0},
                                                               {"service": "web-primary", "weight": 100}]}
 
-    release(kube, namespace, "web:2")
-    seen, phase = follow_release(kube, namespace, lambda: _weights(kube, namespace))
-    assert phase == "Succeeded", canary_status(kube, namespace, "web")
-    assert seen == [(100, 0), (75, 25), (50, 50), (100, 0)]
-    assert image_of(deployment(kube, namespace, "web-primary")) == "web:2"
-    judged = {r["name"]: r for r in canary_status(kube, namespace, "web")["analysis"]}
-    assert judged["request-success-rate"]["value"] == 100, "Linkerd's series of the canary were counted"
-    assert 10 < judged["request-duration"]["value"] < 100
-
-    promoted = canary_status(kube, namespace, "web")["lastPromotedSpec"]
-    release(kube, namespace, "web:3", annotations={"sim.canary.dev/error-rate": "30"})
-    wait_phase(kube, namespace, "web", "Progressing")
-    seen, phase = follow_release(kube, namespace, lambda: _weights(kube, namespace))
-    assert phase == "Failed"
-    assert seen[-1] == (100, 0)
-    failing = [r for r in canary_status(kube, namespace, "web")["analysis"] if r["verdict"] != "pass"]
-    assert failing[-1]["name"] == "request-success-rate"
-    assert canary_status(kube, namespace, "web")["lastPromotedSpec"] == promoted
+    good_then_bad_release(kube, namespace, lambda: _weights(kube, namespace),
+                          counted="Linkerd's series of the canary")
 
 
 def test_the_converted_crd_takes_flaggers_v1alpha1_quantity_weights_and_serves_every_version(
