@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import requests
@@ -42,11 +42,12 @@ Post = Callable[..., requests.Response]
 
 @dataclass(frozen=True)
 class HookOutcome:
-    """The answer of one hook."""
+    """The answer of one hook; ``muted``: the hook asks for no alert when it holds a gate (muteAlert)."""
 
     name: str
     passed: bool
     message: str
+    muted: bool = False
 
 
 def payload(*, name: str, namespace: str, phase: Phase | None, revision: str, hook: CanaryWebhook) -> dict[str, Any]:
@@ -210,15 +211,15 @@ class WebhookCaller:
             raise box[0]
         return box[0]
 
-    def all_pass(self, hooks: Sequence[CanaryWebhook], body_for: Callable[[CanaryWebhook], dict[str, Any]],
-                 *, key: Key | None = None) -> tuple[bool, str]:
-        """Call hooks in order until one fails; (all passed, message of the failure or empty). With
-        ``key`` (the canary and the check) each call is a ``gate``."""
+    def first_failure(self, hooks: Sequence[CanaryWebhook], body_for: Callable[[CanaryWebhook], dict[str, Any]],
+                      *, key: Key | None = None) -> HookOutcome | None:
+        """Call hooks in order until one fails; its outcome, or None when all passed. With ``key`` (the
+        canary and the check) each call is a ``gate``."""
         for hook in hooks:
             outcome = self._one(hook, body_for(hook), key)
             if not outcome.passed:
-                return False, outcome.message
-        return True, ""
+                return outcome
+        return None
 
     def any_pass(self, hooks: Sequence[CanaryWebhook], body_for: Callable[[CanaryWebhook], dict[str, Any]],
                  *, key: Key | None = None) -> tuple[bool, str]:
@@ -230,7 +231,8 @@ class WebhookCaller:
         return False, ""
 
     def _one(self, hook: CanaryWebhook, body: dict[str, Any], key: Key | None) -> HookOutcome:
-        return self.call(hook, body) if key is None else self.gate(hook, body, key=(*key, hook.name))
+        outcome = self.call(hook, body) if key is None else self.gate(hook, body, key=(*key, hook.name))
+        return replace(outcome, muted=hook.mute_alert)
 
 
 def event_payload(*, name: str, namespace: str, phase: Phase | None, revision: str, hook: CanaryWebhook,

@@ -82,11 +82,13 @@ class CheckRunner:
             passed, message = self._webhooks.any_pass(analysis.hooks(HookType.ROLLBACK), body, key=key)
             return CheckResult(passed=passed, message=message)
         if check in _GATES:
-            passed, message = self._webhooks.all_pass(analysis.hooks(_GATES[check]), body, key=key)
-            return CheckResult(passed=passed, message=message)
-        passed, message = self._webhooks.all_pass(analysis.hooks(HookType.ROLLOUT), body, key=key)
-        if not passed:
-            return CheckResult(passed=False, message=message)
+            closed = self._webhooks.first_failure(analysis.hooks(_GATES[check]), body, key=key)
+            if closed is None:
+                return CheckResult(passed=True)
+            return CheckResult(passed=False, message=closed.message, muted=closed.muted)
+        failed = self._webhooks.first_failure(analysis.hooks(HookType.ROLLOUT), body, key=key)
+        if failed is not None:
+            return CheckResult(passed=False, message=failed.message)
         return self._metrics(canary, provider)
 
     def problems(self, canary: Canary, *, provider: str) -> list[str]:

@@ -86,13 +86,15 @@ class CheckResult:
     """The answer to a check: a gate open (or a rollback requested), or checks passed.
 
     ``hold`` means the analysis could not judge (a metric with noData: pause had no data): the
-    canary keeps its weight and counts nothing, until the progress deadline.
+    canary keeps its weight and counts nothing, until the progress deadline. ``muted``: the hook
+    that holds a gate has muteAlert, so waiting at it raises no alert (the Event stays).
     """
 
     passed: bool
     message: str = ""
     metrics: tuple[MetricResult, ...] = ()
     hold: bool = False
+    muted: bool = False
 
 
 @dataclass(frozen=True)
@@ -156,6 +158,11 @@ MAX_CHECKS = len(Check)
 
 def _act(summary: str, *effects: Effect) -> Act:
     return Act(effects=effects, summary=summary)
+
+
+def _unless(muted: bool, alert: Alert) -> tuple[Alert, ...]:
+    """The alert, or none when the hook holding the gate has muteAlert."""
+    return () if muted else (alert,)
 
 
 def decide(spec: CanarySpec, status: CanaryStatus, seen: Observed) -> Decision:
@@ -366,7 +373,7 @@ class _Tick:
                     "waiting for rollout approval",
                     SetStatus(phase=Phase.WAITING),
                     Event("Waiting", f"Halt advancement waiting for approval: {gate.message}", warning=True),
-                    Alert(Severity.WARN, "Canary is waiting for approval."),
+                    *_unless(gate.muted, Alert(Severity.WARN, "Canary is waiting for approval.")),
                 )
         return _act(
             "new revision: starting analysis",
@@ -536,7 +543,7 @@ class _Tick:
             "waiting for promotion approval",
             SetStatus(phase=Phase.WAITING_PROMOTION, iterations=hold, analysis=self._recorded()),
             Event("Waiting", f"Halt advancement waiting for promotion approval: {gate.message}", warning=True),
-            Alert(Severity.WARN, "Canary promotion is waiting for approval."),
+            *_unless(gate.muted, Alert(Severity.WARN, "Canary promotion is waiting for approval.")),
         )
 
     def _promote(self) -> Act:

@@ -527,3 +527,20 @@ def test_blue_green_mirroring_copies_requests_through_every_iteration_then_switc
     assert world.mirrors == [True, False, False]
     assert world.status.iterations == 0
     assert any(e.message == "Stop traffic mirroring and route all traffic to canary podinfo" for e in world.events)
+
+
+@pytest.mark.parametrize(("hook", "check", "phase"), [("confirm-rollout", Check.CONFIRM_ROLLOUT, Phase.WAITING),
+                                                      ("confirm-promotion", Check.CONFIRM_PROMOTION,
+                                                       Phase.WAITING_PROMOTION)])
+def test_a_closed_gate_whose_hook_has_mute_alert_waits_without_an_alert(hook: str, check: Check,
+                                                                         phase: Phase) -> None:
+    world = World(make_spec(stepWeight=50, webhooks=hooks(hook)))
+    world.initialise()
+    alerts_before = len(world.alerts)
+    world.checks = lambda asked, w: CheckResult(passed=False, muted=True) if asked is check else \
+        CheckResult(passed=asked is not Check.ROLLBACK)
+    world.release("rev-2")
+    world.run_until(lambda w: w.phase() is phase)
+    assert [a.message for a in world.alerts[alerts_before:]
+            if "waiting" in a.message] == [], "muteAlert: true silences the waiting alert (Flagger's)"
+    assert any("waiting" in e.message for e in world.events), "the Event is still recorded"

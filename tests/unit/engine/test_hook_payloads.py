@@ -1,5 +1,6 @@
 """What each gating webhook receives, against a local HTTP receiver: Flagger's CanaryWebhookPayload,
-with the phase Flagger's scheduler sends for each hook type (pkg/controller/scheduler_hooks.go)."""
+with the phase Flagger's scheduler sends for each hook type (pkg/controller/scheduler_hooks.go);
+and what a closed gate's answer carries back."""
 
 from __future__ import annotations
 
@@ -53,3 +54,18 @@ def test_the_other_gating_hooks_are_sent_progressing_whatever_the_phase(check: C
     assert _payload(check, "WaitingPromotion") == {
         "name": "web", "namespace": "apps", "phase": "Progressing", "checksum": "rev-2", "type": HOOK_OF[check],
         "metadata": {"cmd": "hey"}}
+
+
+@pytest.mark.parametrize("mute", [True, False])
+def test_a_closed_gate_says_whether_its_hook_mutes_the_alert(mute: bool) -> None:
+    kube = FakeKube()
+    with FakeServer(lambda seen: Answer(status=200 if seen.path == "/open" else 403)) as receiver:
+        obj = make_canary("web", "apps", analysis={"interval": "1s", "threshold": 2, "stepWeight": 10, "webhooks": [
+            {"name": "open", "type": "confirm-rollout", "url": f"{receiver.url}/open"},
+            {"name": "gate", "type": "confirm-rollout", "url": f"{receiver.url}/gate/halt", "muteAlert": mute}]})
+        runner = CheckRunner(webhooks=WebhookCaller(wait=5.0), templates=informer(kube, API_VERSION, "MetricTemplate"),
+                             secrets=informer(kube, "v1", "Secret"), metrics_server="http://unused",
+                             clock=lambda: dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
+        result = runner.run(Check.CONFIRM_ROLLOUT, Canary.from_object(obj), revision="rev-2", provider="kubernetes")
+    assert (result.passed, result.muted) == (False, mute)
+    assert result.message == "webhook gate answered HTTP 403 Forbidden"
