@@ -4,7 +4,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: setup packages build demo up down status test unit lint bench clean crds
+.PHONY: setup packages build demo up down status test unit lint bench chaos clean crds
 
 setup: packages $(INSTALLED) build
 
@@ -47,6 +47,10 @@ lint: $(INSTALLED)
 bench: setup
 	$(BIN)/python -m bench.local_stack 3
 	$(BIN)/python -m bench.gitsync_noop
+
+# Not part of the suite: kills, restarts and hangs on a stack of its own (docs/reliability.md).
+chaos: setup
+	$(BIN)/python -m bench.chaos $(CHAOS_ARGS)
 
 crds: $(INSTALLED)
 	$(BIN)/python -m canary.models.crds manifests/crds
