@@ -4,7 +4,7 @@ file (``--git-config``), with credentials read from Secrets.
 A sources file lists several repositories::
 
     sources:
-      - name: apps              # names the sync-state ConfigMap canary-gitsync-<name>
+      - name: apps              # names the sync-state object canary-gitsync-<name>
         url: ssh://git@git.example.com/apps.git
         branch: main            # or tag, or commit
         paths: [k8s]
@@ -12,6 +12,14 @@ A sources file lists several repositories::
         secret: canary-system/apps-git
         gitRollback: revert     # none | pin (default) | revert
         readonly: false
+        charts:                 # Helm charts under the paths (folders with a Chart.yaml)
+          - path: k8s/podinfo   # the chart's folder in the repository
+            releaseName: podinfo        # default: the chart's name
+            namespace: apps             # the release's namespace; default: default
+            valuesFiles: [k8s/values/prod.yaml]   # in the repository, merged in order
+            values: {replicaCount: 3}   # merged last
+
+A chart under the paths that is not listed renders with the defaults.
 
 The Secret (``--git-secret namespace/name``, or the absolute path of a folder where such a Secret
 is mounted, one file per key) holds ``identity`` (an SSH private key) with
@@ -22,14 +30,17 @@ public keys) to verify commit signatures.
 from __future__ import annotations
 
 import base64
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
 
 from canary.defaults import CONTROLLER_NAMESPACE, GIT_BRANCH
 from canary.errors import PermanentError
+from canary.gitsync.helm import DEFAULT_NAMESPACE, RELEASE_NAME, RELEASE_NAME_MAX, HelmChart
+from canary.gitsync.inventory import StateKind
 from canary.gitsync.rollbacks import DEFAULT_AUTHOR
 from canary.gitsync.source import GitCredentials, GitSource, RollbackPolicy, SignatureCheck
 from canary.kube.client import Kube
@@ -56,6 +67,7 @@ class GitSettings(BaseModel):
     timeout: Seconds = Field(default=60.0, gt=0)
     secret: str | None = Field(default=None, pattern=SECRET_PATTERN)
     inventory_namespace: str = CONTROLLER_NAMESPACE
+    sync_state: StateKind = "configmap"
     webhook_secret: str | None = Field(default=None, repr=False)
     prune: bool = True
     rollback: RollbackPolicy = "pin"
@@ -67,6 +79,33 @@ class GitSettings(BaseModel):
     def enabled(self) -> bool:
         """A source is configured by flags or by a sources file."""
         return self.url is not None or self.sources_file is not None
+
+
+def _in_repository(path: str) -> str:
+    pure = PurePosixPath(path)
+    if not path or pure.is_absolute() or ".." in pure.parts:
+        raise ValueError(f"{path!r} must be a relative path inside the repository")
+    return path
+
+
+RepositoryPath = Annotated[str, AfterValidator(_in_repository)]
+
+
+class ChartEntry(BaseModel):
+    """How one Helm chart of a source renders: Flux's HelmRelease fields for a chart in a GitRepository."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", alias_generator=to_camel, populate_by_name=True)
+
+    path: RepositoryPath
+    release_name: str | None = Field(default=None, pattern=RELEASE_NAME, max_length=RELEASE_NAME_MAX)
+    namespace: str = Field(default=DEFAULT_NAMESPACE, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)
+    values: dict[str, Any] = Field(default_factory=dict)
+    values_files: tuple[RepositoryPath, ...] = ()
+
+    def chart(self) -> HelmChart:
+        """The settings as the renderer takes them."""
+        return HelmChart(path=self.path, release_name=self.release_name, namespace=self.namespace,
+                         values=self.values, values_files=self.values_files)
 
 
 class SourceEntry(BaseModel):
@@ -84,6 +123,15 @@ class SourceEntry(BaseModel):
     secret: str | None = Field(default=None, pattern=SECRET_PATTERN)
     git_rollback: RollbackPolicy = "pin"
     readonly: bool = False
+    charts: tuple[ChartEntry, ...] = ()
+
+    @model_validator(mode="after")
+    def _one_entry_per_chart(self) -> SourceEntry:
+        paths = [PurePosixPath(chart.path).as_posix() for chart in self.charts]
+        twice = sorted({p for p in paths if paths.count(p) > 1})
+        if twice:
+            raise ValueError(f"charts: each chart may be listed once; {', '.join(twice)} is listed more than once")
+        return self
 
 
 class SourcesFile(BaseModel):
@@ -163,4 +211,5 @@ def source_of(entry: SourceEntry, kube: Kube | None, *, readonly: bool = False) 
         verify = SignatureCheck(kind="gpg", keys=data["gpg_keys"])
     return GitSource(name=entry.name, url=entry.url, branch=entry.branch, tag=entry.tag, commit=entry.commit,
                      paths=entry.paths, timeout=entry.timeout, credentials=credentials, verify=verify,
-                     rollback=entry.git_rollback, readonly=readonly or entry.readonly)
+                     rollback=entry.git_rollback, readonly=readonly or entry.readonly,
+                     charts=tuple(chart.chart() for chart in entry.charts))

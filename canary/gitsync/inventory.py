@@ -1,25 +1,34 @@
 """What a Git source applied last time, kept in the cluster so that a restarted controller can prune.
 
 ``canary.gitsync.apply.sync`` loads the inventory before a sync (to find objects that left Git)
-and saves it after. It lives in a ConfigMap ``canary-gitsync-<source>`` as JSON: the last applied
-commit, the objects in apply order, the last error and the time of the sync.
+and saves it after. It lives in the source's sync-state object ``canary-gitsync-<source>``, a
+ConfigMap or (``--git-sync-state secret``) a Secret, as JSON: the last applied commit, the objects
+in apply order, the last error and the time of the sync. The same object keeps the rollbacks the
+sync handled (``canary.gitsync.rollbacks``), each key written by its own field manager.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol, get_args
 
-from canary.errors import PermanentError
+import structlog
+
+from canary.errors import Forbidden, PermanentError
 from canary.kube import Obj
 from canary.kube.client import Kube
 
-CONFIGMAP_PREFIX = "canary-gitsync-"
+log = structlog.get_logger(__name__)
+STATE_PREFIX = "canary-gitsync-"
 DATA_KEY = "inventory.json"
 FIELD_MANAGER = "canary-gitsync"
+StateKind = Literal["configmap", "secret"]
+STATE_KINDS: tuple[str, ...] = get_args(StateKind)
+_KINDS: dict[str, str] = {"configmap": "ConfigMap", "secret": "Secret"}
 _SOURCE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
@@ -91,47 +100,105 @@ class InventoryStore(Protocol):
         """Replace the inventory of ``inventory.source``."""
 
 
-def configmap_name(source: str) -> str:
-    """The ConfigMap that holds the inventory of ``source``, which must be a DNS label."""
-    if not _SOURCE_NAME.match(source) or len(CONFIGMAP_PREFIX + source) > 253:
+def state_name(source: str) -> str:
+    """The name of the object that holds the sync state of ``source``, which must be a DNS label."""
+    if not _SOURCE_NAME.match(source) or len(STATE_PREFIX + source) > 253:
         raise PermanentError(f"Git source name {source!r} must be lowercase letters, digits and '-' "
-                             f"(it names the ConfigMap {CONFIGMAP_PREFIX}<source>)")
-    return CONFIGMAP_PREFIX + source
+                             f"(it names the sync-state object {STATE_PREFIX}<source>)")
+    return STATE_PREFIX + source
 
 
-class ConfigMapInventoryStore:
-    """Inventories as ConfigMaps in one namespace (the controller's)."""
+class SyncState:
+    """The sync-state objects of the sources: ConfigMaps or Secrets ``canary-gitsync-<source>`` in one namespace.
 
-    def __init__(self, kube: Kube, namespace: str) -> None:
+    A Secret suits clusters where ConfigMaps are readable by many (the state names every object a
+    source applies). A key missing from the configured kind is read from the other kind when that
+    is allowed, so switching ``--git-sync-state`` keeps what the sync knew; the first write then
+    goes to the configured kind, and the old object can be deleted.
+    """
+
+    def __init__(self, kube: Kube, namespace: str, kind: StateKind = "configmap") -> None:
+        if kind not in _KINDS:
+            raise PermanentError(f"--git-sync-state must be one of {', '.join(STATE_KINDS)}, got {kind!r}")
         self._kube = kube
-        self._namespace = namespace
+        self.namespace = namespace
+        self.kind = _KINDS[kind]
+        self._other = next(k for k in _KINDS.values() if k != self.kind)
+
+    def describe(self, source: str) -> str:
+        """The object, for messages: ``Secret canary-system/canary-gitsync-apps``."""
+        return f"{self.kind} {self.namespace}/{state_name(source)}"
+
+    def get(self, source: str) -> Obj | None:
+        """The state object of ``source``, or None before its first sync."""
+        return self._kube.get("v1", self.kind, state_name(source), namespace=self.namespace)
+
+    def read(self, source: str, key: str) -> tuple[str, str] | None:
+        """The text under ``key`` and the object it came from (for messages), or None."""
+        found = _value(self.get(source), key)
+        if found is not None:
+            return found, self.describe(source)
+        try:
+            other = self._kube.get("v1", self._other, state_name(source), namespace=self.namespace)
+        except Forbidden:
+            return None
+        found = _value(other, key)
+        if found is None:
+            return None
+        log.info("sync state read from the other kind; it is written to the configured kind from now on",
+                 source=source, key=key, read_from=self._other, written_to=self.kind)
+        return found, f"{self._other} {self.namespace}/{state_name(source)}"
+
+    def write(self, source: str, data: Mapping[str, str], *, field_manager: str,
+              labels: Mapping[str, str] | None = None) -> None:
+        """Apply ``data`` under its keys, as ``field_manager`` (other keys stay as they are)."""
+        metadata: Obj = {"name": state_name(source), "namespace": self.namespace}
+        if labels:
+            metadata["labels"] = dict(labels)
+        body: Obj = {"apiVersion": "v1", "kind": self.kind, "metadata": metadata}
+        if self.kind == "Secret":
+            body["type"] = "Opaque"
+            body["data"] = {key: base64.b64encode(value.encode()).decode() for key, value in data.items()}
+        else:
+            body["data"] = dict(data)
+        self._kube.apply(body, field_manager=field_manager)
+
+    def sources(self, key: str) -> list[str]:
+        """The names of the sources whose state has ``key``, sorted."""
+        return sorted(obj["metadata"]["name"].removeprefix(STATE_PREFIX)
+                      for obj in self._kube.list_objects("v1", self.kind, namespace=self.namespace)
+                      if obj["metadata"]["name"].startswith(STATE_PREFIX) and key in (obj.get("data") or {}))
+
+
+def _value(obj: Obj | None, key: str) -> str | None:
+    encoded = ((obj or {}).get("data") or {}).get(key)
+    if encoded is None or obj is None:
+        return None
+    return base64.b64decode(encoded).decode() if obj.get("kind") == "Secret" else str(encoded)
+
+
+class KubeInventoryStore:
+    """Inventories in the sources' sync-state objects."""
+
+    def __init__(self, state: SyncState) -> None:
+        self.state = state
 
     def load(self, source: str) -> Inventory | None:
         """The last saved inventory of ``source``, or None before its first sync."""
-        name = configmap_name(source)
-        found = self._kube.get("v1", "ConfigMap", name, namespace=self._namespace)
+        found = self.state.read(source, DATA_KEY)
         if found is None:
             return None
-        where = f"ConfigMap {self._namespace}/{name}"
-        text = (found.get("data") or {}).get(DATA_KEY)
-        if text is None:
-            raise PermanentError(f"{where}: data.{DATA_KEY} is missing")
+        text, where = found
         return Inventory.from_json(text, where=where)
 
     def sources(self) -> list[str]:
         """The names of the sources with a saved inventory, sorted."""
-        return sorted(cm["metadata"]["name"].removeprefix(CONFIGMAP_PREFIX)
-                      for cm in self._kube.list_objects("v1", "ConfigMap", namespace=self._namespace)
-                      if cm["metadata"]["name"].startswith(CONFIGMAP_PREFIX) and DATA_KEY in (cm.get("data") or {}))
+        return self.state.sources(DATA_KEY)
 
     def save(self, inventory: Inventory) -> None:
         """Replace the inventory of ``inventory.source``."""
-        self._kube.apply({
-            "apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": {"name": configmap_name(inventory.source), "namespace": self._namespace,
-                         "labels": {"app.kubernetes.io/managed-by": "canary-gitsync"}},
-            "data": {DATA_KEY: inventory.to_json()},
-        }, field_manager=FIELD_MANAGER)
+        self.state.write(inventory.source, {DATA_KEY: inventory.to_json()}, field_manager=FIELD_MANAGER,
+                         labels={"app.kubernetes.io/managed-by": "canary-gitsync"})
 
 
 def ordered_union(first: Sequence[ObjectRef], then: Sequence[ObjectRef]) -> tuple[ObjectRef, ...]:

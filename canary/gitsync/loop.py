@@ -23,7 +23,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from canary.defaults import CONTROLLER_NAMESPACE
 from canary.errors import CanaryError
 from canary.gitsync.apply import SyncReport, sync
-from canary.gitsync.inventory import ConfigMapInventoryStore, Inventory, InventoryStore
+from canary.gitsync.inventory import Inventory, InventoryStore, KubeInventoryStore, StateKind, SyncState
 from canary.gitsync.render import Rendered, RenderError, render
 from canary.gitsync.rollbacks import NoRollbacks, RollbackHandler
 from canary.gitsync.source import Checkout, GitSource, fetch, ls_remote_head
@@ -46,6 +46,7 @@ class SyncSettings:
 
     sources: tuple[GitSource, ...]
     inventory_namespace: str = CONTROLLER_NAMESPACE
+    state_kind: StateKind = "configmap"  # where each source's sync state is kept: a ConfigMap or a Secret
     poll_interval: float = 10.0
     sync_interval: float = 300.0
     prune: bool = True
@@ -65,7 +66,7 @@ class GitSync:
         self._kube = kube
         self.settings = settings
         self._cache_root = cache_root
-        self._store = store or ConfigMapInventoryStore(kube, settings.inventory_namespace)
+        self._store = store or KubeInventoryStore(SyncState(kube, settings.inventory_namespace, settings.state_kind))
         self._announce = announce
         self._rollbacks = rollbacks or NoRollbacks()
         self._on_report = on_report or (lambda report: None)
@@ -105,7 +106,7 @@ class GitSync:
             raise
         rendered: Rendered | RenderError
         try:
-            rendered = render(checkout.path, source.paths)
+            rendered = render(checkout.path, source.paths, charts=source.charts)
         except RenderError as exc:
             rendered = exc
         report = sync(self._kube, rendered, source=source.name, inventory_store=self._store,

@@ -1,9 +1,10 @@
 """Turns the manifests of a checked-out commit into Kubernetes objects, each with its source.
 
 Called by the sync (``canary.gitsync.apply`` through the sync loop and ``canary sync``) with the
-repository's folder and the configured paths. Every .yaml, .yml and .json file under a path is
-read in sorted order of its path; a folder holding a kustomization is built with ``kustomize
-build`` (or ``kubectl kustomize``) instead of reading its files. Rendering goes on after a
+repository's folder, the configured paths and the settings of its Helm charts. Every .yaml, .yml
+and .json file under a path is read in sorted order of its path; a folder holding a kustomization
+is built with ``kustomize build`` (or ``kubectl kustomize``), and a folder holding a Chart.yaml
+with ``helm template`` (``canary.gitsync.helm``), instead of reading its files. Rendering goes on after a
 problem so that one ``RenderError`` reports every broken file at once: a commit with any problem
 must apply nothing, and its author should see all of them in one go.
 """
@@ -15,12 +16,13 @@ import shutil
 import subprocess
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import yaml
 
 from canary.errors import PermanentError
+from canary.gitsync.helm import CHART_FILE, HELM_TIMEOUT, HelmChart, HelmError, template
 from canary.kube import Obj
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
@@ -66,33 +68,45 @@ class RenderError(PermanentError):
             f"  - {p}" for p in self.problems))
 
 
-def render(root: Path, paths: Sequence[str], *, kustomize_timeout: float = KUSTOMIZE_TIMEOUT) -> Rendered:
-    """Render every manifest under ``paths`` (relative to ``root``); raise ``RenderError`` on any problem."""
+def render(root: Path, paths: Sequence[str], *, charts: Sequence[HelmChart] = (),
+           kustomize_timeout: float = KUSTOMIZE_TIMEOUT, helm_timeout: float = HELM_TIMEOUT) -> Rendered:
+    """Render every manifest under ``paths`` (relative to ``root``), each chart with its settings from
+    ``charts`` (by path; defaults for a chart not listed); raise ``RenderError`` on any problem."""
     root = root.resolve()
     problems: list[str] = []
     units: dict[str, Path] = {}
     for path in paths:
         for unit in _units(root, path, problems):
             units.setdefault(_relative(root, unit), unit)
+    settings = {_normal(chart.path): chart for chart in charts}
     objects: list[RenderedObject] = []
     for name in sorted(units):
         unit = units[name]
-        if unit.is_dir():
-            documents = _kustomize(root, unit, name, problems, timeout=kustomize_timeout)
-            label = f"{name} (kustomize build)"
+        if not unit.is_dir():
+            documents = [(Source(name, index), body) for index, body in _documents(unit, name, problems)]
+        elif (unit / CHART_FILE).is_file():
+            documents = _helm(root, unit, name, settings.pop(name, HelmChart(path=name)), problems,
+                              timeout=helm_timeout)
         else:
-            documents = _documents(unit, name, problems)
-            label = name
-        for index, body in documents:
-            where = Source(label, index)
+            documents = [(Source(f"{name} (kustomize build)", index), body)
+                         for index, body in _kustomize(root, unit, name, problems, timeout=kustomize_timeout)]
+        for where, body in documents:
             missing = _missing_fields(body)
             if missing:
                 problems.append(f"{where}: missing {', '.join(missing)}")
                 continue
             objects.append(RenderedObject(body=body, source=where))
+    for path in settings:
+        problems.append(f"{path}: the source's charts name it, but there is no chart (a folder with {CHART_FILE}) "
+                        "there under the source's paths")
     if problems:
         raise RenderError(problems)
     return Rendered(objects=tuple(objects))
+
+
+def _normal(path: str) -> str:
+    """A chart's path as ``_relative`` names folders: no ./, no trailing slash."""
+    return PurePosixPath(path).as_posix() or "."
 
 
 def _relative(root: Path, path: Path) -> str:
@@ -122,8 +136,8 @@ def _walk(root: Path, folder: Path, problems: list[str], *, seen: set[Path]) -> 
     if folder in seen:  # a symlink loop inside the repository
         return
     seen.add(folder)
-    if any((folder / name).is_file() for name in KUSTOMIZATION_FILES):
-        yield folder
+    if (folder / CHART_FILE).is_file() or any((folder / name).is_file() for name in KUSTOMIZATION_FILES):
+        yield folder  # rendered by helm or kustomize as a whole; its files are not manifests
         return
     for entry in sorted(folder.iterdir()):
         if entry.name.startswith("."):
@@ -256,4 +270,66 @@ def _escaping_entries(root: Path, folder: Path, name: str) -> list[str]:
                                 "repository may be rendered")
             elif not _inside(root, (folder / entry).resolve()):
                 problems.append(f"{name}/{path.name}: {field} entry {entry!r} resolves outside the repository")
+    return problems
+
+
+def _helm(root: Path, folder: Path, name: str, chart: HelmChart, problems: list[str], *,
+          timeout: float) -> list[tuple[Source, Obj]]:
+    """The documents of ``helm template`` of a chart, each named by its template's path; objects without
+    a namespace get the release's (cluster-scoped ones lose it again when applied)."""
+    if any((folder / n).is_file() for n in KUSTOMIZATION_FILES):
+        problems.append(f"{name}: has both a {CHART_FILE} and a kustomization; keep one (render the chart from "
+                        "the kustomization with helmCharts, or the other way round)")
+        return []
+    escapes = [f"{name}: {problem}" for problem in _chart_escapes(root, folder)]
+    values_files = []
+    for entry in chart.values_files:
+        path = (root / entry).resolve()
+        if not _inside(root, path):
+            escapes.append(f"{name}: values file {entry} resolves outside the repository")
+        elif not path.is_file():
+            problems.append(f"{name}: values file {entry}: no such file in the repository")
+        else:
+            values_files.append(path)
+    if escapes:
+        problems.extend(escapes)
+        return []
+    if len(values_files) < len(chart.values_files):
+        return []
+    try:
+        templates = template(folder, root=root, label=name, chart=chart, values_files=values_files, timeout=timeout)
+    except HelmError as exc:
+        problems.append(f"{name}: {exc}")
+        return []
+    documents = []
+    counts: dict[str, int] = {}
+    for found in templates:
+        label = f"{found.path} (helm template)"
+        for _, body in _yaml_documents(found.text, label, problems):
+            counts[label] = counts.get(label, 0) + 1
+            metadata = body.get("metadata")
+            if isinstance(metadata, dict) and not metadata.get("namespace"):
+                metadata["namespace"] = chart.namespace
+            documents.append((Source(label, counts[label]), body))
+    return documents
+
+
+def _chart_escapes(root: Path, folder: Path) -> list[str]:
+    """Files and folders of a chart that are symlinks out of the repository: helm follows symlinks, and a
+    chart's ``.Files`` would read whatever they point at on the controller's disk."""
+    problems = []
+    seen: set[Path] = set()
+    pending = [folder]
+    while pending:
+        current = pending.pop()
+        if current.resolve() in seen:
+            continue
+        seen.add(current.resolve())
+        for entry in sorted(current.iterdir()):
+            real = entry.resolve()
+            if not _inside(root, real):
+                problems.append(f"{_relative(root, folder)}/{entry.relative_to(folder).as_posix()}: a symlink to "
+                                f"{real}, outside the repository")
+            elif real.is_dir():
+                pending.append(entry)
     return problems

@@ -8,11 +8,12 @@ from Git, following the source's ``gitRollback`` policy.
 - ``revert``: a commit that restores the promoted pod template (and tracked ConfigMaps) of the
   Deployment is pushed to the branch; the sync then applies it, the target is back at the promoted
   revision and the cluster and Git agree. A source that cannot be written (read-only, a tag or a
-  pinned commit, a refused push, a Deployment built by kustomize) falls back to ``pin`` and says why.
+  pinned commit, a refused push, a Deployment rendered by kustomize or helm) falls back to ``pin`` and says why.
 
 The engine tells what it rolled back through ``FailedRelease`` values (the controller wires the
 provider); ``GitSync`` calls :meth:`Rollbacks.handle` after each successful sync. Each release is
-handled once: the outcome is kept in the source's sync-state ConfigMap under ``rollbacks.json``.
+handled once: the outcome is kept in the source's sync-state object (ConfigMap or Secret) under
+``rollbacks.json``.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from pydantic import ValidationError
 
 from canary.defaults import CONTROLLER_NAME
 from canary.errors import CanaryError, PermanentError
-from canary.gitsync.inventory import FIELD_MANAGER, Inventory, ObjectRef, configmap_name
+from canary.gitsync.inventory import FIELD_MANAGER, Inventory, ObjectRef, SyncState
 from canary.gitsync.render import Rendered, RenderedObject
 from canary.gitsync.source import Checkout, GitError, GitSource, push
 from canary.gitsync.yamledit import Change, EditError, changes, edit_file, patch
@@ -94,41 +95,37 @@ class RollbackRecord:
 
 
 class Ledger:
-    """The handled rollbacks of each source, in its sync-state ConfigMap (cached: we are the only writer)."""
+    """The handled rollbacks of each source, in its sync-state object (cached: we are the only writer)."""
 
-    def __init__(self, kube: Kube, namespace: str) -> None:
-        self._kube = kube
-        self._namespace = namespace
+    def __init__(self, state: SyncState) -> None:
+        self._state = state
         self._cache: dict[str, tuple[RollbackRecord, ...]] = {}
 
     def load(self, source: str) -> tuple[RollbackRecord, ...]:
         """The records of ``source``, newest last."""
         if source not in self._cache:
-            self._cache[source] = read_ledger(self._kube, self._namespace, source)
+            self._cache[source] = read_ledger(self._state, source)
         return self._cache[source]
 
     def add(self, source: str, record: RollbackRecord) -> None:
         """Keep ``record`` (and the newest LEDGER_SIZE - 1 before it)."""
         records = (*self.load(source)[-(LEDGER_SIZE - 1):], record)
-        self._kube.apply({
-            "apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": {"name": configmap_name(source), "namespace": self._namespace},
-            "data": {LEDGER_KEY: json.dumps([asdict(r) for r in records], indent=1)},
-        }, field_manager=LEDGER_MANAGER)
+        self._state.write(source, {LEDGER_KEY: json.dumps([asdict(r) for r in records], indent=1)},
+                          field_manager=LEDGER_MANAGER)
         self._cache[source] = records
 
 
-def read_ledger(kube: Kube, namespace: str, source: str) -> tuple[RollbackRecord, ...]:
+def read_ledger(state: SyncState, source: str) -> tuple[RollbackRecord, ...]:
     """The records kept for ``source`` (none before its first handled rollback)."""
-    found = kube.get("v1", "ConfigMap", configmap_name(source), namespace=namespace)
-    text = ((found or {}).get("data") or {}).get(LEDGER_KEY)
-    if not text:
+    found = state.read(source, LEDGER_KEY)
+    if not found or not found[0]:
         return ()
+    text, where = found
     try:
         return tuple(RollbackRecord(**r) for r in json.loads(text))
     except (ValueError, TypeError) as exc:
-        raise PermanentError(f"ConfigMap {namespace}/{configmap_name(source)}: data.{LEDGER_KEY} is not a valid "
-                             f"list of rollbacks ({exc!r}); delete the key to forget them") from exc
+        raise PermanentError(f"{where}: data.{LEDGER_KEY} is not a valid list of rollbacks ({exc!r}); delete the "
+                             "key to forget them") from exc
 
 
 Announce = Callable[[FailedRelease, Severity, str, str], None]
@@ -273,7 +270,8 @@ def _find(rendered: Rendered, kind: str, namespace: str, name: str) -> RenderedO
 def _edit_file(checkout: Checkout, found: RenderedObject, edits: list[Change]) -> None:
     path = checkout.path / found.source.file
     if not path.is_file():
-        raise EditError(f"{found.source.file} is built by kustomize; revert edits plain manifest files only")
+        raise EditError(f"{found.source.file} is rendered (by kustomize or helm); revert edits plain manifest files "
+                        "only")
     meta = found.body.get("metadata") or {}
 
     def select(document: Obj) -> bool:

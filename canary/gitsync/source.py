@@ -34,6 +34,7 @@ from typing import Literal, get_args
 
 from canary.defaults import GIT_BRANCH
 from canary.errors import PermanentError, TemporaryError
+from canary.gitsync.helm import HelmChart
 from canary.locks import exclusive
 
 FETCHED_REF = "refs/gitsync/fetched"
@@ -110,6 +111,8 @@ class GitSource:
     # revert (see canary.gitsync.rollbacks); ``readonly`` never pushes.
     rollback: RollbackPolicy = "pin"
     readonly: bool = False
+    # How the Helm charts under the paths are rendered (release, namespace, values), by chart folder.
+    charts: tuple[HelmChart, ...] = ()
 
     def __post_init__(self) -> None:
         _validate(self)

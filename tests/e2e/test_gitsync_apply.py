@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 
 from canary.gitsync.apply import SyncReport, sync
-from canary.gitsync.inventory import ConfigMapInventoryStore, ObjectRef
+from canary.gitsync.inventory import KubeInventoryStore, ObjectRef, SyncState
 from canary.gitsync.render import RenderError, render
 from canary.kube import Obj
 from canary.kube.client import Kube
@@ -45,9 +45,9 @@ def run(kube: Kube, root: Path, namespace: str, *, revision: str = "c1", dry_run
     try:
         rendered = render(root, ["k8s"])
     except RenderError as exc:
-        return sync(kube, exc, source=SOURCE, inventory_store=ConfigMapInventoryStore(kube, namespace),
+        return sync(kube, exc, source=SOURCE, inventory_store=KubeInventoryStore(SyncState(kube, namespace)),
                     dry_run=dry_run, prune=True, revision=revision, **options)
-    return sync(kube, rendered, source=SOURCE, inventory_store=ConfigMapInventoryStore(kube, namespace),
+    return sync(kube, rendered, source=SOURCE, inventory_store=KubeInventoryStore(SyncState(kube, namespace)),
                 dry_run=dry_run, prune=True, revision=revision, **options)
 
 
@@ -98,7 +98,7 @@ def test_the_seed_layout_applies_namespace_first_and_a_second_sync_writes_nothin
         assert strings(first.created) == [f"ConfigMap {extra}/in-new-namespace", f"ConfigMap {namespace}/settings",
                                           f"Deployment {namespace}/podinfo", f"Namespace {extra}",
                                           f"Service {namespace}/podinfo"]
-        applied = ConfigMapInventoryStore(kube, namespace).load(SOURCE)
+        applied = KubeInventoryStore(SyncState(kube, namespace)).load(SOURCE)
         assert applied is not None
         assert str(applied.objects[0]) == f"Namespace {extra}"
         assert applied.revision == "c1"
@@ -152,7 +152,7 @@ def test_removing_a_document_prunes_its_object(kube: Kube, namespace: str, tmp_p
     assert pruned.ok, pruned.errors
     assert strings(pruned.pruned) == [f"Service {namespace}/podinfo"]
     assert kube.get("v1", "Service", "podinfo", namespace=namespace) is None
-    inventory = ConfigMapInventoryStore(kube, namespace).load(SOURCE)
+    inventory = KubeInventoryStore(SyncState(kube, namespace)).load(SOURCE)
     assert inventory is not None
     assert [str(r) for r in inventory.objects] == [f"ConfigMap {namespace}/settings", f"Deployment {namespace}/podinfo"]
 
@@ -173,7 +173,7 @@ def test_a_broken_file_applies_nothing_and_prunes_nothing(kube: Kube, namespace:
                              "allowed here",)
     assert (broken.created, broken.changed, broken.pruned) == ((), (), ())
     assert versions(kube, every) == before
-    state = ConfigMapInventoryStore(kube, namespace).load(SOURCE)
+    state = KubeInventoryStore(SyncState(kube, namespace)).load(SOURCE)
     assert state is not None
     assert (state.revision, state.last_error) == ("c1", broken.errors[0])
     assert len(state.objects) == 3
@@ -214,7 +214,7 @@ def test_the_prune_guard_refuses_deleting_most_of_the_inventory(kube: Kube, name
     assert refused.prune_blocked is not None
     assert refused.prune_blocked.startswith("refusing to prune 3 of the 4 objects in the inventory (more than 50%)")
     assert all(kube.get("v1", "ConfigMap", n, namespace=namespace) is not None for n in "abcd")
-    state = ConfigMapInventoryStore(kube, namespace).load(SOURCE)
+    state = KubeInventoryStore(SyncState(kube, namespace)).load(SOURCE)
     assert state is not None
     assert len(state.objects) == 4, "what the guard kept stays in the inventory, to prune later"
     assert state.last_error == refused.prune_blocked

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from canary.gitsync.config import DEFAULT_SOURCE
-from canary.gitsync.inventory import ConfigMapInventoryStore, Inventory
+from canary.gitsync.inventory import Inventory, KubeInventoryStore, SyncState
 from canary.kube.client import Kube
 from canary.local import stack
 from canary.local.ports import free_ports
@@ -78,7 +78,7 @@ def _release(kube: Kube, namespace: str) -> str | None:
 
 
 def _inventory(kube: Kube, namespace: str) -> Inventory | None:
-    return ConfigMapInventoryStore(kube, namespace).load(DEFAULT_SOURCE)
+    return KubeInventoryStore(SyncState(kube, namespace)).load(DEFAULT_SOURCE)
 
 
 def _wait_synced(kube: Kube, namespace: str, commit: str, *, timeout: float = 30) -> Inventory:

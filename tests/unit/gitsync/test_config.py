@@ -70,3 +70,42 @@ def test_credentials_can_come_from_a_mounted_secret_folder(tmp_path: Path) -> No
     assert source.verify.kind == "ssh"
     with pytest.raises(PermanentError, match="Git source default: secret: /nowhere is not a folder"):
         sources_from(GitSettings(url="https://git.example.com/a.git", secret="/nowhere"), None)  # noqa: S106
+
+
+def test_a_source_lists_the_settings_of_its_helm_charts_with_flux_helmrelease_names(tmp_path: Path) -> None:
+    path = _file(tmp_path, """\
+sources:
+  - name: apps
+    url: git://git.example.com/apps.git
+    paths: [k8s]
+    charts:
+      - path: k8s/podinfo/
+        releaseName: podinfo
+        namespace: shop
+        valuesFiles: [envs/prod/podinfo.yaml]
+        values: {replicaCount: 3, image: {tag: 6.7.1}}
+      - path: k8s/redis
+""")
+    (apps,) = sources_from(GitSettings(sources_file=path), None)
+
+    podinfo, redis = apps.charts
+    assert (podinfo.path, podinfo.release_name, podinfo.namespace) == ("k8s/podinfo/", "podinfo", "shop")
+    assert podinfo.values_files == ("envs/prod/podinfo.yaml",)
+    assert podinfo.values == {"replicaCount": 3, "image": {"tag": "6.7.1"}}
+    assert (redis.release_name, redis.namespace, redis.values, redis.values_files) == (None, "default", {}, ())
+
+
+@pytest.mark.parametrize(("chart", "message"), [
+    ("{path: ../elsewhere}", "sources.0.charts.0.path: Value error, '../elsewhere' must be a relative path"),
+    ("{path: k8s/a, valuesFiles: [/etc/passwd]}", "sources.0.charts.0.valuesFiles.0: Value error, '/etc/passwd'"),
+    ("{path: k8s/a, releaseName: Shop_1}", "sources.0.charts.0.releaseName: String should match pattern"),
+    ("{path: k8s/a, namespace: Apps}", "sources.0.charts.0.namespace: String should match pattern"),
+    ("{path: k8s/a, values: [1]}", "sources.0.charts.0.values: Input should be a valid dictionary"),
+    ("{path: k8s/a, valueFiles: [a.yaml]}", "sources.0.charts.0.valueFiles: Extra inputs are not permitted"),
+    ("{path: k8s/a}, {path: ./k8s/a}", "charts: each chart may be listed once; k8s/a is listed more than once"),
+])
+def test_bad_chart_settings_are_refused_naming_the_file_and_field(tmp_path: Path, chart: str, message: str) -> None:
+    path = _file(tmp_path, f"sources:\n  - name: apps\n    url: file:///a\n    charts: [{chart}]\n")
+    with pytest.raises(PermanentError, match=f"--git-config {path}: .*") as caught:
+        sources_from(GitSettings(sources_file=path), None)
+    assert message in str(caught.value)

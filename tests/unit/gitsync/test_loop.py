@@ -52,7 +52,7 @@ def test_an_unreachable_remote_is_retried_with_growing_backoff(monkeypatch: pyte
     monkeypatch.setattr(loop, "fetch", lambda source, cache: Checkout(
         path=tmp_path, commit="a" * 40, ref="refs/heads/main", message="m", author="a", time=datetime.now(UTC),
         source=source))
-    monkeypatch.setattr(loop, "render", lambda root, paths: Rendered(objects=()))
+    monkeypatch.setattr(loop, "render", lambda root, paths, charts: Rendered(objects=()))
     monkeypatch.setattr(loop, "sync", lambda *args, **kwargs: _report("app"))
     now[0] += 10_000
     gitsync.poll("app")
@@ -82,7 +82,7 @@ def test_a_failure_is_announced_once_and_so_is_the_recovery(monkeypatch: pytest.
     monkeypatch.setattr(loop, "fetch", lambda source, cache: Checkout(
         path=tmp_path, commit="c0ffee" * 6, ref="refs/heads/main", message="m", author="a",
         time=datetime.now(UTC), source=source))
-    monkeypatch.setattr(loop, "render", lambda root, paths: Rendered(objects=()))
+    monkeypatch.setattr(loop, "render", lambda root, paths, charts: Rendered(objects=()))
     monkeypatch.setattr(loop, "sync", lambda *args, **kwargs: _report("app", errors=next(outcomes)))
     source = GitSource(name="app", url="file:///nowhere")
     gitsync = GitSync(NoKube(), SyncSettings(sources=(source,)), cache_root=tmp_path,  # type: ignore[arg-type]
@@ -105,7 +105,7 @@ def test_a_commit_that_failed_to_sync_is_retried_with_backoff_and_a_new_commit_a
     monkeypatch.setattr(loop, "fetch", lambda source, cache: Checkout(
         path=tmp_path, commit=head[0], ref="refs/heads/main", message="m", author="a", time=datetime.now(UTC),
         source=source))
-    monkeypatch.setattr(loop, "render", lambda root, paths: Rendered(objects=()))
+    monkeypatch.setattr(loop, "render", lambda root, paths, charts: Rendered(objects=()))
 
     def broken_then_fixed(*args: object, **kwargs: object) -> SyncReport:
         synced.append(head[0])
