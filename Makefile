@@ -4,12 +4,16 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: setup packages build demo up down status test unit lint bench chaos clean crds
+.PHONY: setup packages build demo up down status test unit lint bench chaos clean crds image
 
 setup: packages $(INSTALLED) build
 
 packages:
 	@tools/install-debian-packages.sh
+
+# The controller's image, canary-delivery:<version>, from the Containerfile (docs/install.md).
+image: packages
+	tools/build-image.sh
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
