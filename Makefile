@@ -58,6 +58,8 @@ chaos: setup
 
 crds: $(INSTALLED)
 	$(BIN)/python -m canary.models.crds manifests/crds
+	cp manifests/crds/canaries.yaml manifests/crds/metrictemplates.yaml manifests/crds/alertproviders.yaml \
+	  charts/canary-delivery/files/crds/
 
 clean: $(INSTALLED)
 	$(BIN)/canary local down --purge

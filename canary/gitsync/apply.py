@@ -43,7 +43,6 @@ IGNORE_ANNOTATION = "canary.dev/ignore"
 PRUNE_ANNOTATION = "canary.dev/prune"
 ENABLED_ANNOTATION = "canary.dev/enabled"
 CRD_API_VERSION = "apiextensions.k8s.io/v1"
-CANARY_CRD = "canaries.canary.dev"
 _CANARY_GROUP = CANARY_API_VERSION.partition("/")[0]
 _FIRST_STAGE = {("", "Namespace"), ("apiextensions.k8s.io", "CustomResourceDefinition")}
 _VOLATILE_METADATA = ("resourceVersion", "generation", "managedFields")
@@ -397,7 +396,7 @@ def _observe(kube: Kube, desired: Sequence[RenderedObject], previous: Inventory 
 
 def _canary_targets(kube: Kube, desired: Sequence[RenderedObject]) -> frozenset[tuple[str, str]]:
     namespaces = {o.body["metadata"]["namespace"] for o in desired if o.body["kind"] == "Deployment"}
-    if not namespaces or kube.get(CRD_API_VERSION, "CustomResourceDefinition", CANARY_CRD) is None:
+    if not namespaces or not _canaries_served(kube):
         return frozenset()
     targets = set()
     for namespace in namespaces:
@@ -406,6 +405,16 @@ def _canary_targets(kube: Kube, desired: Sequence[RenderedObject]) -> frozenset[
             if target.kind == "Deployment" and target.name:
                 targets.add((namespace, target.name))
     return frozenset(targets)
+
+
+def _canaries_served(kube: Kube) -> bool:
+    """Whether the API server serves Canaries: discovery, which any install may read (a namespaced one may
+    not read CRDs)."""
+    try:
+        kube.is_namespaced(CANARY_API_VERSION, "Canary")
+    except PermanentError:
+        return False
+    return True
 
 
 def _apply_stages(kube: Kube, decided: Plan, run: _Run, *, crd_timeout: float) -> bool:
