@@ -24,7 +24,7 @@ from canary.local.install import crd_folder, install_crds
 from canary.waiting import wait_until
 from tests.e2e.canaries import canary_status, deployment, image_of, wait_phase
 from tests.e2e.controllers import ControllerProcess
-from tests.e2e.gitrepos import SEED, Upstream
+from tests.e2e.gitrepos import SEED, Upstream, sync_status
 
 pytestmark = pytest.mark.usefixtures("canary_crds")
 CHART = Path(__file__).parents[2] / "charts" / "canary-delivery"
@@ -186,6 +186,8 @@ def test_a_namespaced_install_with_the_git_sync_releases_from_git_holding_only_t
             inventory = json.loads(base64.b64decode(state["data"]["inventory.json"]))
             assert inventory["revision"] == upstream.head()
             assert kube.get("v1", "ConfigMap", "canary-gitsync-default", namespace=namespace) is None
+            status = sync_status(local_stack, namespace, "--git-sync-state", "secret")
+            assert f"commit:  {upstream.head()}" in status, status
             synced = [e for e in kube.list_objects("v1", "Event", namespace=namespace)
                       if e["involvedObject"]["kind"] == "Secret" and e["reason"] == "Synced"]
             assert synced, "Events on the sync-state Secret"
