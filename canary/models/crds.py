@@ -52,6 +52,10 @@ def _convert(node: Schema, definitions: dict[str, Schema]) -> Schema:
         out.setdefault("type", "string")
     if "properties" in out:
         out["properties"] = {k: _convert(v, definitions) for k, v in out["properties"].items()}
+        if not out["properties"]:
+            # The API server drops an empty ``properties``: a CRD applied with one would differ from the
+            # stored one, and a second field manager's server-side apply would conflict on it.
+            del out["properties"]
     if "items" in out:
         out["items"] = _convert(out["items"], definitions)
     additional = out.pop("additionalProperties", None)
@@ -92,7 +96,7 @@ def _crd(
             "group": GROUP,
             "scope": "Namespaced",
             "names": {"kind": kind, "listKind": f"{kind}List", "plural": plural, "singular": kind.lower(),
-                      "shortNames": short_names, "categories": ["all", "canary"]},
+                      "shortNames": short_names, "categories": ["all", "canary-delivery"]},
             "versions": [version],
         },
     }
