@@ -11,7 +11,7 @@ import structlog
 
 from canary.defaults import FIELD_MANAGER, in_shard
 from canary.engine.canaries import Canaries
-from canary.errors import CanaryError
+from canary.errors import CanaryError, PermanentError
 from canary.kube import Obj
 from canary.kube.apply import apply_if_changed
 from canary.kube.cache import Informer
@@ -22,6 +22,10 @@ from canary.models.canary import CanaryHead
 from canary.workloads.annotations import GENERATED_LABEL, canary_for, is_enabled
 
 log = structlog.get_logger(__name__)
+
+
+class _InvalidAnnotations(PermanentError):
+    """The Deployment's canary.dev annotations do not make a valid Canary (the message names them)."""
 
 
 def _generated(canary: CanaryHead) -> bool:
@@ -60,8 +64,10 @@ class GeneratedCanaries:
                 continue  # another shard's controller writes its Canary
             try:
                 written += self._sync_one(deployment)
-            except CanaryError as exc:
+            except _InvalidAnnotations as exc:
                 self._report(deployment, "InvalidCanaryAnnotations", str(exc))
+            except CanaryError as exc:  # the API server refused a write (a namespace being deleted, RBAC, ...)
+                self._report(deployment, "GeneratedCanaryNotWritten", str(exc))
         return f"{written} generated canaries written"
 
     def _sync_one(self, deployment: Obj) -> int:
@@ -78,7 +84,10 @@ class GeneratedCanaries:
             self._report(deployment, "CanaryExists", f"Deployment {namespace}/{name}: annotation canary.dev/enabled "
                          f"ignored: Canary {explicit[0]} already targets it")
             return 0
-        body = canary_for(deployment)
+        try:
+            body = canary_for(deployment)
+        except PermanentError as exc:
+            raise _InvalidAnnotations(str(exc)) from exc
         self._reported.pop((namespace, name), None)
         return int(apply_if_changed(self._kube, self._canaries.informer, body, field_manager=FIELD_MANAGER))
 

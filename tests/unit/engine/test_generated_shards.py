@@ -1,10 +1,11 @@
-"""Sharding of generated canaries: each controller writes the Canaries of its own shard's Deployments."""
+"""Generated canaries: each shard writes the Canaries of its own Deployments, and a refused write says so."""
 
 from __future__ import annotations
 
 from canary.defaults import SHARD_LABEL, in_shard, shard_selector
 from canary.engine.canaries import Canaries
 from canary.engine.generated import GeneratedCanaries
+from canary.errors import Forbidden
 from canary.kube import Obj
 from canary.kube.events import EventRecorder
 from canary.models.base import API_VERSION
@@ -45,3 +46,22 @@ def test_the_selector_and_the_membership_agree() -> None:
     assert not in_shard({SHARD_LABEL: "a"}, None)
     assert in_shard({"app": "web"}, None)
     assert not in_shard(None, "a")
+
+
+class _RefusingKube(FakeKube):
+    """An API server that refuses to write Canaries, as one does in a namespace being deleted."""
+
+    def apply(self, body: Obj, *, field_manager: str, subresource: str | None = None) -> Obj:
+        if body["kind"] == "Canary":
+            raise Forbidden(f"apply Canary shop/{body['metadata']['name']}: namespace shop is being terminated")
+        return super().apply(body, field_manager=field_manager, subresource=subresource)
+
+
+def test_a_refused_write_is_reported_as_such_not_as_invalid_annotations() -> None:
+    kube = _RefusingKube(_annotated("web", None))
+    canaries = Canaries(informer(kube, API_VERSION, "Canary"))
+    GeneratedCanaries(kube.as_kube(), deployments=informer(kube, "apps/v1", "Deployment"), canaries=canaries,
+                      events=EventRecorder(kube.as_kube())).sync()
+    [event] = [o for (kind, _, _), o in kube.objects.items() if kind == "Event"]
+    assert event["reason"] == "GeneratedCanaryNotWritten"
+    assert "namespace shop is being terminated" in event["message"]
