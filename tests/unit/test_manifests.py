@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from canary.gitsync.config import GitSettings
+from canary.routers.registry import plugin_for
 
 MANIFESTS = Path(__file__).parents[2] / "manifests"
 KUSTOMIZE = shutil.which("kustomize") or shutil.which("kubectl")
@@ -50,3 +51,23 @@ def test_the_controller_base_builds_alone(tmp_path: Path) -> None:
     objects = _build(tmp_path, "resources: [../controller]\n")
     assert {"Namespace", "CustomResourceDefinition", "ClusterRole", "Deployment"} <= {o["kind"] for o in objects}
     assert "canary-gitsync" not in {o["metadata"]["name"] for o in objects}, "Git sync rights only with the component"
+
+
+OVERLAYS = sorted(p.name for p in (MANIFESTS / "overlays").iterdir() if p.is_dir())
+
+
+@pytest.mark.parametrize("router", OVERLAYS)
+def test_each_router_overlay_sets_a_known_router_and_its_prometheus_over_the_base(router: str, tmp_path: Path) -> None:
+    objects = _build(tmp_path, f"resources: [../overlays/{router}]\n")
+    (deploy,) = [o for o in objects if o["kind"] == "Deployment"]
+    (container,) = deploy["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["CANARY_MESH_PROVIDER"] == router
+    assert plugin_for(router, default="", where="overlay").name == router, "a router the controller has"
+    assert env["CANARY_METRICS_SERVER"].startswith("http://prometheus.")
+    assert "CANARY_LEADER_ELECTION_NAMESPACE" in env, "the base's settings are kept"
+    assert {"CustomResourceDefinition", "ClusterRole", "Namespace"} <= {o["kind"] for o in objects}
+
+
+def test_the_overlays_cover_the_main_routers() -> None:
+    assert {"gatewayapi", "istio", "linkerd", "nginx"} <= set(OVERLAYS)
