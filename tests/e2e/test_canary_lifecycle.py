@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -145,6 +147,18 @@ def test_manual_controls_pause_resume_promote_abort_and_retry(
     assert "web" in shown.stdout
     assert "Succeeded" in shown.stdout
     assert any(e["reason"] == "Failed" for e in events(kube, namespace, "web"))
+
+    # The same through kubectl, which finds the kubectl-canary plugin the package installs on PATH.
+    kubectl = shutil.which("kubectl")
+    assert kubectl is not None, "kubectl is on PATH where the examples and this test run"
+    path = f"{Path(sys.executable).parent}:{os.environ['PATH']}"
+    plugin = subprocess.run([kubectl, "canary", "status", "-n", namespace], capture_output=True, text=True,
+                            check=False, timeout=60,
+                            env={**os.environ, "KUBECONFIG": local_stack.kubeconfig, "PATH": path})
+    assert plugin.returncode == 0, plugin.stderr
+    assert plugin.stdout.splitlines()[0] == shown.stdout.splitlines()[0], "the same table"
+    assert "web" in plugin.stdout
+    assert "Succeeded" in plugin.stdout
 
 
 def test_a_controller_killed_mid_run_resumes_and_finishes_the_run(
