@@ -4,7 +4,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: setup packages build demo up down status test unit lint bench chaos clean crds image
+.PHONY: setup packages build demo up down status test unit lint bench chaos clean crds image image-tools
 
 setup: packages $(INSTALLED) build
 
@@ -12,8 +12,12 @@ packages:
 	@tools/install-debian-packages.sh
 
 # The controller's image, canary-delivery:<version>, from the Containerfile (docs/install.md).
-image: packages
+image: packages $(INSTALLED)
 	tools/build-image.sh
+
+# Only helm and kustomize for the image, into .cache/image-tools: for building it with docker or podman yourself.
+image-tools: $(INSTALLED)
+	$(BIN)/canary local build --image-tools
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)

@@ -29,11 +29,12 @@ from canary.errors import CanaryError, PermanentError
 from canary.gitsync.config import DEFAULT_SOURCE, GitSettings, sources_from
 from canary.gitsync.helm import pinned_version as helm_pin
 from canary.gitsync.inventory import STATE_KINDS, KubeInventoryStore, StateKind, SyncState
+from canary.gitsync.kustomize import pinned_version as kustomize_pin
 from canary.gitsync.loop import GitSync, SyncSettings
 from canary.gitsync.loop import summary as sync_summary
 from canary.gitsync.rollbacks import DEFAULT_AUTHOR, git_ahead, read_ledger
 from canary.kube.client import Kube
-from canary.local import binaries, helm, install, loadtester, stack
+from canary.local import binaries, helm, imagetools, install, kustomize, loadtester, stack
 from canary.models import flagger
 from canary.models.base import seconds_of
 from canary.settings import ControllerSettings
@@ -84,9 +85,18 @@ def _progress(message: str) -> None:
 
 
 @local_app.command("build")
-def local_build() -> None:
-    """Build the pinned upstream binaries (etcd, Kubernetes, kwok; Helm, for charts in Git; Flagger's load
-    tester and hey, for tests) if they are missing; print the control plane's folder."""
+def local_build(
+    image_tools: Annotated[bool, typer.Option(
+        "--image-tools", help="Build only helm and kustomize, for Linux on GOARCH's architecture (this machine's "
+        "by default), and copy them into .cache/image-tools for the Containerfile; print that folder.")] = False,
+) -> None:
+    """Build the pinned upstream binaries (etcd, Kubernetes, kwok; Helm and kustomize, for the Git sync;
+    Flagger's load tester and hey, for tests) if they are missing; print the control plane's folder."""
+    if image_tools:
+        staged = imagetools.stage()
+        err.print(f"helm {helm_pin()}, kustomize {kustomize_pin()}: {', '.join(map(str, staged.values()))}")
+        typer.echo(str(imagetools.STAGING_DIR))
+        return
     directory = binaries.ensure_built()
     versions = binaries.pins()
     err.print(f"kubernetes {versions['kubernetes']}, etcd {versions['etcd']}, kwok {versions['kwok']}")
@@ -94,6 +104,7 @@ def local_build() -> None:
     tested = loadtester.pins()
     err.print(f"flagger-loadtester {tested['flagger']}, hey {tested['hey']}: {tools}")
     err.print(f"helm {helm_pin()}: {helm.ensure_built()}")
+    err.print(f"kustomize {kustomize_pin()}: {kustomize.ensure_built()}")
     typer.echo(str(directory))
 
 

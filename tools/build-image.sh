@@ -7,7 +7,10 @@
 # base and podman's layer cache and takes seconds; REFRESH_BASE=1 makes the base again (Debian's
 # updates since). Set BASE to build on another image instead (python:3.11-slim, say), IMAGE to change
 # the tag (canary-delivery:<canary.__version__>).
-# Needs root (podman build --isolation chroot), podman and mmdebstrap (tools/install-debian-packages.sh).
+# The image ships helm and kustomize for the Git sync: the pinned builds of tools/helm and tools/kustomize,
+# built when missing (needs Go) and staged into .cache/image-tools by `canary local build --image-tools`.
+# Needs root (podman build --isolation chroot), podman and mmdebstrap (tools/install-debian-packages.sh),
+# and the virtual environment (make setup; CANARY names another canary command).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -49,6 +52,16 @@ else
   fi
 fi
 
+# helm and kustomize into the build context (seconds when built; a copy only when they changed).
+canary=${CANARY:-.venv/bin/canary}
+if [[ ! -x $canary ]]; then
+  echo "$canary is missing: run make setup (or set CANARY to a canary command)" >&2
+  exit 1
+fi
+tools_started=$SECONDS
+"$canary" local build --image-tools >/dev/null
+tools_took=$((SECONDS - tools_started))
+
 previous=$(podman image inspect --format '{{.Id}}' "$image" 2>/dev/null || true)
 podman build --isolation chroot --layers --build-arg "BASE=$base" "${build_args[@]}" \
   --tag "$image" --file Containerfile .
@@ -59,4 +72,4 @@ if [[ -n $previous && $previous != "$current" ]]; then
 fi
 
 size=$(podman image inspect --format '{{.Size}}' "$image")
-echo "built $image ($((size / 1000000)) MB) on $base in $((SECONDS - started))s" >&2
+echo "built $image ($((size / 1000000)) MB) on $base in $((SECONDS - started))s (helm and kustomize: ${tools_took}s)" >&2

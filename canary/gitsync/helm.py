@@ -14,11 +14,9 @@ values files, and talks to no cluster or registry: a chart's dependencies must b
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
-import shutil
 import subprocess
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -29,10 +27,10 @@ from typing import Any
 import yaml
 
 from canary.errors import PermanentError
+from canary.gitsync import pinned
 
 HELM_ENV = "CANARY_HELM"
-REPO_ROOT = Path(__file__).resolve().parents[2]
-MODULE_DIR = REPO_ROOT / "tools" / "helm"
+MODULE_DIR = pinned.REPO_ROOT / "tools" / "helm"
 HELM_MODULE = "helm.sh/helm/v3"
 HELM_PACKAGE = f"{HELM_MODULE}/cmd/helm"
 CHART_FILE = "Chart.yaml"
@@ -75,7 +73,7 @@ class Template:
 
 def cache_root() -> Path:
     """The same root as the control plane's binaries (``canary.local.binaries.cache_root``)."""
-    return Path(os.environ.get("CANARY_CACHE_DIR", REPO_ROOT / ".cache"))
+    return pinned.cache_root()
 
 
 def pinned_version(module_dir: Path = MODULE_DIR) -> str:
@@ -89,35 +87,22 @@ def kubernetes_minor(module_dir: Path = MODULE_DIR) -> str:
 
 
 def _required(module_dir: Path, module: str) -> str:
-    text = (module_dir / "go.mod").read_text()
-    match = re.search(rf"^\s*(?:require\s+)?{re.escape(module)}\s+(v\S+)", text, re.MULTILINE)
-    if match is None:
+    version = pinned.required_version(module_dir, module)
+    if version is None:
         raise HelmError(f"{module_dir / 'go.mod'}: no version of {module}")
-    return match.group(1)
+    return version
 
 
-def built_path(module_dir: Path = MODULE_DIR) -> Path:
-    """Where ``canary local build`` puts helm: a folder named after the pin and a hash of the module."""
-    digest = hashlib.sha256()
-    for name in ("go.mod", "go.sum"):
-        digest.update((module_dir / name).read_bytes())
-    return cache_root() / "helm" / f"{pinned_version(module_dir)}_{digest.hexdigest()[:10]}" / "helm"
+def built_path(module_dir: Path = MODULE_DIR, platform: str | None = None) -> Path:
+    """Where ``canary local build`` puts helm: a folder named after the pin and a hash of the module
+    (``canary.gitsync.pinned.built_path``; ``platform`` such as ``linux/arm64`` for another machine's)."""
+    return pinned.built_path("helm", module_dir, pinned_version(module_dir), platform)
 
 
 def locate() -> Path | None:
     """The helm to run: ``CANARY_HELM``, else the one built from tools/helm, else ``helm`` on PATH."""
-    override = os.environ.get(HELM_ENV)
-    if override:
-        path = Path(override)
-        if not (path.is_file() and os.access(path, os.X_OK)):
-            raise HelmError(f"{HELM_ENV}={override} is not an executable file")
-        return path
-    if (MODULE_DIR / "go.mod").is_file():
-        built = built_path()
-        if built.is_file():
-            return built
-    found = shutil.which("helm")
-    return Path(found) if found is not None else None
+    return pinned.locate(HELM_ENV, "helm", lambda: built_path() if (MODULE_DIR / "go.mod").is_file() else None,
+                         HelmError)
 
 
 def chart_name(folder: Path) -> str:

@@ -3,16 +3,15 @@
 Called by the sync (``canary.gitsync.apply`` through the sync loop and ``canary sync``) with the
 repository's folder, the configured paths and the settings of its Helm charts. Every .yaml, .yml
 and .json file under a path is read in sorted order of its path; a folder holding a kustomization
-is built with ``kustomize build`` (or ``kubectl kustomize``), and a folder holding a Chart.yaml
-with ``helm template`` (``canary.gitsync.helm``), instead of reading its files. Rendering goes on after a
-problem so that one ``RenderError`` reports every broken file at once: a commit with any problem
-must apply nothing, and its author should see all of them in one go.
+is built with ``kustomize build`` or ``kubectl kustomize`` (``canary.gitsync.kustomize``), and a folder
+holding a Chart.yaml with ``helm template`` (``canary.gitsync.helm``), instead of reading its files.
+Rendering goes on after a problem so that one ``RenderError`` reports every broken file at once: a
+commit with any problem must apply nothing, and its author should see all of them in one go.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -22,7 +21,9 @@ from typing import Any
 import yaml
 
 from canary.errors import PermanentError
+from canary.gitsync import kustomize
 from canary.gitsync.helm import CHART_FILE, HELM_TIMEOUT, HelmChart, HelmError, template
+from canary.gitsync.kustomize import KUSTOMIZE_ENV, KustomizeError
 from canary.kube import Obj
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
@@ -216,12 +217,9 @@ def _missing_fields(body: Obj) -> list[str]:
 
 
 def kustomize_command() -> list[str] | None:
-    """The command that builds a kustomization: ``kustomize build``, else ``kubectl kustomize``."""
-    if (kustomize := shutil.which("kustomize")) is not None:
-        return [kustomize, "build"]
-    if (kubectl := shutil.which("kubectl")) is not None:
-        return [kubectl, "kustomize"]
-    return None
+    """The command that builds a kustomization: ``kustomize build`` (``CANARY_KUSTOMIZE``, the pinned build,
+    or PATH's; ``canary.gitsync.kustomize``), else ``kubectl kustomize``."""
+    return kustomize.command()
 
 
 def _kustomize(root: Path, folder: Path, name: str, problems: list[str], *, timeout: float) -> list[tuple[int, Obj]]:
@@ -229,9 +227,14 @@ def _kustomize(root: Path, folder: Path, name: str, problems: list[str], *, time
     if escapes:
         problems.extend(escapes)
         return []
-    command = kustomize_command()
+    try:
+        command = kustomize_command()
+    except KustomizeError as exc:
+        problems.append(f"{name}: {exc}")
+        return []
     if command is None:
-        problems.append(f"{name}: has a kustomization, which needs `kustomize` or `kubectl` on PATH; neither was found")
+        problems.append(f"{name}: has a kustomization, which needs kustomize: set {KUSTOMIZE_ENV}, run `canary "
+                        "local build` in a checkout of canary-delivery, or put `kustomize` or `kubectl` on PATH")
         return []
     try:
         done = subprocess.run([*command, str(folder)], capture_output=True, text=True, timeout=timeout, check=False)

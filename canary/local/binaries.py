@@ -13,6 +13,7 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -119,21 +120,53 @@ def ensure_built(*, verbose: bool = True) -> Path:
 
 
 def go_build(binary: Binary, target: Path, *, verbose: bool, kubernetes_version: str = "",
-             modules_dir: Path = MODULES_DIR) -> None:
-    """Build ``binary`` from its wrapper module (a folder of ``modules_dir``) into ``target``, atomically."""
-    ldflags = ["-s", "-w"]
+             modules_dir: Path = MODULES_DIR, ldflags: Sequence[str] = (),
+             env: Mapping[str, str] | None = None) -> None:
+    """Build ``binary`` from its wrapper module (a folder of ``modules_dir``) into ``target``, atomically, with
+    ``ldflags`` after the usual ones and ``env`` over ours (``CGO_ENABLED``, ``GOOS``, ``GOARCH``)."""
+    flags = ["-s", "-w"]
     if binary.version_flags:
-        ldflags += version_ldflags(kubernetes_version)
+        flags += version_ldflags(kubernetes_version)
+    flags += ldflags
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_suffix(".partial")
-    argv = ["go", "build", "-trimpath", "-ldflags", " ".join(ldflags), "-o", str(partial), binary.package]
+    argv = ["go", "build", "-trimpath", "-ldflags", " ".join(flags), "-o", str(partial), binary.package]
     if verbose:
-        print(f"building {binary.name} ({binary.package})", file=sys.stderr, flush=True)
+        platform = f" for {env['GOOS']}/{env['GOARCH']}" if env and "GOOS" in env and "GOARCH" in env else ""
+        print(f"building {binary.name} ({binary.package}){platform}", file=sys.stderr, flush=True)
     try:
         result = subprocess.run(argv, cwd=modules_dir / binary.module, capture_output=True, text=True,
-                                check=False)
+                                check=False, env={**os.environ, **env} if env else None)
     except FileNotFoundError as exc:
         raise LocalStackError("the Go toolchain (`go`) is not on PATH; install Go 1.24 or newer") from exc
     if result.returncode != 0:
         raise LocalStackError(f"building {binary.name} failed:\n{result.stderr[-4000:]}")
     partial.rename(target)
+
+
+def ensure_static(binary: Binary, target: Path, *, modules_dir: Path, ldflags: Sequence[str] = (),
+                  platform: str | None = None, verbose: bool = True) -> Path:
+    """``target``, building ``binary`` there first when missing: static (``CGO_ENABLED=0``, as helm's and
+    kustomize's own releases are built, so it runs on any Linux), for ``platform`` (``linux/arm64``) or
+    this machine (None). One process builds, the others wait."""
+    if target.is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with exclusive(target.parent / ".build.lock"):
+        if not target.is_file():
+            env = {"CGO_ENABLED": "0"}
+            if platform is not None:
+                env["GOOS"], _, env["GOARCH"] = platform.partition("/")
+            go_build(binary, target, verbose=verbose, modules_dir=modules_dir, ldflags=ldflags, env=env)
+    return target
+
+
+def go_env(*names: str) -> list[str]:
+    """``go env NAME...``: the values the Go toolchain would build with (GOARCH, GOHOSTOS...), one each."""
+    try:
+        done = subprocess.run(["go", "env", *names], capture_output=True, text=True, check=False)
+    except FileNotFoundError as exc:
+        raise LocalStackError("the Go toolchain (`go`) is not on PATH; install Go 1.24 or newer") from exc
+    if done.returncode != 0:
+        raise LocalStackError(f"`go env` failed: {done.stderr.strip()}")
+    return done.stdout.splitlines()

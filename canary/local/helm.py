@@ -2,18 +2,19 @@
 
 ``canary local build`` (and so ``make setup``) calls :func:`ensure_built`; the Git sync finds the
 result through ``canary.gitsync.helm.locate``, which owns the folder's name: the pin and a hash of
-the module, so a changed pin builds afresh and an unchanged one costs nothing.
+the module, so a changed pin builds afresh and an unchanged one costs nothing. It is built as Helm's
+releases are (static, with its Makefile's version flags), so the image can ship the same binary
+(``canary.local.imagetools``).
 """
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
-from canary.errors import LocalStackError
 from canary.gitsync import helm
-from canary.locks import exclusive
+from canary.local.binaries import Binary, ensure_static
+
+BINARY = Binary("helm", "helm", helm.HELM_PACKAGE)
 
 
 def version_ldflags(module_dir: Path = helm.MODULE_DIR) -> list[str]:
@@ -25,25 +26,8 @@ def version_ldflags(module_dir: Path = helm.MODULE_DIR) -> list[str]:
               for package in ("chartutil", "lint/rules") for part, value in (("Major", "1"), ("Minor", minor)))]
 
 
-def ensure_built(*, verbose: bool = True) -> Path:
-    """The built helm, building it first when missing (one process builds, the others wait)."""
-    target = helm.built_path()
-    if target.is_file():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with exclusive(target.parent.parent / ".build.lock"):
-        if target.is_file():
-            return target
-        partial = target.with_suffix(".partial")
-        argv = ["go", "build", "-trimpath", "-ldflags", " ".join(["-s", "-w", *version_ldflags()]),
-                "-o", str(partial), helm.HELM_PACKAGE]
-        if verbose:
-            print(f"building helm {helm.pinned_version()} ({helm.HELM_PACKAGE})", file=sys.stderr, flush=True)
-        try:
-            done = subprocess.run(argv, cwd=helm.MODULE_DIR, capture_output=True, text=True, check=False)
-        except FileNotFoundError as exc:
-            raise LocalStackError("the Go toolchain (`go`) is not on PATH; install Go 1.26 or newer") from exc
-        if done.returncode != 0:
-            raise LocalStackError(f"building helm failed:\n{done.stderr[-4000:]}")
-        partial.rename(target)
-    return target
+def ensure_built(*, platform: str | None = None, verbose: bool = True) -> Path:
+    """The built helm, building it first when missing (one process builds, the others wait); for
+    ``platform`` (``linux/arm64``) instead of this machine when given."""
+    return ensure_static(BINARY, helm.built_path(platform=platform), modules_dir=helm.MODULE_DIR.parent,
+                         ldflags=version_ldflags(), platform=platform, verbose=verbose)

@@ -4,6 +4,7 @@ The image is built once per session by tools/build-image.sh (``make image``; sec
 cache holds its layers) and run by :class:`tests.e2e.images.ImagePod`: its entrypoint under chroot,
 as user 65532 on a read-only root, with the in-cluster environment of a pod and the token of the
 ServiceAccount of manifests/rbac, whose objects are applied as they are, moved to the test's namespace.
+Its Git sync renders charts and kustomizations with the helm and kustomize the image ships.
 """
 
 from __future__ import annotations
@@ -21,6 +22,11 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
 from canary import __version__
+from canary.errors import WaitTimeout
+from canary.gitsync.config import DEFAULT_SOURCE
+from canary.gitsync.helm import pinned_version as helm_pin
+from canary.gitsync.inventory import KubeInventoryStore, SyncState
+from canary.gitsync.kustomize import pinned_version as kustomize_pin
 from canary.kube import Obj
 from canary.kube.client import Kube
 from canary.local import stack
@@ -249,6 +255,87 @@ def test_the_image_syncs_git_commits_with_checkouts_in_tmp_under_its_read_only_r
                    what="ConfigMap settings from the second commit", timeout=30)
         checkout = pod.exec("sh", "-c", f"git -C {TMP}/.cache/canary-delivery/gitsync/*/repo rev-parse HEAD")
         assert checkout.stdout.strip() == head, checkout.stderr
+    finally:
+        code = pod.stop()
+    assert code == 0, pod.log_tail()
+
+
+CHART = {"apiVersion": "v2", "name": "web", "version": "1.0.0"}
+CHART_TEMPLATES = {
+    "deployment.yaml": """\
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: {{ .Release.Name }}, namespace: {{ .Values.namespace }}}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: {{ .Release.Name }}}}
+  template:
+    metadata: {labels: {app: {{ .Release.Name }}}}
+    spec: {containers: [{name: web, image: "web:{{ .Values.tag }}"}]}
+""",
+    "greeting.yaml": """\
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: {{ .Release.Name }}-greeting, namespace: {{ .Values.namespace }}}
+data: {greeting: {{ .Values.greeting | quote }}}
+""",
+}
+
+
+def _chart_and_kustomization(namespace: str, *, tag: str, greeting: str, color: str) -> dict[str, str | None]:
+    """A chart (helm template: its values into a Deployment and a ConfigMap) and a kustomization (kustomize build:
+    a generated ConfigMap, a name prefix and the namespace), each a folder under k8s/."""
+    return {"k8s/web/Chart.yaml": yaml.safe_dump(CHART),
+            "k8s/web/values.yaml": yaml.safe_dump({"namespace": namespace, "tag": tag, "greeting": greeting}),
+            **{f"k8s/web/templates/{name}": text for name, text in CHART_TEMPLATES.items()},
+            "k8s/settings/kustomization.yaml": yaml.safe_dump({
+                "namespace": namespace, "namePrefix": "kustomized-",
+                "configMapGenerator": [{"name": "settings", "literals": [f"color={color}"]}],
+                "generatorOptions": {"disableNameSuffixHash": True}})}
+
+
+def _rendered(kube: Kube, namespace: str) -> tuple[str | None, str | None, str | None]:
+    """The chart's image tag and greeting, and the kustomization's color, as the cluster has them."""
+    web = kube.get("apps/v1", "Deployment", "web", namespace=namespace)
+    greeting = kube.get("v1", "ConfigMap", "web-greeting", namespace=namespace)
+    settings = kube.get("v1", "ConfigMap", "kustomized-settings", namespace=namespace)
+    return (None if web is None else str(web["spec"]["template"]["spec"]["containers"][0]["image"]),
+            None if greeting is None else str(greeting["data"]["greeting"]),
+            None if settings is None else str(settings["data"]["color"]))
+
+
+def test_the_image_renders_a_chart_and_a_kustomization_from_git_with_the_helm_and_kustomize_it_ships(
+    kube: Kube, namespace: str, local_stack: stack.StackState, canary_crds: list[str], controller_image: str,
+    gitsync_rbac: Rbac, upstream: Upstream, daemon: int, tmp_path: Path,
+) -> None:
+    upstream.commit({**dict.fromkeys(SEED), **_chart_and_kustomization(namespace, tag="1", greeting="hello",
+                                                                          color="blue")}, "a chart and a kustomization")
+    container = manifest_container(namespace, args=("--namespace", namespace), env={
+        "CANARY_METRICS_SERVER": local_stack.prometheus_url, "CANARY_GIT_URL": f"git://127.0.0.1:{daemon}/app.git",
+        "CANARY_GIT_PATH": "k8s", "CANARY_GIT_INVENTORY_NAMESPACE": namespace, "CANARY_GIT_POLL_INTERVAL": "1s"})
+    pod = _pod(local_stack, namespace, controller_image, tmp_path / "pod", container)
+    pod.start()
+    try:
+        # The pinned builds, on the image's PATH (the image has no kubectl to fall back on).
+        found = pod.exec("sh", "-c", "for tool in helm kustomize kubectl; do command -v $tool; done")
+        assert found.stdout.split() == ["/usr/local/bin/helm", "/usr/local/bin/kustomize"], found
+        assert pod.exec("helm", "version", "--template", "{{.Version}}").stdout == helm_pin()
+        assert pod.exec("kustomize", "version").stdout.strip() == kustomize_pin()
+
+        state = KubeInventoryStore(SyncState(kube, namespace))
+        try:
+            wait_until(lambda: _rendered(kube, namespace), lambda seen: seen == ("web:1", "hello", "blue"),
+                       what="the chart's and the kustomization's objects from the first commit", timeout=30)
+            head = upstream.commit(_chart_and_kustomization(namespace, tag="2", greeting="bonjour", color="green"),
+                                   "new values, a new literal")
+            wait_until(lambda: _rendered(kube, namespace), lambda seen: seen == ("web:2", "bonjour", "green"),
+                       what="the chart's and the kustomization's objects from the second commit", timeout=30)
+            wait_until(lambda: state.load(DEFAULT_SOURCE),
+                       lambda inv: inv is not None and inv.revision == head and inv.last_error is None,
+                       what="the sync state to record the second commit, without an error", timeout=30)
+        except WaitTimeout as exc:
+            inventory = state.load(DEFAULT_SOURCE)
+            raise AssertionError(f"{exc}\nsync error: {inventory and inventory.last_error}\n{pod.log_tail()}") from exc
     finally:
         code = pod.stop()
     assert code == 0, pod.log_tail()

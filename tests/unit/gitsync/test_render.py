@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
 
+from canary.gitsync import kustomize
 from canary.gitsync.render import RenderError, Source, render
 
 DEPLOYMENT = """\
@@ -156,8 +156,8 @@ def test_symlinks_inside_the_repository_are_followed(tmp_path: Path) -> None:
     assert names(tmp_path, "k8s") == ["own", "shared"]
 
 
-needs_kustomize = pytest.mark.skipif(not (shutil.which("kustomize") or shutil.which("kubectl")),
-                                     reason="neither kustomize nor kubectl is on PATH")
+needs_kustomize = pytest.mark.skipif(kustomize.command() is None,
+                                     reason="no kustomize (canary local build) nor kustomize or kubectl on PATH")
 
 
 @needs_kustomize
@@ -198,13 +198,67 @@ def test_a_failing_kustomize_build_is_reported_with_its_folder(tmp_path: Path) -
     assert "missing.yaml" in caught.value.problems[0]
 
 
-def test_a_kustomization_without_kustomize_or_kubectl_names_both(tmp_path: Path,
-                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_kustomization_without_kustomize_or_kubectl_says_where_kustomize_is_looked_for(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     write(tmp_path, "k8s/kustomization.yaml", "resources: []\n")
+    monkeypatch.delenv(kustomize.KUSTOMIZE_ENV, raising=False)
+    monkeypatch.setenv("CANARY_CACHE_DIR", str(tmp_path / "empty-cache"))
     monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
 
     with pytest.raises(RenderError) as caught:
         render(tmp_path, ["k8s"])
 
     assert caught.value.problems == (
-        "k8s: has a kustomization, which needs `kustomize` or `kubectl` on PATH; neither was found",)
+        "k8s: has a kustomization, which needs kustomize: set CANARY_KUSTOMIZE, run `canary local build` in a "
+        "checkout of canary-delivery, or put `kustomize` or `kubectl` on PATH",)
+
+
+def test_a_kustomize_variable_that_names_no_program_is_a_problem_naming_the_variable(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write(tmp_path, "k8s/kustomization.yaml", "resources: []\n")
+    monkeypatch.setenv(kustomize.KUSTOMIZE_ENV, str(tmp_path / "no-kustomize"))
+
+    with pytest.raises(RenderError) as caught:
+        render(tmp_path, ["k8s"])
+
+    assert caught.value.problems == (f"k8s: CANARY_KUSTOMIZE={tmp_path / 'no-kustomize'} is not an executable file",)
+
+
+def _program(folder: Path, name: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_text("#!/bin/sh\n")
+    path.chmod(0o755)
+    return path
+
+
+def test_kustomize_is_found_by_variable_then_the_pinned_build_then_path_then_kubectl(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CANARY_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("PATH", str(tmp_path / "bin"))
+    named = _program(tmp_path / "named", "kustomize")
+    built = _program(kustomize.built_path().parent, "kustomize")
+    on_path = _program(tmp_path / "bin", "kustomize")
+    kubectl = _program(tmp_path / "bin", "kubectl")
+
+    monkeypatch.setenv(kustomize.KUSTOMIZE_ENV, str(named))
+    assert kustomize.command() == [str(named), "build"]
+    monkeypatch.delenv(kustomize.KUSTOMIZE_ENV)
+    assert kustomize.command() == [str(built), "build"]
+    assert built.parent.name.startswith(f"{kustomize.pinned_version()}_")
+    built.unlink()
+    assert kustomize.command() == [str(on_path), "build"]
+    on_path.unlink()
+    assert kustomize.command() == [str(kubectl), "kustomize"]
+    kubectl.unlink()
+    assert kustomize.command() is None
+
+
+@needs_kustomize
+def test_a_kustomizations_generators_are_built(tmp_path: Path) -> None:
+    write(tmp_path, "k8s/kustomization.yaml", "configMapGenerator: [{name: settings, literals: [color=blue]}]\n")
+
+    (settings,) = render(tmp_path, ["k8s"]).objects
+
+    assert settings.body["data"] == {"color": "blue"}
+    assert settings.body["metadata"]["name"].startswith("settings-"), "kustomize's name suffix hash"
