@@ -35,7 +35,7 @@ from canary.gitsync.rollbacks import FailedRelease, Ledger, Rollbacks
 from canary.gitsync.webhook import receiver
 from canary.kube import Obj
 from canary.kube.cache import Informer
-from canary.kube.client import Kube
+from canary.kube.client import REDISCOVER_SECONDS, Kube
 from canary.kube.events import EventRecorder
 from canary.kube.lease import LeaseElector
 from canary.kube.namespaces import ensure_namespace
@@ -138,7 +138,8 @@ def outbound_policy(settings: ControllerSettings) -> outbound.OutboundPolicy:
 
 def build(settings: ControllerSettings) -> Controller:
     """Create every part; nothing runs until ``start``."""
-    kube = Kube.from_kubeconfig(settings.kubeconfig)
+    # Its caches of routers' kinds retry all the time: one rediscovery per period serves them all.
+    kube = Kube.from_kubeconfig(settings.kubeconfig, rediscover_seconds=REDISCOVER_SECONDS)
     namespace = settings.namespace
 
     def informer(api_version: str, kind: str) -> Informer:

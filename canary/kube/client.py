@@ -6,6 +6,7 @@ application's error types (``canary.errors``) so that no caller needs to know th
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -25,6 +26,8 @@ from canary.kube import Obj
 
 T = TypeVar("T")
 REDISCOVER_SECONDS = 30.0
+"""How often the controller looks again for kinds the API server did not serve (its caches of
+routers' kinds retry all the time); other clients look again at every miss."""
 # Watches are not counted: they are long-lived streams, not per-tick work.
 API_REQUESTS = Counter("canary_api_requests_total", "Requests to the Kubernetes API server, by verb and kind.",
                        ["verb", "kind"])
@@ -55,18 +58,21 @@ def api_client(kubeconfig: Path | None = None) -> ApiClient:
 class Kube:
     """Generic reads and writes; one instance shares one connection pool across threads."""
 
-    def __init__(self, client: ApiClient, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, client: ApiClient, *, rediscover_seconds: float = 0.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._client = client
         self._clock = clock
+        self._rediscover_seconds = rediscover_seconds
         self._dynamic_client: DynamicClient | None = None  # made on first use: it asks the server at once
         self._discovery_lock = threading.Lock()
-        self._rediscovered = -REDISCOVER_SECONDS
+        self._rediscovered = -math.inf
         self._resources: dict[tuple[str, str], Any] = {}
 
     @classmethod
-    def from_kubeconfig(cls, kubeconfig: Path | None = None) -> Kube:
-        """Connect with ``kubeconfig`` (see ``api_client`` for the fallbacks)."""
-        return cls(api_client(kubeconfig))
+    def from_kubeconfig(cls, kubeconfig: Path | None = None, *, rediscover_seconds: float = 0.0) -> Kube:
+        """Connect with ``kubeconfig`` (see ``api_client`` for the fallbacks); a kind the API server does
+        not serve is looked up again at most every ``rediscover_seconds``, for all kinds."""
+        return cls(api_client(kubeconfig), rediscover_seconds=rediscover_seconds)
 
     def close(self) -> None:
         """Release the connection pool."""
@@ -95,10 +101,9 @@ class Kube:
             return self._dynamic.resources.get(api_version=api_version, kind=kind)
         except ResourceNotFoundError:
             # A CRD may have been established since discovery ran: look again, but at most once per
-            # REDISCOVER_SECONDS for all kinds (each look is GET /version and /apis, and the caches of
-            # routers whose CRDs are not installed ask again and again).
+            # rediscover_seconds for all kinds (each look is GET /version and /apis).
             now = self._clock()
-            if now - self._rediscovered < REDISCOVER_SECONDS:
+            if now - self._rediscovered < self._rediscover_seconds:
                 raise PermanentError(f"the API server serves no {kind} in {api_version}") from None
             self._rediscovered = now
             self._dynamic.resources.invalidate_cache()

@@ -33,7 +33,7 @@ class _Dynamic:
 
 def test_missing_kinds_share_one_rediscovery_per_period() -> None:
     clock = [1000.0]
-    kube = Kube(ApiClient(Configuration()), clock=lambda: clock[0])
+    kube = Kube(ApiClient(Configuration()), rediscover_seconds=client.REDISCOVER_SECONDS, clock=lambda: clock[0])
     dynamic = _Dynamic()
     kube._dynamic_client = dynamic  # type: ignore[assignment]
     for kind in ("TrafficSplit", "ScaledObject", "TrafficSplit", "RouteTable"):
@@ -44,3 +44,13 @@ def test_missing_kinds_share_one_rediscovery_per_period() -> None:
     with pytest.raises(PermanentError):
         kube._resource("x/v1", "TrafficSplit")
     assert dynamic.resources.refreshes == 2, "a CRD installed since is found after the period"
+
+
+def test_other_clients_look_again_at_every_miss() -> None:
+    kube = Kube(ApiClient(Configuration()))
+    dynamic = _Dynamic()
+    kube._dynamic_client = dynamic  # type: ignore[assignment]
+    for _ in range(3):
+        with pytest.raises(PermanentError):
+            kube._resource("x/v1", "Upstream")
+    assert dynamic.resources.refreshes == 3, "a CRD installed a moment ago is found at once"
