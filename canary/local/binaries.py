@@ -56,10 +56,52 @@ def pinned_version(module: str, go_mod_text: str) -> str:
 
 def pins(modules_dir: Path = MODULES_DIR) -> dict[str, str]:
     """The pinned version of each upstream component, read from the wrapper modules."""
-    return {
-        folder: pinned_version(module, (modules_dir / folder / "go.mod").read_text())
-        for folder, module in _PINS.items()
-    }
+    return pinned_versions(modules_dir, _PINS)
+
+
+def pinned_versions(modules_dir: Path, modules: Mapping[str, str]) -> dict[str, str]:
+    """The version each wrapper module (folder -> Go module it pins) of ``modules_dir`` requires."""
+    return {folder: pinned_version(module, (modules_dir / folder / "go.mod").read_text())
+            for folder, module in modules.items()}
+
+
+def modules_digest(modules_dir: Path, folders: Sequence[str]) -> str:
+    """A short digest of the wrapper modules' go.mod and go.sum: a changed pin or dependency changes it."""
+    digest = hashlib.sha256()
+    for folder in sorted(folders):
+        for name in ("go.mod", "go.sum"):
+            digest.update((modules_dir / folder / name).read_bytes())
+    return digest.hexdigest()[:10]
+
+
+def cached_bin_dir(kind: str, key: str, *, override: str) -> Path:
+    """The cache folder of one set of built binaries, or the folder the environment variable ``override``
+    names instead."""
+    named = os.environ.get(override)
+    return Path(named) if named else cache_root() / kind / key / "bin"
+
+
+def missing_in(directory: Path, binaries: Sequence[Binary]) -> list[str]:
+    """Names of ``binaries`` not yet present in ``directory``."""
+    return [b.name for b in binaries if not (directory / b.name).is_file()]
+
+
+def build_missing(directory: Path, binaries: Sequence[Binary], *, modules_dir: Path, override: str,
+                  verbose: bool, kubernetes_version: str = "") -> Path:
+    """``directory``, after building the ``binaries`` missing there (one process builds, the others wait
+    on a file lock); a folder given by the environment variable ``override`` is never built into."""
+    absent = missing_in(directory, binaries)
+    if not absent:
+        return directory
+    if os.environ.get(override):
+        raise LocalStackError(f"{override}={directory} lacks {', '.join(absent)}")
+    with exclusive(directory.parent / ".build.lock"):
+        for binary in binaries:
+            target = directory / binary.name
+            if not target.is_file():
+                go_build(binary, target, kubernetes_version=kubernetes_version, verbose=verbose,
+                         modules_dir=modules_dir)
+    return directory
 
 
 def version_ldflags(kubernetes_version: str) -> list[str]:
@@ -72,13 +114,9 @@ def version_ldflags(kubernetes_version: str) -> list[str]:
 
 def cache_key(modules_dir: Path = MODULES_DIR) -> str:
     """A folder name that changes whenever a pin or a module's go.sum changes."""
-    digest = hashlib.sha256()
-    for folder in sorted(_PINS):
-        for name in ("go.mod", "go.sum"):
-            digest.update((modules_dir / folder / name).read_bytes())
     versions = pins(modules_dir)
     return (f"k8s-{versions['kubernetes']}_etcd-{versions['etcd']}_kwok-{versions['kwok']}"
-            f"_{digest.hexdigest()[:10]}")
+            f"_{modules_digest(modules_dir, list(_PINS))}")
 
 
 def cache_root() -> Path:
@@ -88,15 +126,12 @@ def cache_root() -> Path:
 
 def bin_dir() -> Path:
     """The folder that holds (or will hold) the binaries for the current pins."""
-    override = os.environ.get("CANARY_CONTROLPLANE_BIN")
-    if override:
-        return Path(override)
-    return cache_root() / "controlplane" / cache_key() / "bin"
+    return cached_bin_dir("controlplane", cache_key(), override="CANARY_CONTROLPLANE_BIN")
 
 
 def missing(directory: Path) -> list[str]:
     """Names of the binaries not yet present in ``directory``."""
-    return [b.name for b in BINARIES if not (directory / b.name).is_file()]
+    return missing_in(directory, BINARIES)
 
 
 def ensure_built(*, verbose: bool = True) -> Path:
@@ -104,19 +139,8 @@ def ensure_built(*, verbose: bool = True) -> Path:
 
     Safe to call from several processes at once: one builds, the others wait on a file lock.
     """
-    directory = bin_dir()
-    if not missing(directory):
-        return directory
-    if os.environ.get("CANARY_CONTROLPLANE_BIN"):
-        raise LocalStackError(f"CANARY_CONTROLPLANE_BIN={directory} lacks {', '.join(missing(directory))}")
-    with exclusive(directory.parent / ".build.lock"):
-        versions = pins()
-        for binary in BINARIES:
-            target = directory / binary.name
-            if target.is_file():
-                continue
-            go_build(binary, target, kubernetes_version=versions["kubernetes"], verbose=verbose)
-    return directory
+    return build_missing(bin_dir(), BINARIES, modules_dir=MODULES_DIR, override="CANARY_CONTROLPLANE_BIN",
+                         verbose=verbose, kubernetes_version=pins()["kubernetes"])
 
 
 def go_build(binary: Binary, target: Path, *, verbose: bool, kubernetes_version: str = "",
