@@ -14,14 +14,13 @@ from typing import Any
 
 import pytest
 import yaml
-from kubernetes import client as k8s
-from kubernetes import config as k8s_config
 
 from canary.kube import Obj
 from canary.kube.client import Kube
 from canary.local import helm, stack
 from canary.local.install import crd_folder, install_crds
 from canary.waiting import wait_until
+from tests.e2e import accounts
 from tests.e2e.canaries import canary_status, deployment, image_of, wait_phase
 from tests.e2e.controllers import ControllerProcess
 from tests.e2e.gitrepos import SEED, Upstream, sync_status
@@ -91,27 +90,6 @@ def test_every_value_set_renders_objects_the_api_server_accepts(
         assert found["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "Helm"
 
 
-def _service_account_kubeconfig(admin: str, namespace: str, name: str, folder: Path) -> Path:
-    """A kubeconfig that authenticates as a ServiceAccount, with a token from the TokenRequest API."""
-    api = k8s_config.new_client_from_config(config_file=admin)  # type: ignore[no-untyped-call]
-    try:
-        request = k8s.AuthenticationV1TokenRequest(spec=k8s.V1TokenRequestSpec(audiences=[],
-                                                                                 expiration_seconds=3600))
-        answer = k8s.CoreV1Api(api).create_namespaced_service_account_token(name, namespace, request)
-        assert answer.status is not None
-        token = answer.status.token
-    finally:
-        api.close()
-    config = yaml.safe_load(Path(admin).read_text())
-    config["users"] = [{"name": name, "user": {"token": token}}]
-    for context in config["contexts"]:
-        context["context"]["user"] = name
-    path = folder / "service-account.kubeconfig"
-    path.write_text(yaml.safe_dump(config))
-    path.chmod(0o600)
-    return path
-
-
 def _environment(container: Obj, kube: Kube, namespace: str, cache: Path) -> dict[str, str]:
     """The container's environment as the kubelet would give it (the cache folder moved to ``cache``)."""
     env = {}
@@ -166,7 +144,7 @@ def test_a_namespaced_install_with_the_git_sync_releases_from_git_holding_only_t
         args = [a for a in container["args"][1:] if not a.startswith(("--port=", "--metrics-server="))]
         controller = ControllerProcess(
             local_stack, watched, tmp_path, extra=tuple(args),
-            kubeconfig=_service_account_kubeconfig(local_stack.kubeconfig, namespace, pod["serviceAccountName"],
+            kubeconfig=accounts.kubeconfig(local_stack.kubeconfig, namespace, pod["serviceAccountName"],
                                                    tmp_path),
             env={**_environment(container, kube, namespace, tmp_path / "cache"),
                  "CANARY_HELM": str(helm.ensure_built())})

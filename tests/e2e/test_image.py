@@ -18,8 +18,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from kubernetes import client as k8s
-from kubernetes import config as k8s_config
 
 from canary import __version__
 from canary.errors import WaitTimeout
@@ -32,6 +30,7 @@ from canary.kube.client import Kube
 from canary.local import stack
 from canary.waiting import wait_until
 from tests.builders import make_canary, make_deployment
+from tests.e2e import accounts
 from tests.e2e.canaries import canary_status, good_then_bad_release, judged_canary, route_weights, wait_phase
 from tests.e2e.gitrepos import SEED, Upstream
 from tests.e2e.images import (
@@ -130,22 +129,17 @@ def gitsync_rbac(kube: Kube, namespace: str) -> Iterator[Rbac]:
     installed.delete_cluster_objects()
 
 
-def _token(admin: str, namespace: str) -> str:
-    """A token of the ServiceAccount from the TokenRequest API, as the kubelet gets one for a pod."""
-    api = k8s_config.new_client_from_config(config_file=admin)  # type: ignore[no-untyped-call]
-    try:
-        request = k8s.AuthenticationV1TokenRequest(spec=k8s.V1TokenRequestSpec(audiences=[],
-                                                                                 expiration_seconds=3600))
-        answer = k8s.CoreV1Api(api).create_namespaced_service_account_token(ACCOUNT, namespace, request)
-        assert answer.status is not None
-        return str(answer.status.token)
-    finally:
-        api.close()
+def _gitsync_container(local_stack: stack.StackState, namespace: str, daemon: int) -> Container:
+    """The manifest's container syncing the git daemon's app.git (path k8s) into ``namespace``."""
+    return manifest_container(namespace, args=("--namespace", namespace), env={
+        "CANARY_METRICS_SERVER": local_stack.prometheus_url, "CANARY_GIT_URL": f"git://127.0.0.1:{daemon}/app.git",
+        "CANARY_GIT_PATH": "k8s", "CANARY_GIT_INVENTORY_NAMESPACE": namespace, "CANARY_GIT_POLL_INTERVAL": "1s"})
 
 
 def _pod(local_stack: stack.StackState, namespace: str, image: str, folder: Path, container: Container) -> ImagePod:
     host, port, ca = api_server_of(Path(local_stack.kubeconfig))
-    account = ServiceAccountFiles(token=_token(local_stack.kubeconfig, namespace), ca_crt=ca, namespace=namespace)
+    account = ServiceAccountFiles(token=accounts.token(local_stack.kubeconfig, namespace, ACCOUNT), ca_crt=ca,
+                                  namespace=namespace)
     return ImagePod(image, container, account, api_server=(host, port), folder=folder)
 
 
@@ -242,9 +236,7 @@ def test_the_image_syncs_git_commits_with_checkouts_in_tmp_under_its_read_only_r
     upstream.commit({**dict.fromkeys(SEED), "k8s/settings.yaml": _settings(namespace, "blue")}, "settings")
     # The Git sync's settings as manifests/gitsync sets them, without CANARY_CACHE_DIR: checkouts go
     # to $HOME/.cache, on the emptyDir at /tmp.
-    container = manifest_container(namespace, args=("--namespace", namespace), env={
-        "CANARY_METRICS_SERVER": local_stack.prometheus_url, "CANARY_GIT_URL": f"git://127.0.0.1:{daemon}/app.git",
-        "CANARY_GIT_PATH": "k8s", "CANARY_GIT_INVENTORY_NAMESPACE": namespace, "CANARY_GIT_POLL_INTERVAL": "1s"})
+    container = _gitsync_container(local_stack, namespace, daemon)
     pod = _pod(local_stack, namespace, controller_image, tmp_path / "pod", container)
     pod.start()
     try:
@@ -310,9 +302,7 @@ def test_the_image_renders_a_chart_and_a_kustomization_from_git_with_the_helm_an
 ) -> None:
     upstream.commit({**dict.fromkeys(SEED), **_chart_and_kustomization(namespace, tag="1", greeting="hello",
                                                                           color="blue")}, "a chart and a kustomization")
-    container = manifest_container(namespace, args=("--namespace", namespace), env={
-        "CANARY_METRICS_SERVER": local_stack.prometheus_url, "CANARY_GIT_URL": f"git://127.0.0.1:{daemon}/app.git",
-        "CANARY_GIT_PATH": "k8s", "CANARY_GIT_INVENTORY_NAMESPACE": namespace, "CANARY_GIT_POLL_INTERVAL": "1s"})
+    container = _gitsync_container(local_stack, namespace, daemon)
     pod = _pod(local_stack, namespace, controller_image, tmp_path / "pod", container)
     pod.start()
     try:

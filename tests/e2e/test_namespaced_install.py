@@ -7,13 +7,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from kubernetes import client as k8s
-from kubernetes import config as k8s_config
 
 from canary.kube.client import Kube
 from canary.local import stack
 from canary.waiting import wait_until
 from tests.builders import make_canary, make_deployment
+from tests.e2e import accounts
 from tests.e2e.canaries import deployment, image_of, release, wait_phase
 from tests.e2e.controllers import ControllerProcess
 
@@ -30,33 +29,11 @@ def _install(kube: Kube, namespace: str) -> None:
         kube.apply(doc, field_manager="test-namespaced-install")
 
 
-def _service_account_kubeconfig(admin: str, namespace: str, folder: Path) -> Path:
-    """A kubeconfig that authenticates as the ServiceAccount, with a token from the TokenRequest API
-    (what ``kubectl create token`` does)."""
-    api = k8s_config.new_client_from_config(config_file=admin)  # type: ignore[no-untyped-call]
-    try:
-        request = k8s.AuthenticationV1TokenRequest(spec=k8s.V1TokenRequestSpec(audiences=[],
-                                                                                 expiration_seconds=3600))
-        answer = k8s.CoreV1Api(api).create_namespaced_service_account_token("canary-controller", namespace, request)
-        assert answer.status is not None
-        token = answer.status.token
-    finally:
-        api.close()
-    config = yaml.safe_load(Path(admin).read_text())
-    config["users"] = [{"name": "canary-controller", "user": {"token": token}}]
-    for context in config["contexts"]:
-        context["context"]["user"] = "canary-controller"
-    path = folder / "service-account.kubeconfig"
-    path.write_text(yaml.safe_dump(config))
-    path.chmod(0o600)
-    return path
-
-
 def test_a_controller_with_only_the_namespaced_role_releases_a_canary_and_refuses_other_namespaces(
     kube: Kube, namespace: str, local_stack: stack.StackState, canary_crds: list[str], tmp_path: Path
 ) -> None:
     _install(kube, namespace)
-    kubeconfig = _service_account_kubeconfig(local_stack.kubeconfig, namespace, tmp_path)
+    kubeconfig = accounts.kubeconfig(local_stack.kubeconfig, namespace, "canary-controller", tmp_path)
     controller = ControllerProcess(local_stack, namespace, tmp_path, kubeconfig=kubeconfig, extra=(
         "--enable-leader-election", "--leader-election-namespace", namespace))
     controller.start()
