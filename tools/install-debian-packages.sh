@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the local stack needs (prometheus, git), the metric back ends
 # the provider tests run for real (InfluxDB 1.x, Graphite's carbon and web app) and what
-# `make image` builds the controller's image with (podman, mmdebstrap) when they are missing,
+# `make image` builds the controller's image with (podman, mmdebstrap) and the browser the dashboard
+# tests drive (chromium) when they are missing,
 # and checks the toolchains that Debian cannot provide at the versions we need (Go, Python).
 set -euo pipefail
 
@@ -13,6 +14,7 @@ command -v carbon-cache >/dev/null 2>&1 || missing+=(graphite-carbon)
 command -v graphite-manage >/dev/null 2>&1 || missing+=(graphite-web)
 command -v podman >/dev/null 2>&1 || missing+=(podman)
 command -v mmdebstrap >/dev/null 2>&1 || missing+=(mmdebstrap)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 
 if ((${#missing[@]})); then
   if [[ $(id -u) -eq 0 ]]; then
