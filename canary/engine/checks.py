@@ -85,10 +85,10 @@ class CheckRunner:
             closed = self._webhooks.first_failure(analysis.hooks(_GATES[check]), body, key=key)
             if closed is None:
                 return CheckResult(passed=True)
-            return CheckResult(passed=False, message=closed.message, muted=closed.muted)
+            return CheckResult(passed=False, message=closed.message, muted=closed.muted, hook=closed.name)
         failed = self._webhooks.first_failure(analysis.hooks(HookType.ROLLOUT), body, key=key)
         if failed is not None:
-            return CheckResult(passed=False, message=failed.message)
+            return CheckResult(passed=False, message=failed.message, hook=failed.name)
         return self._metrics(canary, provider)
 
     def problems(self, canary: Canary, *, provider: str) -> list[str]:

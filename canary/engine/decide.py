@@ -87,7 +87,8 @@ class CheckResult:
 
     ``hold`` means the analysis could not judge (a metric with noData: pause had no data): the
     canary keeps its weight and counts nothing, until the progress deadline. ``muted``: the hook
-    that holds a gate has muteAlert, so waiting at it raises no alert (the Event stays).
+    that holds a gate has muteAlert, so waiting at it raises no alert (the Event stays). ``hook``
+    names the webhook that refused, for the timeline's note.
     """
 
     passed: bool
@@ -95,6 +96,8 @@ class CheckResult:
     metrics: tuple[MetricResult, ...] = ()
     hold: bool = False
     muted: bool = False
+    hook: str = ""
+    """The webhook that answered no, when one did."""
 
 
 @dataclass(frozen=True)
@@ -158,6 +161,11 @@ MAX_CHECKS = len(Check)
 
 def _act(summary: str, *effects: Effect) -> Act:
     return Act(effects=effects, summary=summary)
+
+
+def _refused(result: CheckResult) -> str | None:
+    """The timeline's note for a webhook that said no."""
+    return f"webhook {result.hook} refused" if result.hook else None
 
 
 def _unless(muted: bool, alert: Alert) -> tuple[Alert, ...]:
@@ -226,7 +234,7 @@ class _Tick:
             SetRoutes(primary=TOTAL_WEIGHT, canary=0),
             ScaleTarget(up=False),
             SetStatus(phase=Phase.FAILED, canary_weight=0, iterations=0, applied=self.seen.revision,
-                      handled_request=request),
+                      handled_request=request, note=f"rollback: {reason}"),
             Event("Failed", f"Canary failed! Scaling down {self.target}: {reason}", warning=True),
             PostRolloutHooks(Phase.FAILED),
         ]
@@ -252,8 +260,18 @@ class _Tick:
         for step in steps:
             decision = step()
             if decision is not None:
-                return self._end_hold(decision)
+                return self._mirrored(self._end_hold(decision))
         return self._end_hold(_act("nothing to do"))
+
+    def _mirrored(self, decision: Decision) -> Decision:
+        """The decision's status writes say whether requests are mirrored after it, for the timeline."""
+        if isinstance(decision, Need):
+            return decision
+        routes = next((e for e in decision.effects if isinstance(e, SetRoutes)), None)
+        if not (routes.mirror if routes is not None else self.seen.mirrored):
+            return decision
+        return replace(decision, effects=tuple(replace(e, mirror=True) if isinstance(e, SetStatus) else e
+                                               for e in decision.effects))
 
     def _end_hold(self, decision: Decision) -> Decision:
         """A decision that is not a hold for missing data ends one that was under way."""
@@ -293,7 +311,8 @@ class _Tick:
             return _act(
                 "promotion requested: skipping the remaining analysis",
                 Promote(),
-                SetStatus(phase=Phase.PROMOTING, applied=self.seen.revision, handled_request=request),
+                SetStatus(phase=Phase.PROMOTING, applied=self.seen.revision, handled_request=request,
+                          note="promotion requested"),
                 Event("Synced", f"Promotion requested! Copying {self.spec.target_ref.name} template spec to "
                       f"{self.spec.primary_name}"),
             )
@@ -302,7 +321,8 @@ class _Tick:
                 "retry requested: starting analysis again",
                 ScaleTarget(up=True),
                 SetStatus(phase=Phase.PROGRESSING, canary_weight=0, failed_checks=0, iterations=0,
-                          applied=self.seen.revision, analysis=(), handled_request=request),
+                          applied=self.seen.revision, analysis=(), handled_request=request,
+                          run=self.seen.revision, note="retry requested"),
                 Event("Synced", f"Retry requested! Scaling up {self.target}"),
                 Alert(Severity.INFO, "Retrying the failed revision on request."),
             )
@@ -331,7 +351,8 @@ class _Tick:
             SetRoutes(primary=TOTAL_WEIGHT, canary=0),
             ScaleTarget(up=False),
             SetStatus(phase=Phase.INITIALIZED, canary_weight=0, failed_checks=0, iterations=0,
-                      applied=self.seen.revision, analysis=()),
+                      applied=self.seen.revision, analysis=(),
+                      note="run stopped: target back at the promoted revision"),
             Event("Synced", f"{self.target} is back at the promoted revision {promoted}: run stopped, "
                   "nothing to release"),
             Alert(Severity.INFO, f"{self.target} went back to the promoted revision; the run was stopped."),
@@ -351,7 +372,7 @@ class _Tick:
                 return _act(
                     "promotion failed",
                     SetRoutes(primary=0, canary=TOTAL_WEIGHT),
-                    SetStatus(phase=Phase.FAILED, canary_weight=TOTAL_WEIGHT),
+                    SetStatus(phase=Phase.FAILED, canary_weight=TOTAL_WEIGHT, note=message),
                     Event("Failed", message, warning=True),
                     PostRolloutHooks(Phase.FAILED),
                     Alert(Severity.ERROR, message),
@@ -371,7 +392,7 @@ class _Tick:
                     return _act("waiting for rollout approval")
                 return _act(
                     "waiting for rollout approval",
-                    SetStatus(phase=Phase.WAITING),
+                    SetStatus(phase=Phase.WAITING, run=self.seen.revision, note=_refused(gate)),
                     Event("Waiting", f"Halt advancement waiting for approval: {gate.message}", warning=True),
                     *_unless(gate.muted, Alert(Severity.WARN, "Canary is waiting for approval.")),
                 )
@@ -379,7 +400,7 @@ class _Tick:
             "new revision: starting analysis",
             ScaleTarget(up=True),
             SetStatus(phase=Phase.PROGRESSING, canary_weight=0, failed_checks=0, iterations=0,
-                      applied=self.seen.revision, analysis=()),
+                      applied=self.seen.revision, analysis=(), run=self.seen.revision),
             Event("Synced", f"New revision detected! Scaling up {self.target}"),
             Alert(Severity.INFO, "New revision detected, progressing canary analysis."),
         )
@@ -393,7 +414,8 @@ class _Tick:
             "revision changed during analysis: restarting",
             SetRoutes(primary=TOTAL_WEIGHT, canary=0),
             SetStatus(phase=Phase.PROGRESSING, canary_weight=0, failed_checks=0, iterations=0,
-                      applied=self.seen.revision, analysis=()),
+                      applied=self.seen.revision, analysis=(), run=self.seen.revision,
+                      note="restarted: new revision during the analysis"),
             Event("Synced", f"New revision detected! Restarting analysis for {self.target}"),
         )
 
@@ -501,7 +523,7 @@ class _Tick:
         what = "pre-rollout check" if check is Check.PRE_ROLLOUT else "analysis"
         return _act(
             f"{what} failed ({failures} of {self.analysis.threshold})",
-            SetStatus(failed_checks=failures, analysis=result.metrics or None),
+            SetStatus(failed_checks=failures, analysis=result.metrics or None, note=_refused(result)),
             Event("Synced", f"Halt advancement: {what} failed: {result.message}", warning=True),
         )
 
@@ -514,7 +536,8 @@ class _Tick:
             message = f"no data for {self.spec.progress_deadline_seconds}s: {result.message}"
             return self._rollback(message, alert=f"Progress deadline exceeded: {message}")
         start = since if self.status.no_data_since is None else None
-        return Act(effects=(SetStatus(no_data_since=start, analysis=result.metrics or None),),
+        return Act(effects=(SetStatus(no_data_since=start, analysis=result.metrics or None,
+                                      note="holding: no data"),),
                    summary=f"holding: {result.message}", hold=True)
 
     def _recorded(self) -> tuple[MetricResult, ...] | None:
@@ -538,10 +561,11 @@ class _Tick:
         # While waiting the analysis goes on: the last iteration is repeated (Flagger's behaviour).
         hold = max(iterations - 1, 0)
         if self.phase is Phase.WAITING_PROMOTION:
-            return _act("waiting for promotion approval", SetStatus(iterations=hold, analysis=self._recorded()))
+            return _act("waiting for promotion approval", SetStatus(iterations=hold, analysis=self._recorded(),
+                                                                    note=_refused(gate)))
         return _act(
             "waiting for promotion approval",
-            SetStatus(phase=Phase.WAITING_PROMOTION, iterations=hold, analysis=self._recorded()),
+            SetStatus(phase=Phase.WAITING_PROMOTION, iterations=hold, analysis=self._recorded(), note=_refused(gate)),
             Event("Waiting", f"Halt advancement waiting for promotion approval: {gate.message}", warning=True),
             *_unless(gate.muted, Alert(Severity.WARN, "Canary promotion is waiting for approval.")),
         )
@@ -550,7 +574,7 @@ class _Tick:
         return _act(
             "analysis passed: promoting",
             Promote(),
-            SetStatus(phase=Phase.PROMOTING, analysis=self._recorded()),
+            SetStatus(phase=Phase.PROMOTING, analysis=self._recorded(), note="promotion"),
             Event("Synced", f"Copying {self.spec.target_ref.name} template spec to {self.spec.primary_name}"),
         )
 
@@ -571,7 +595,8 @@ class _Tick:
                 if gate is None:
                     return Need(Check.CONFIRM_TRAFFIC_INCREASE)
                 if not gate.passed:
-                    return _act("waiting for traffic increase approval", SetStatus(analysis=self._recorded()))
+                    return _act("waiting for traffic increase approval",
+                                SetStatus(analysis=self._recorded(), note=_refused(gate)))
             if self.analysis.mirror and weight == 0 and not self.seen.mirrored:
                 # Flagger's mirror step: one interval with copies of the requests on the canary
                 # before it answers any.

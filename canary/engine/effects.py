@@ -47,6 +47,11 @@ class SetStatus:
     ``cookies`` are the session-affinity cookies the routes now use; ``alerts`` are recorded as
     pending (the reconciler turns the decision's ``Alert`` effects into these, and removes them once
     delivered).
+
+    The run's timeline (status.timeline): ``run`` says a run of that revision starts with this
+    write, so the timeline begins anew (a Waiting for the same revision before it is kept);
+    ``note`` says why something happened, for that step of the timeline; ``mirror`` that requests
+    are mirrored to the canary at this step.
     """
 
     phase: Phase | None = None
@@ -62,6 +67,9 @@ class SetStatus:
     clear_no_data_since: bool = False
     cookies: Cookies | None = None
     alerts: tuple[PendingAlert, ...] = ()
+    run: str | None = None
+    note: str | None = None
+    mirror: bool | None = None
 
 
 @dataclass(frozen=True)

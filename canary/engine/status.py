@@ -2,6 +2,11 @@
 
 On a write conflict the reconciler re-reads the Canary and applies the same change to the fresh
 status; the Promoted condition and lastTransitionTime follow from the phase as in Flagger.
+
+Every status write of a run also records a point of status.timeline when something changed
+(the weight, the phase, the failed checks, the iterations, a metric step, a new note): the
+data ``canary report`` and the dashboard draw. A run's timeline begins with the write that
+starts the run (``SetStatus.run``) and is kept, closed, after the run ends until the next.
 """
 
 from __future__ import annotations
@@ -9,8 +14,20 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from canary.engine.decide import RUNNING
 from canary.engine.effects import SetStatus
-from canary.models.canary import CanaryCondition, CanaryStatus, ConditionStatus, Phase
+from canary.models.canary import (
+    NOTE_LENGTH,
+    TIMELINE_POINTS,
+    Band,
+    CanaryCondition,
+    CanaryStatus,
+    ConditionStatus,
+    MetricResult,
+    Phase,
+    Timeline,
+    TimelinePoint,
+)
 
 ANALYSIS_HISTORY = 10
 
@@ -67,7 +84,56 @@ def apply_status(
         update["pending_alerts"] = [*(status.pending_alerts or []), *change.alerts]
     if change.phase is not None:
         update["conditions"] = _conditions(status, change.phase, target_kind, now)
-    return status.model_copy(update=update)
+    after = status.model_copy(update=update)
+    timeline = _timeline(status, after, change, now)
+    return after if timeline is status.timeline else after.model_copy(update={"timeline": timeline})
+
+
+def _timeline(before: CanaryStatus, after: CanaryStatus, change: SetStatus, now: datetime) -> Timeline | None:
+    """The timeline after ``change``: begun anew when a run starts, with a point when something changed."""
+    timeline = before.timeline
+    resumed = before.phase is Phase.WAITING and timeline is not None and timeline.revision == change.run
+    if change.run is not None and not resumed:
+        timeline = Timeline(revision=change.run, started=_second(now))
+    if timeline is None or after.phase is None:
+        return timeline
+    last = timeline.points[-1] if timeline.points else None
+    if last is not None and last.phase not in RUNNING:
+        return timeline  # the run is over: its record stays as it ended
+    note = change.note[:NOTE_LENGTH - 1] + "…" if change.note and len(change.note) > NOTE_LENGTH else change.note
+    moved = (after.phase, after.canary_weight, after.failed_checks, after.iterations) != \
+        (before.phase, before.canary_weight, before.failed_checks, before.iterations) or \
+        (last is not None and bool(change.mirror) != bool(last.mirror))
+    if last is not None and not moved and not change.analysis and (note is None or note == last.note):
+        return timeline
+    point = TimelinePoint(time=_second(now), phase=after.phase, canary_weight=after.canary_weight,
+                          failed_checks=after.failed_checks, mirror=True if change.mirror else None,
+                          metrics={m.name: _compact(m.value) for m in change.analysis} if change.analysis else None,
+                          note=note)
+    points = [*timeline.points, point]
+    if len(points) > TIMELINE_POINTS:
+        points = [points[0], *points[-(TIMELINE_POINTS - 1):]]
+    return timeline.model_copy(update={"points": points,
+                                       "thresholds": _thresholds(timeline.thresholds, change.analysis or ())})
+
+
+def _thresholds(known: dict[str, Band] | None,
+                results: tuple[MetricResult, ...]) -> dict[str, Band] | None:
+    """Each metric's range as the analysis judged it (a built-in metric's comes from its threshold)."""
+    found = dict(known or {})
+    for result in results:
+        if result.min is not None or result.max is not None:
+            found[result.name] = Band(min=result.min, max=result.max)
+    return found or None
+
+
+def _compact(value: float | None) -> float | None:
+    """Six significant digits: the picture needs no more, and every watch cache holds the timeline."""
+    return None if value is None else float(f"{value:.6g}")
+
+
+def _second(moment: datetime) -> datetime:
+    return moment.replace(microsecond=0)
 
 
 def _conditions(status: CanaryStatus, phase: Phase, target_kind: str, now: datetime) -> list[CanaryCondition]:

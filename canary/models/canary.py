@@ -494,6 +494,59 @@ class MetricResult(Model):
     time: datetime
 
 
+TIMELINE_POINTS = 120
+"""The most points a timeline keeps (its first and the newest): it lives in every watch cache."""
+NOTE_LENGTH = 200
+"""The longest note a timeline point keeps."""
+
+
+class Band(Model):
+    """A metric's range as the analysis judged it (either bound may be open)."""
+
+    min: float | None = None
+    max: float | None = None
+
+
+class TimelinePoint(Model):
+    """One step of a run where something changed (weight, phase, checks, a metric step, a note)."""
+
+    time: datetime
+    phase: Phase
+    canary_weight: Weight
+    failed_checks: Annotated[int, Field(ge=0)] = 0
+    mirror: bool | None = Field(default=None, description="Requests were mirrored to the canary at this step.")
+    # A metric without data is null: nullable, so the API server keeps it rather than pruning it.
+    metrics: dict[str, Annotated[float | None, Field(json_schema_extra={"nullable": True})]] | None = Field(
+        default=None, description="This step's metric values (null: no data).")
+    note: Annotated[str, Field(max_length=NOTE_LENGTH)] | None = Field(
+        default=None, description="Why something happened: promotion, rollback: <reason>, webhook <name> refused.")
+
+
+class Timeline(Model):
+    """The current or last run, step by step: begun when a run starts, kept until the next one."""
+
+    revision: str = Field(description="The revision analysed in this run.")
+    started: datetime
+    points: list[TimelinePoint] = Field(default_factory=list, max_length=TIMELINE_POINTS)
+    thresholds: dict[str, Band] | None = Field(
+        default=None, description="Each metric's range in the analysis (the bands of a picture).")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _missing_metric_is_null(cls, data: object) -> object:
+        """A metric without data comes back from the API server missing, not null (its merge patch drops
+        nulls): a point's metric that the run knows of (in another point or the thresholds) is put back as null."""
+        if not isinstance(data, dict) or not isinstance(data.get("points"), list):
+            return data
+        steps = [p for p in data["points"] if isinstance(p, dict) and isinstance(p.get("metrics"), dict)]
+        names = {name for p in steps for name in p["metrics"]} | set(data.get("thresholds") or {})
+        if all(names <= p["metrics"].keys() for p in steps):
+            return data
+        return {**data, "points": [{**p, "metrics": {n: p["metrics"].get(n) for n in sorted(names)}}
+                                   if isinstance(p, dict) and isinstance(p.get("metrics"), dict) else p
+                                   for p in data["points"]]}
+
+
 class MetricDetail(Model):
     """A (metric, what it showed) pair shown under an alert."""
 
@@ -539,6 +592,7 @@ class CanaryStatus(Model):
     no_data_since: datetime | None = None
     pending_alerts: list[PendingAlert] | None = Field(default=None, description="Alerts written with their "
                                                       "transition and not yet delivered.")
+    timeline: Timeline | None = Field(default=None, description="The current or last run, step by step.")
 
     def latest_failures(self) -> list[MetricResult]:
         """The failing metrics of the last analysis step."""

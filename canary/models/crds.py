@@ -11,6 +11,7 @@ they differ from what the models say.
 
 from __future__ import annotations
 
+import copy
 import sys
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,8 @@ def structural_schema(model: type[BaseModel]) -> Schema:
 
 def _convert(node: Schema, definitions: dict[str, Schema]) -> Schema:
     if "$ref" in node:
-        target = definitions[node["$ref"].rsplit("/", 1)[1]]
+        # A copy: a definition used twice would otherwise come out as a YAML anchor and alias.
+        target = copy.deepcopy(definitions[node["$ref"].rsplit("/", 1)[1]])
         extra = {k: v for k, v in node.items() if k != "$ref"}
         return _convert({**target, **extra}, definitions)
     if "anyOf" in node:
