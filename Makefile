@@ -4,7 +4,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: setup packages build demo up down status test unit lint bench chaos clean crds image image-tools
+.PHONY: setup packages build demo up down status test unit lint bench bench-flagger chaos clean crds image image-tools
 
 setup: packages $(INSTALLED) build
 
@@ -55,6 +55,11 @@ lint: $(INSTALLED)
 bench: setup
 	$(BIN)/python -m bench.local_stack 3
 	$(BIN)/python -m bench.gitsync_noop
+
+# Not part of the suite: our controller and Flagger side by side on a stack of their own, written to
+# docs/benchmarks.md (builds Flagger from its Go module once, about 4 minutes). SIZES=10,100,1000 for more.
+bench-flagger: setup
+	$(BIN)/python -m bench.flagger $(if $(SIZES),--sizes $(SIZES)) $(BENCH_FLAGGER_ARGS)
 
 # Not part of the suite: kills, restarts and hangs on a stack of its own (docs/reliability.md).
 chaos: setup
