@@ -17,6 +17,7 @@ from typing import Annotated, Any
 import structlog
 import typer
 import yaml
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
@@ -37,7 +38,7 @@ from canary.kube.client import Kube
 from canary.local import binaries, helm, imagetools, install, kustomize, loadtester, stack
 from canary.models import flagger
 from canary.models.base import seconds_of
-from canary.settings import ControllerSettings
+from canary.settings import ControllerSettings, DashboardSettings
 
 app = typer.Typer(help="Progressive delivery for Kubernetes.", no_args_is_help=True,
                   pretty_exceptions_show_locals=False)
@@ -295,6 +296,15 @@ def controller(
                               ] = "0.0.0.0",  # noqa: S104 - all interfaces, as a pod's probes and scrapes need
     log_level: Annotated[str, typer.Option(envvar="CANARY_LOG_LEVEL", help="debug, info, warning or error.")
                          ] = "info",
+    dashboard: Annotated[bool, typer.Option(
+        "--dashboard", envvar="CANARY_DASHBOARD", help="Also serve the web dashboard on --port (read-only unless "
+        "--dashboard-actions).")] = False,
+    dashboard_actions: Annotated[bool, typer.Option(
+        "--dashboard-actions", envvar="CANARY_DASHBOARD_ACTIONS", help="Let the dashboard promote, abort, retry, "
+        "pause and resume, for holders of a --dashboard-tokens token.")] = False,
+    dashboard_tokens: Annotated[str | None, typer.Option(
+        "--dashboard-tokens", envvar="CANARY_DASHBOARD_TOKENS", help="namespace/name of a Secret whose keys name "
+        "who holds each bearer token in their values (or the folder where it is mounted).")] = None,
 ) -> None:
     """Run the controller against the current kubeconfig (or in-cluster), until SIGINT or SIGTERM."""
     settings = ControllerSettings(
@@ -313,12 +323,19 @@ def controller(
         port=port, git_webhook_port=git_webhook_port, stall_seconds=stall_after, listen_address=listen_address,
         outbound_allow=_csv(outbound_allow),
         outbound_deny=_csv(outbound_deny), outbound_strict=outbound_strict,
-        no_cross_namespace_refs=no_cross_namespace_refs, workers=workers, shard=shard, log_level=log_level)
+        no_cross_namespace_refs=no_cross_namespace_refs, workers=workers, shard=shard, log_level=log_level,
+        dashboard=_dashboard_settings(dashboard, dashboard_actions, dashboard_tokens))
     logging.configure(settings.log_level)
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    controller_app.run(settings, stop)
+    served = None
+    if settings.dashboard.enabled:
+        from canary.dashboard import serve  # noqa: PLC0415 - the controller's start stays lean without it
+
+        served = serve.for_controller(settings.dashboard, git=serve.GitOptions(
+            settings.git.inventory_namespace, settings.git.sync_state) if settings.git.enabled else None)
+    controller_app.run(settings, stop, dashboard=served)
     busy = [t.name for t in threading.enumerate()
             if t.is_alive() and not t.daemon and t is not threading.main_thread()]
     if busy:
@@ -328,6 +345,13 @@ def controller(
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(0)
+
+
+def _dashboard_settings(enabled: bool, actions: bool, tokens: str | None) -> DashboardSettings:
+    try:
+        return DashboardSettings(enabled=enabled, actions=actions, tokens=tokens)
+    except ValidationError as exc:
+        raise typer.BadParameter(str(exc.errors()[0]["msg"]).removeprefix("Value error, ")) from None
 
 
 def _lease_seconds(seconds: int | None, duration: float | None) -> int:
@@ -545,6 +569,30 @@ def sync_status(
                    f"error:   {inventory.last_error or '-'}")
         for line in git_ahead(kube, inventory, read_ledger(state, name)):
             typer.echo(line)
+
+
+@app.command("dashboard")
+def dashboard(
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port on 127.0.0.1 (0: any free port).")] = 3100,
+    namespace: Annotated[str | None, typer.Option("--namespace", "-n", help="One namespace [default: default].")
+                         ] = None,
+    all_namespaces: Annotated[bool, typer.Option("--all-namespaces", "-A", help="Every namespace.")] = False,
+    git_inventory_namespace: GitInventory = CONTROLLER_NAMESPACE,
+    git_sync_state: GitSyncState = "configmap",
+    kubeconfig: Kubeconfig = None,
+) -> None:
+    """Serve a live web dashboard of the canaries on loopback, with your kubeconfig: phases and weights as they
+    change, one canary's run in charts, its Events and Git commit, and promote, abort, retry, pause and resume."""
+    if namespace is not None and all_namespaces:
+        raise typer.BadParameter("give --namespace or --all-namespaces, not both", param_hint="--all-namespaces")
+    from canary.dashboard import serve  # noqa: PLC0415 - only this command needs the web server
+
+    logging.configure("warning")
+    shown = None if all_namespaces else (namespace or "default")
+    serve.run_local(kubeconfig=kubeconfig, port=port, namespace=shown,
+                    git=serve.GitOptions(git_inventory_namespace, _state_kind(git_sync_state)),
+                    announce=lambda url: err.print(f"dashboard of {'every namespace' if shown is None else shown} "
+                                                   f"on {url} (Ctrl-C stops it)", highlight=False))
 
 
 @app.command("convert")

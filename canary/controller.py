@@ -11,9 +11,11 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import structlog
@@ -27,6 +29,7 @@ from canary.engine.generated import GeneratedCanaries
 from canary.engine.gitreleases import FailedReleases
 from canary.engine.reconciler import Reconciler
 from canary.engine.scheduler import CanaryScheduler
+from canary.errors import PermanentError
 from canary.gitsync.apply import SyncReport
 from canary.gitsync.config import sources_from
 from canary.gitsync.inventory import SyncState
@@ -48,11 +51,17 @@ from canary.routers.base import RouterContext
 from canary.routers.registry import RouterRegistry
 from canary.settings import ControllerSettings
 from canary.telemetry import metrics
-from canary.telemetry.server import HttpServer, app
+from canary.telemetry.server import AsgiServer, HttpServer, app, beside
 from canary.webhooks import EventHooks, WebhookCaller
 from canary.workloads import autoscalers
 from canary.workloads.deployments import Deployments
 
+if TYPE_CHECKING:
+    from starlette.types import ASGIApp
+
+DashboardFactory = Callable[[Kube, Informer, str | None], "ASGIApp"]
+"""Makes the dashboard (--dashboard) from the controller's client, Canary informer and namespace; the CLI
+passes canary.dashboard's, so that this layer does not import it."""
 log = structlog.get_logger(__name__)
 _SYNC_TIMEOUT = 60.0
 STOP_SECONDS = 5.0
@@ -72,7 +81,7 @@ class Controller:
     informers: dict[str, Informer]
     scheduler: CanaryScheduler
     notifier: AlertDispatcher
-    server: HttpServer | None
+    server: HttpServer | AsgiServer | None
     elector: LeaseElector | None
     hook_server: HttpServer | None = None
     """The Git webhook's own port (--git-webhook-port), when it is not served with /metrics."""
@@ -81,6 +90,8 @@ class Controller:
     reconciler: Reconciler | None = None
     optional: frozenset[str] = frozenset()
     """Informers of kinds that exist only with a router's CRDs: the controller is ready without them."""
+    dashboard: ASGIApp | None = None
+    """The dashboard served on the port beside /metrics (--dashboard)."""
 
     def ready(self) -> bool:
         """Caches are loaded (those of a router's CRDs may wait for the CRDs)."""
@@ -136,8 +147,10 @@ def outbound_policy(settings: ControllerSettings) -> outbound.OutboundPolicy:
                                                                   if settings.git_webhook_port else ())))
 
 
-def build(settings: ControllerSettings) -> Controller:
-    """Create every part; nothing runs until ``start``."""
+def build(settings: ControllerSettings, *, dashboard: DashboardFactory | None = None) -> Controller:
+    """Create every part; nothing runs until ``start``. ``dashboard`` is required with --dashboard."""
+    if settings.dashboard.enabled and dashboard is None:
+        raise PermanentError("--dashboard: no dashboard was wired in (canary.cli passes it)")
     # Its caches of routers' kinds retry all the time: one rediscovery per period serves them all.
     kube = Kube.from_kubeconfig(settings.kubeconfig, rediscover_seconds=REDISCOVER_SECONDS)
     namespace = settings.namespace
@@ -232,9 +245,11 @@ def build(settings: ControllerSettings) -> Controller:
                                    seconds=settings.git.poll_interval)
         informers["canaries"].subscribe(lambda event, obj: _on_rollback(scheduler, gitsync, obj))
     elector = _elector(kube, settings, scheduler) if settings.enable_leader_election else None
+    served = (dashboard(kube, informers["canaries"], namespace)
+              if dashboard is not None and settings.dashboard.enabled else None)
     return Controller(kube=kube, informers=informers, optional=frozenset(optional), scheduler=scheduler,
                       notifier=notifier, server=None, event_hooks=event_hooks,
-                      elector=elector, gitsync=gitsync, reconciler=reconciler)
+                      elector=elector, gitsync=gitsync, reconciler=reconciler, dashboard=served)
 
 
 def _elector(kube: Kube, settings: ControllerSettings, scheduler: CanaryScheduler) -> LeaseElector:
@@ -347,9 +362,11 @@ def start(controller: Controller, settings: ControllerSettings) -> None:
         hooks = receiver(settings.git.webhook_secret, lambda: {s.name: s.ref for s in gitsync.settings.sources},
                          lambda name: controller.scheduler.trigger_job(gitsync_job(name)))
     separate = hooks is not None and settings.git_webhook_port is not None
-    controller.server = HttpServer(settings.port, app(
-        ready=controller.ready, stalled=lambda: controller.scheduler.stalled(settings.stall_seconds),
-        extra=None if separate else hooks), host=settings.listen_address).start()
+    port = app(ready=controller.ready, stalled=lambda: controller.scheduler.stalled(settings.stall_seconds),
+               extra=None if separate else hooks)
+    controller.server = (HttpServer(settings.port, port, host=settings.listen_address) if controller.dashboard is None
+                         else AsgiServer(settings.port, beside(port, controller.dashboard),
+                                         host=settings.listen_address)).start()
     if separate and settings.git_webhook_port is not None:
         hooks_only = app(ready=controller.ready, extra=hooks, metrics=False)
         controller.hook_server = HttpServer(settings.git_webhook_port, hooks_only, host=settings.listen_address).start()
@@ -366,12 +383,13 @@ def start(controller: Controller, settings: ControllerSettings) -> None:
              git_webhook_port=controller.hook_server.port if controller.hook_server else None,
              namespace=settings.namespace or "all",
              leader_election=settings.enable_leader_election, mesh_provider=settings.mesh_provider,
-             shard=settings.shard)
+             shard=settings.shard, dashboard="off" if controller.dashboard is None else
+             ("actions with a token" if settings.dashboard.actions else "read-only"))
 
 
-def run(settings: ControllerSettings, stop: threading.Event) -> None:
+def run(settings: ControllerSettings, stop: threading.Event, *, dashboard: DashboardFactory | None = None) -> None:
     """Run the controller until ``stop`` is set."""
-    controller = build(settings)
+    controller = build(settings, dashboard=dashboard)
     start(controller, settings)
     try:
         stop.wait()

@@ -4,11 +4,33 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from canary.defaults import CONTROLLER_NAME, CONTROLLER_NAMESPACE
 from canary.gitsync.config import GitSettings
 from canary.workloads.deployments import DEFAULT_SELECTOR_LABELS
+
+
+class DashboardSettings(BaseModel):
+    """The dashboard on the controller's port (``--dashboard``): read-only unless ``actions``, and then only
+    for holders of ``tokens`` (namespace/name of a Secret, or the folder where it is mounted)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    enabled: bool = False
+    actions: bool = False
+    tokens: str | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> DashboardSettings:
+        if self.actions and not self.enabled:
+            raise ValueError("--dashboard-actions needs --dashboard")
+        if self.actions and not self.tokens:
+            raise ValueError("--dashboard-actions needs --dashboard-tokens (namespace/name of a Secret whose keys "
+                             "name who holds each token, or the folder where it is mounted)")
+        if self.tokens and not self.actions:
+            raise ValueError("--dashboard-tokens is only read with --dashboard-actions")
+        return self
 
 
 class ControllerSettings(BaseModel):
@@ -43,3 +65,4 @@ class ControllerSettings(BaseModel):
     workers: int = Field(default=10, ge=1)
     shard: str | None = Field(default=None, pattern=r"^[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$")
     git: GitSettings = GitSettings()
+    dashboard: DashboardSettings = DashboardSettings()

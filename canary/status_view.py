@@ -28,7 +28,8 @@ def progress(canary: Canary) -> tuple[int, int]:
     return min(status.iterations, analysis.iterations or 1), analysis.iterations or 1
 
 
-def _message(obj: Obj) -> str:
+def message(obj: Obj) -> str:
+    """Why the canary is where it is: its Ready condition when False, else its Promoted condition."""
     conditions = (obj.get("status") or {}).get("conditions") or []
     ready = next((c for c in conditions if c.get("type") == "Ready" and c.get("status") == "False"), None)
     if ready is not None:
@@ -59,7 +60,7 @@ def table(canaries: list[Obj], *, now: dt.datetime | None = None) -> Table:
             canary = Canary.from_object(obj)
         except ValidationError:
             view.add_row(meta["namespace"], meta["name"], Text("Invalid", style="red"), "", "", "", "",
-                         _message(obj))
+                         message(obj))
             continue
         status = canary.status
         phase = status.phase or Phase.INITIALIZING
@@ -69,7 +70,7 @@ def table(canaries: list[Obj], *, now: dt.datetime | None = None) -> Table:
         when = age(now - status.last_transition_time) if status.last_transition_time else ""
         view.add_row(meta["namespace"], meta["name"], Text(phase.value, style=_COLOURS.get(phase, "")),
                      f"{status.canary_weight}", bar, f"{status.failed_checks}/{canary.spec.analysis.threshold}", when,
-                     _message(obj))
+                     message(obj))
     return view
 
 

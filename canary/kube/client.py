@@ -136,12 +136,13 @@ class Kube:
         return cast(Obj, found.to_dict())
 
     def list_objects(
-        self, api_version: str, kind: str, *, namespace: str | None = None, label_selector: str | None = None
+        self, api_version: str, kind: str, *, namespace: str | None = None, label_selector: str | None = None,
+        field_selector: str | None = None,
     ) -> list[Obj]:
-        """Every object of a kind, in one namespace or in all."""
+        """Every object of a kind (matching the selectors), in one namespace or in all."""
         resource = self._resource(api_version, kind)
         found = self._call(f"list {kind}", lambda: self._dynamic.get(
-            resource, namespace=namespace, label_selector=label_selector))
+            resource, namespace=namespace, label_selector=label_selector, field_selector=field_selector))
         return [cast(Obj, item) for item in found.to_dict().get("items", [])]
 
     def list_with_version(self, api_version: str, kind: str, *, namespace: str | None = None,

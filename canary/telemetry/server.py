@@ -1,18 +1,24 @@
 """The controller's HTTP port: /metrics, /healthz (jobs make progress) and /readyz (caches synced).
 
 One WSGI app routes the paths, because prometheus_client's own server answers every path with
-metrics, which would make health checks meaningless.
+metrics, which would make health checks meaningless. With ``--dashboard`` the port also serves an
+ASGI app (the dashboard, whose live updates are long-lived streams): uvicorn serves the port
+(``AsgiServer``) and hands our paths to the same WSGI app (``beside``), so they answer exactly as without it.
 """
 
 from __future__ import annotations
 
+import socket
 import threading
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 from prometheus_client import make_wsgi_app
 from prometheus_client.exposition import ThreadingWSGIServer
+
+if TYPE_CHECKING:
+    from starlette.types import ASGIApp, Receive, Scope, Send
 
 StartResponse = Callable[..., Any]
 Extra = Callable[[dict[str, Any], StartResponse], Iterable[bytes] | None]
@@ -85,3 +91,52 @@ class HttpServer:
         """Stop serving and close the socket."""
         self._server.shutdown()
         self._server.server_close()
+
+
+OWN_PATHS = ("/metrics", "/healthz", "/readyz")
+OWN_PREFIXES = ("/hooks/",)
+"""The paths of the WSGI app (the Git webhook receiver's under /hooks/); the other app has the rest."""
+
+
+def beside(wsgi: Callable[..., Iterable[bytes]], asgi: ASGIApp) -> ASGIApp:
+    """One ASGI app: our paths go to ``wsgi`` (in worker threads, through a2wsgi), every other to ``asgi``."""
+    from a2wsgi import WSGIMiddleware  # noqa: PLC0415 - only with --dashboard
+
+    ours = WSGIMiddleware(wsgi)
+
+    async def route(scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] == "http" and (path in OWN_PATHS or path.startswith(OWN_PREFIXES)):
+            await ours(scope, receive, send)  # type: ignore[arg-type]
+        else:
+            await asgi(scope, receive, send)
+
+    return route
+
+
+class AsgiServer:
+    """Serves an ASGI app with uvicorn in a thread: the controller's port when it also serves the dashboard."""
+
+    def __init__(self, port: int, asgi: ASGIApp, *, host: str = "0.0.0.0",  # noqa: S104 - --listen-address
+                 stop_seconds: int = 1) -> None:
+        import uvicorn  # noqa: PLC0415 - only with --dashboard
+
+        self._socket = socket.create_server((host, port), family=socket.AF_INET6 if ":" in host else socket.AF_INET)
+        self.port = int(self._socket.getsockname()[1])
+        # Open event streams are closed after stop_seconds, so stopping stays within the controller's budget.
+        config = uvicorn.Config(asgi, log_config=None, access_log=False, lifespan="off",
+                                timeout_graceful_shutdown=stop_seconds, timeout_keep_alive=int(READ_TIMEOUT))
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._socket]}, name="http",
+                                        daemon=True)
+
+    def start(self) -> AsgiServer:
+        """Start serving."""
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving (open streams are cut after ``stop_seconds``) and close the socket."""
+        self._server.should_exit = True
+        self._thread.join(timeout=5)
+        self._socket.close()

@@ -15,7 +15,7 @@ def _parsed(*args: str) -> dict[str, Any]:
     """The values the controller command would run with, without running it."""
     seen: dict[str, Any] = {}
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(controller, "run", lambda settings, stop: seen.update(settings=settings))
+        patch.setattr(controller, "run", lambda settings, stop, **wiring: seen.update(settings=settings))
         seen["result"] = CliRunner().invoke(cli.app, ["controller", *args], env={"COLUMNS": "300"})
     return seen
 

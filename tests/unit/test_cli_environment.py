@@ -15,7 +15,7 @@ def _metrics_server(env: Mapping[str, str | None], *args: str) -> str:
     """The --metrics-server the controller command would run with, without running it."""
     seen: list[ControllerSettings] = []
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(controller, "run", lambda settings, stop: seen.append(settings))
+        patch.setattr(controller, "run", lambda settings, stop, **wiring: seen.append(settings))
         result = CliRunner().invoke(cli.app, ["controller", *args], env={"COLUMNS": "300", **env})
     assert result.exit_code == 0, result.output
     return seen[0].metrics_server

@@ -1,0 +1,160 @@
+// One canary's page: its state, charts drawn by the server (SVG), analysis, webhooks, Events, Git, controls.
+"use strict";
+
+const [, , namespace, name] = location.pathname.split("/").map(decodeURIComponent);
+const base = "/api/canaries/" + encodeURIComponent(namespace) + "/" + encodeURIComponent(name);
+const WHAT = {
+  promote: "Promote it now, skipping the rest of its analysis?",
+  abort: "Abort the release and roll the canary back now?",
+  retry: "Run the failed revision's analysis again?",
+  pause: "Pause it (spec.suspend)? It keeps its weights and does nothing until resumed.",
+  resume: "Resume it?",
+};
+let config = {actions: "off"};
+let pending = null;   // the request value of the last promote/abort/retry sent from this page
+let refreshing = null;
+
+function chartId(metric) {
+  return metric.replace(/[^A-Za-z0-9-]+/g, "-").replace(/^-+|-+$/g, "") || "metric";
+}
+
+async function svgInto(container, url) {
+  const response = await fetch(url);
+  if (!response.ok) { container.textContent = "chart unavailable: " + (await response.text()); return; }
+  container.innerHTML = await response.text();  // our own server's SVG (matplotlib escapes its text)
+  container.dataset.drawn = String(Date.now());
+}
+
+function fillTable(id, items, columns) {
+  document.querySelector("#" + id + " tbody").replaceChildren(...items.map((item) => {
+    const tr = document.createElement("tr");
+    for (const column of columns) {
+      const value = column(item);
+      if (Array.isArray(value)) cell(tr, value[0], value[1]); else cell(tr, value);
+    }
+    return tr;
+  }));
+}
+
+function range(min, max) {
+  return "[" + (min === null ? "" : min) + ", " + (max === null ? "" : max) + "]";
+}
+
+function show(detail) {
+  document.title = "Canary " + detail.key;
+  document.getElementById("title").textContent = detail.key;
+  phaseBadge(document.getElementById("phase"), detail.phase, detail.suspended);
+  weightBar(document.getElementById("weight"), detail);
+  document.getElementById("failed").textContent = detail.failedChecks + " of " + detail.threshold;
+  const ageElement = document.getElementById("age");
+  ageElement.dataset.since = detail.since || "";
+  ageElement.textContent = age(detail.since);
+  document.getElementById("target").textContent = detail.target || "";
+  document.getElementById("revision").textContent = detail.revision || "-";
+  document.getElementById("promoted").textContent = detail.promotedRevision || "-";
+  document.getElementById("git").textContent = detail.git
+    ? "source " + detail.git.source + ", commit " + (detail.git.commit || "-").slice(0, 12) + " (synced " + detail.git.synced + ")"
+    : "-";
+  document.getElementById("message").textContent = detail.message || "";
+  fillTable("analysis", detail.metrics, [(m) => m.name, (m) => (m.value === null ? "no data" : m.value),
+    (m) => range(m.min, m.max), (m) => [m.verdict, "verdict-" + m.verdict], (m) => m.message]);
+  fillTable("webhooks", detail.webhooks, [(w) => w.name, (w) => w.type,
+    (w) => [w.result || "nothing refused", w.warning ? "warn" : ""], (w) => w.time || ""]);
+  fillTable("events", detail.events, [(e) => e.time, (e) => [e.type, e.type === "Warning" ? "warn" : ""],
+    (e) => e.reason, (e) => e.message]);
+  const charts = document.getElementById("metric-charts");
+  for (const metric of detail.charts) {
+    const id = "chart-metric-" + chartId(metric);
+    let container = document.getElementById(id);
+    if (!container) {
+      container = document.createElement("div");
+      container.id = id; container.className = "chart"; container.dataset.metric = metric;
+      charts.appendChild(container);
+    }
+    svgInto(container, base + "/metrics/" + encodeURIComponent(metric) + ".svg");
+  }
+  svgInto(document.getElementById("chart-weights"), base + "/weights.svg");
+  if (pending && detail.handledRequest === pending) {
+    document.getElementById("action-result").textContent = detail.requestRefused
+      ? "refused by the controller: " + detail.requestRefused : "handled by the controller";
+    pending = null;
+  }
+}
+
+async function refresh() {
+  try {
+    show(await getJson(base));
+    document.getElementById("error").hidden = true;
+  } catch (error) {
+    const box = document.getElementById("error");
+    box.textContent = String(error.message || error);
+    box.hidden = false;
+  }
+}
+
+function refreshSoon() {
+  if (refreshing) return;
+  refreshing = setTimeout(() => { refreshing = null; refresh(); }, 250);
+}
+
+async function gitsync() {
+  const panel = document.getElementById("gitsync");
+  const state = await getJson("/api/gitsync");
+  panel.replaceChildren();
+  const line = (text, className) => {
+    const p = document.createElement("p"); p.textContent = text; if (className) p.className = className;
+    panel.appendChild(p);
+  };
+  if (state.problem) line(state.problem, "muted");
+  for (const s of state.sources) {
+    line("source " + s.source + ": commit " + (s.commit || "-") + ", synced " + s.synced + ", " + s.objects
+      + " objects, error: " + (s.error || "-"), s.error ? "warn" : "");
+    for (const ahead of s.ahead) line(ahead, "warn");
+  }
+  if (!state.problem && state.sources.length === 0) line("no source has been synced", "muted");
+}
+
+function confirmThen(action) {
+  const dialog = document.getElementById("confirm");
+  document.getElementById("confirm-text").textContent = "Canary " + namespace + "/" + name + ": " + WHAT[action];
+  dialog.returnValue = "";
+  dialog.onclose = () => { if (dialog.returnValue === "yes") act(action); };
+  dialog.showModal();
+}
+
+async function act(action) {
+  const result = document.getElementById("action-result");
+  const token = document.getElementById("token").value;
+  if (token) sessionStorage.setItem("canary-token", token);
+  result.textContent = action + "…";
+  const answer = await postAction(base + "/" + action, token);
+  if (!answer.ok) {
+    result.textContent = action + " refused (" + answer.status + "): " + (answer.body.error || "");
+    result.className = "error";
+    return;
+  }
+  result.className = "";
+  pending = answer.body.request;
+  result.textContent = action + " requested by " + answer.body.who
+    + (pending ? "; waiting for the controller" : "");
+}
+
+document.addEventListener("DOMContentLoaded", async () => {
+  config = await getJson("/api/config");
+  for (const button of document.querySelectorAll("button[data-action]")) {
+    if (config.actions === "off") {
+      button.disabled = true;
+      button.title = "read-only: the controller serves this dashboard without --dashboard-actions";
+    }
+    button.addEventListener("click", () => confirmThen(button.dataset.action));
+  }
+  document.getElementById("token-box").addEventListener("submit", (event) => event.preventDefault());
+  if (config.actions === "token") {
+    document.getElementById("token-box").hidden = false;
+    document.getElementById("token").value = sessionStorage.getItem("canary-token") || "";
+  }
+  follow("/api/stream?namespace=" + encodeURIComponent(namespace), (row) => {
+    if (row.key === namespace + "/" + name) refreshSoon();
+  }, () => { refresh(); gitsync().catch((e) => console.error(e)); });
+  setInterval(() => { const a = document.getElementById("age"); a.textContent = age(a.dataset.since); }, 1000);
+});
