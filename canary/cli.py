@@ -35,7 +35,7 @@ from canary.gitsync.loop import GitSync, SyncSettings
 from canary.gitsync.loop import summary as sync_summary
 from canary.gitsync.rollbacks import DEFAULT_AUTHOR, git_ahead, read_ledger
 from canary.kube.client import Kube
-from canary.local import binaries, helm, imagetools, install, kustomize, loadtester, stack
+from canary.local import apiserver, binaries, helm, imagetools, install, kustomize, kwok, loadtester, stack
 from canary.models import flagger
 from canary.models.base import seconds_of
 from canary.settings import ControllerSettings, DashboardSettings
@@ -112,7 +112,16 @@ def local_build(
 @local_app.command("up")
 def local_up(
     state_dir: StateDir = None,
-    nodes: Annotated[int, typer.Option(min=1, help="How many kwok nodes to create.")] = 2,
+    nodes: Annotated[int | None, typer.Option(
+        min=1, help=f"How many kwok nodes to create (each holds {kwok.MAX_PODS} pods, a kubelet's default) "
+        "[default: 2]")] = None,
+    audit_log: Annotated[Path | None, typer.Option(
+        "--audit-log", dir_okay=False, help="Have kube-apiserver write an audit log (one JSON line per request at "
+        "Metadata level: user, User-Agent, verb, resource, code) to this file. It is never rotated; the stack "
+        "keeps the option when resumed.")] = None,
+    apiserver_args: Annotated[list[str] | None, typer.Option(
+        "--apiserver-arg", metavar="NAME=VALUE", help="One more kube-apiserver flag (without its dashes), as in "
+        "max-requests-inflight=800; repeatable. A flag the stack sets itself is refused.")] = None,
     kubeconfig: Annotated[
         Path | None,
         typer.Option("--kubeconfig", exists=True, dir_okay=False,
@@ -124,7 +133,8 @@ def local_up(
 ) -> None:
     """Start the local stack and print the shell lines that point tools at it."""
     folders = [install.crd_folder(name) for name in with_crds or []]
-    options = stack.StackOptions(state_dir=_state_dir(state_dir), nodes=nodes, external_kubeconfig=kubeconfig)
+    options = stack.StackOptions(state_dir=_state_dir(state_dir), nodes=nodes, external_kubeconfig=kubeconfig,
+                                 audit_log=audit_log, apiserver_args=apiserver.parse_extra_args(apiserver_args or []))
     state = stack.up(options, progress=_progress)
     if folders:
         kube = Kube.from_kubeconfig(Path(state.kubeconfig))

@@ -12,11 +12,17 @@ from typing import Any
 import yaml
 
 NODE_ANNOTATION = "kwok.x-k8s.io/node"
+MAX_PODS = 110
+"""Pods per node, a kubelet's default: 1000 canaries of one replica each (a primary; two controllers
+side by side make 2000 pods) need ``--nodes 20`` or more."""
+POD_CIDR = "10.244.0.0/16"
+"""Where kwok takes pod IPs from (kind's pod subnet). Its default, 10.0.0.1/24, lies inside the Service
+range and its pool hands out addresses past the /24's end once 254 pods run."""
 
 
 def node(name: str) -> dict[str, Any]:
     """A Node object for kwok to manage, with room for plenty of pods."""
-    resources = {"cpu": "32", "memory": "256Gi", "pods": "110"}
+    resources = {"cpu": "32", "memory": "256Gi", "pods": str(MAX_PODS)}
     return {
         "apiVersion": "v1",
         "kind": "Node",
@@ -88,7 +94,8 @@ def pod_stages() -> list[dict[str, Any]]:
 
 def write_config(path: Path) -> None:
     """Write kwok's configuration and pod stages (so it never reads the user's ~/.kwok/kwok.yaml)."""
-    config = {"apiVersion": "config.kwok.x-k8s.io/v1alpha1", "kind": "KwokConfiguration", "options": {}}
+    config = {"apiVersion": "config.kwok.x-k8s.io/v1alpha1", "kind": "KwokConfiguration",
+              "options": {"cidr": POD_CIDR}}
     path.write_text(yaml.safe_dump_all([config, *pod_stages()], sort_keys=False))
 
 

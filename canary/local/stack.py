@@ -19,17 +19,17 @@ import ssl
 import sys
 import time
 import urllib.request
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
-from canary.errors import LocalStackError
+from canary.errors import LocalStackError, PermanentError
 from canary.kube.client import Kube
 from canary.kube.conditions import is_true
-from canary.local import binaries, kwok, pki, procs, prometheus
+from canary.local import apiserver, binaries, kwok, pki, procs, prometheus
 from canary.local.ports import free_ports
 from canary.local.procs import ProcessRecord
 from canary.locks import exclusive
@@ -41,17 +41,46 @@ STATE_FILE = "state.json"
 _START_TIMEOUT = 90.0
 
 
+DEFAULT_NODES = 2
+
+
 @dataclass(frozen=True)
 class StackOptions:
     """How to bring a stack up.
 
     ``external_kubeconfig`` uses an existing cluster (kind, say) instead of starting a control
-    plane; Prometheus still runs locally.
+    plane; Prometheus still runs locally. ``nodes`` None means the stack's own count (``DEFAULT_NODES``
+    for a new one); ``audit_log`` and ``apiserver_args`` are kept by the stack, so an ``up`` without
+    them resumes a stack with them as it was.
     """
 
     state_dir: Path
-    nodes: int = 2
+    nodes: int | None = None
     external_kubeconfig: Path | None = None
+    audit_log: Path | None = None
+    """kube-apiserver writes an audit log (Metadata level, JSON lines) to this file."""
+    apiserver_args: Mapping[str, str] = field(default_factory=dict)
+    """Further kube-apiserver flags by name (see ``canary.local.apiserver.parse_extra_args``)."""
+
+    def __post_init__(self) -> None:
+        if self.nodes is not None and self.nodes < 1:
+            raise PermanentError(f"--nodes must be at least 1, got {self.nodes}")
+        if self.external_kubeconfig is not None:
+            given = [name for name, value in (("--nodes", self.nodes), ("--audit-log", self.audit_log),
+                                              ("--apiserver-arg", self.apiserver_args)) if value]
+            if given:
+                raise PermanentError(f"{', '.join(given)} configure the stack's own control plane; with "
+                                     f"--kubeconfig {self.external_kubeconfig} none is started")
+        apiserver.check_extra(self.apiserver_args, audit=self.audit_log is not None)
+
+
+class RecordedOptions(BaseModel):
+    """The options a stack was started with, so that a later ``up`` keeps them or refuses to change them."""
+
+    nodes: int | None = None
+    """None for a stack started before options were recorded."""
+    audit_log: str | None = None
+    apiserver_args: dict[str, str] = {}
 
 
 class StackState(BaseModel):
@@ -66,6 +95,7 @@ class StackState(BaseModel):
     started_at: dt.datetime
     ready: bool = False
     processes: list[ProcessRecord] = []
+    options: RecordedOptions = RecordedOptions()
 
     def process(self, name: str) -> ProcessRecord | None:
         """The record of the process called ``name``, if it was started."""
@@ -115,15 +145,55 @@ def up(options: StackOptions, *, progress: Progress = lambda _: None) -> StackSt
     with exclusive(state_dir / ".lock"):
         existing = load_state(state_dir)
         if existing is not None:
+            if existing.ready:
+                _refuse_other_options(existing, options)
             if existing.ready and all(procs.is_alive(p) for p in existing.processes):
                 progress(f"a stack already runs in {state_dir}")
+                _widen_service_range(existing, progress=progress)
                 return existing
             if existing.ready:
-                return _resume(existing, progress=progress)
+                resumed = _resume(existing, progress=progress)
+                _widen_service_range(resumed, progress=progress)
+                return resumed
             progress(f"cleaning up an earlier stack in {state_dir} that is not complete")
             _teardown(existing, progress=progress)
         bin_dir = None if options.external_kubeconfig else binaries.ensure_built()
         return _Starter(options, state_dir, bin_dir, progress).start()
+
+
+def _refuse_other_options(state: StackState, options: StackOptions) -> None:
+    """Raise when ``options`` ask for something the recorded stack was not started with: the stack
+    is resumed as it was, so a different option would be silently ignored."""
+    recorded = state.options
+    wanted_audit = str(options.audit_log.resolve()) if options.audit_log is not None else None
+    differences = []
+    if options.nodes is not None and recorded.nodes is not None and options.nodes != recorded.nodes:
+        differences.append(f"--nodes {recorded.nodes}")
+    if wanted_audit is not None and wanted_audit != recorded.audit_log:
+        differences.append(f"--audit-log {recorded.audit_log}" if recorded.audit_log else "no --audit-log")
+    if options.apiserver_args and dict(options.apiserver_args) != recorded.apiserver_args:
+        given = " ".join(f"--apiserver-arg {n}={v}" for n, v in recorded.apiserver_args.items())
+        differences.append(given or "no --apiserver-arg")
+    if differences:
+        raise PermanentError(
+            f"the stack in {state.state_dir} was started with {', '.join(differences)}, and `up` resumes it as "
+            f"it was; run `canary local down --purge --state-dir {state.state_dir}` first to start it anew with "
+            "other options, or use another --state-dir")
+
+
+def _widen_service_range(state: StackState, *, progress: Progress) -> None:
+    """A stack started before the Service range became ``apiserver.SERVICE_CIDR`` gets it (its data stays)."""
+    record = state.process("kube-apiserver")
+    started_with = apiserver.service_cidr_of(record.argv) if record is not None else None
+    if started_with is None:
+        return
+    kube = Kube.from_kubeconfig(Path(state.kubeconfig))
+    try:
+        if apiserver.widen_service_range(kube, started_with=started_with):
+            progress(f"the Service range of this stack ({started_with}) now spans {apiserver.SERVICE_CIDR} "
+                     f"(ServiceCIDR {apiserver.SERVICE_CIDR_OBJECT})")
+    finally:
+        kube.close()
 
 
 def down(state_dir: Path, *, purge: bool = False, progress: Progress = lambda _: None) -> StackState | None:
@@ -241,6 +311,10 @@ class _Starter:
             prometheus_targets=str(state_dir / "prometheus" / "targets"),
             versions={} if external else binaries.pins(),
             started_at=dt.datetime.now(dt.UTC),
+            options=RecordedOptions(
+                nodes=None if external else options.nodes or DEFAULT_NODES,
+                audit_log=str(options.audit_log.resolve()) if options.audit_log is not None else None,
+                apiserver_args=dict(options.apiserver_args)),
         )
 
     def _note(self, message: str) -> None:
@@ -300,19 +374,9 @@ class _Starter:
                    lambda body: body.get("health") == "true", what="etcd to be healthy", timeout=_START_TIMEOUT)
         self._note("etcd is healthy")
 
-        apiserver = self._spawn("kube-apiserver", [
-            self._bin("kube-apiserver"), f"--etcd-servers={self.etcd_url}",
-            f"--secure-port={self.api_url.rsplit(':', 1)[1]}", "--bind-address=127.0.0.1",
-            "--advertise-address=127.0.0.1", f"--tls-cert-file={certs.server_cert}",
-            f"--tls-private-key-file={certs.server_key}", f"--client-ca-file={certs.ca_cert}",
-            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-            f"--service-account-key-file={certs.sa_pub}",
-            f"--service-account-signing-key-file={certs.sa_key}",
-            "--service-cluster-ip-range=10.0.0.0/24", "--authorization-mode=Node,RBAC",
-            "--allow-privileged=true", "--profiling=false", f"--cert-dir={self.dir / 'pki'}",
-        ], address=self.api_url)
+        server = self._spawn("kube-apiserver", self._apiserver_argv(certs), address=self.api_url)
         context = _tls_context(certs)
-        wait_until(lambda: self._alive_then(apiserver, lambda: _http_status(f"{self.api_url}/readyz", context)),
+        wait_until(lambda: self._alive_then(server, lambda: _http_status(f"{self.api_url}/readyz", context)),
                    lambda code: code == 200, what="kube-apiserver to be ready", timeout=_START_TIMEOUT)
         self._note("kube-apiserver is ready")
 
@@ -330,6 +394,19 @@ class _Starter:
         kwok.write_config(config)
         self._spawn("kwok", kwok.argv(binary=self._bin("kwok"), kubeconfig=kubeconfig, config=config))
 
+    def _apiserver_argv(self, certs: pki.Pki) -> list[str]:
+        audit_log = self.options.audit_log.resolve() if self.options.audit_log is not None else None
+        policy = None
+        if audit_log is not None:
+            audit_log.parent.mkdir(parents=True, exist_ok=True)
+            policy = apiserver.write_audit_policy(self.dir / "audit-policy.yaml")
+        paths = apiserver.ApiServerPaths(
+            binary=self._bin("kube-apiserver"), etcd_url=self.etcd_url, port=int(self.api_url.rsplit(":", 1)[1]),
+            server_cert=certs.server_cert, server_key=certs.server_key, ca_cert=certs.ca_cert, sa_pub=certs.sa_pub,
+            sa_key=certs.sa_key, cert_dir=self.dir / "pki")
+        return apiserver.argv(paths, apiserver.ApiServerFlags(audit_log=audit_log, audit_policy=policy,
+                                                              extra=self.options.apiserver_args))
+
     def _prometheus(self, binary: str) -> ProcessRecord:
         folder = self.dir / "prometheus"
         config = folder / "prometheus.yml"
@@ -346,13 +423,17 @@ class _Starter:
             "--port", self.simulator_address.rsplit(":", 1)[1],
         ], address=f"http://{self.simulator_address}")
 
+    @property
+    def _nodes(self) -> int:
+        return self.options.nodes or DEFAULT_NODES
+
     def _kube(self) -> Kube:
         return Kube.from_kubeconfig(Path(self.state.kubeconfig))
 
     def _create_nodes(self) -> None:
         kube = self._kube()
         try:
-            for index in range(self.options.nodes):
+            for index in range(self._nodes):
                 kube.apply(kwok.node(f"kwok-node-{index}"), field_manager="canary-local")
         finally:
             kube.close()
@@ -365,9 +446,9 @@ class _Starter:
                 self._check_alive(watched)
                 return [n["metadata"]["name"] for n in kube.list_objects("v1", "Node") if is_true(n, "Ready")]
 
-            wait_until(ready_nodes, lambda names: len(names) >= self.options.nodes,
-                       what=f"{self.options.nodes} nodes to be Ready", timeout=_START_TIMEOUT)
-            self._note(f"{self.options.nodes} kwok nodes are Ready")
+            wait_until(ready_nodes, lambda names: len(names) >= self._nodes,
+                       what=f"{self._nodes} nodes to be Ready", timeout=_START_TIMEOUT)
+            self._note(f"{self._nodes} kwok nodes are Ready")
 
             def default_service_account() -> bool:
                 self._check_alive(watched)

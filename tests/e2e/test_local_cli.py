@@ -5,15 +5,18 @@ from __future__ import annotations
 import json
 import os
 import signal
+import ssl
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 import pytest
 
 from canary.kube.client import Kube
-from canary.local import procs
+from canary.local import pki, procs
 from canary.local.ports import is_listening
 from canary.local.procs import ProcessRecord
 from canary.waiting import wait_until
@@ -121,3 +124,58 @@ def test_up_restarts_what_died_or_was_stopped_and_keeps_the_data_ports_and_certi
     purged = _canary("local", "down", "--purge", "--state-dir", str(state_dir))
     assert purged.returncode == 0, purged.stderr
     assert sorted(p.name for p in state_dir.iterdir()) == [".lock", "logs"]
+
+
+def _list_configmaps_as(state_dir: Path, server: str, user_agent: str) -> None:
+    certs = pki.existing(state_dir / "pki")
+    context = ssl.create_default_context(cafile=str(certs.ca_cert))
+    context.load_cert_chain(str(certs.admin_cert), str(certs.admin_key))
+    request = urllib.request.Request(f"{server}/api/v1/namespaces/default/configmaps",  # noqa: S310 - the stack's
+                                     headers={"User-Agent": user_agent})
+    with urllib.request.urlopen(request, timeout=10, context=context) as response:  # noqa: S310 - its own server
+        assert response.status == 200
+
+
+def _audited(log: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+
+
+def _requests_by(log: Path, user_agent: str) -> list[tuple[str, str, str]]:
+    return [(e["verb"], e["objectRef"].get("resource", ""), e["stage"]) for e in _audited(log)
+            if e["userAgent"] == user_agent]
+
+
+def test_an_audit_log_names_each_clients_requests_and_the_stack_keeps_it_when_resumed(tmp_path: Path) -> None:
+    state_dir, log = tmp_path / "stack", tmp_path / "audit" / "audit.log"
+    started = _canary("local", "up", "--state-dir", str(state_dir), "--nodes", "3", "--audit-log", str(log),
+                      "--apiserver-arg", "max-requests-inflight=500")
+    assert started.returncode == 0, started.stderr
+    try:
+        server = next(r.address for r in _records(state_dir) if r.name == "kube-apiserver")
+        _list_configmaps_as(state_dir, server, "audit-e2e/1")
+        assert wait_until(lambda: _requests_by(log, "audit-e2e/1"), bool, what="the audited list", timeout=10) == [
+            ("list", "configmaps", "ResponseComplete")], "one event per request: the received stage is left out"
+        assert {e["level"] for e in _audited(log)} == {"Metadata"}
+        kube = Kube.from_kubeconfig(state_dir / "kubeconfig")
+        assert len(kube.list_objects("v1", "Node")) == 3
+        kube.close()
+
+        refused = _canary("local", "up", "--state-dir", str(state_dir), "--audit-log", str(tmp_path / "other.log"))
+        assert refused.returncode == 1
+        assert f"error: the stack in {state_dir} was started with --audit-log {log}" in refused.stderr
+
+        assert _canary("local", "down", "--state-dir", str(state_dir)).returncode == 0
+        before = [r.argv for r in _records(state_dir)]
+        resumed = _canary("local", "up", "--state-dir", str(state_dir))
+        assert resumed.returncode == 0, resumed.stderr
+        assert [r.argv for r in _records(state_dir)] == before
+        apiserver_argv = next(r.argv for r in _records(state_dir) if r.name == "kube-apiserver")
+        assert f"--audit-log-path={log}" in apiserver_argv
+        assert "--max-requests-inflight=500" in apiserver_argv
+        _list_configmaps_as(state_dir, server, "audit-e2e/2")
+        wait_until(lambda: _requests_by(log, "audit-e2e/2"), bool, what="the list after the resume, in the same log",
+                   timeout=10)
+        assert _requests_by(log, "audit-e2e/1") == [("list", "configmaps", "ResponseComplete")], "nothing rotated"
+    finally:
+        purged = _canary("local", "down", "--purge", "--state-dir", str(state_dir))
+        assert purged.returncode == 0, purged.stderr
