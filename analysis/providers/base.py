@@ -52,24 +52,27 @@ class RangeResult:
     """The samples of one series over a time range, oldest first; samples only when ``outcome`` is ``VALUE``.
 
     Samples that are NaN or infinite are left out of ``values`` and counted in ``message``; when
-    every sample is one, the outcome is NOT_A_NUMBER.
+    every sample is one, the outcome is NOT_A_NUMBER. ``times`` are the samples' Unix times, when
+    the back end gives them (empty otherwise): a picture of the series needs them, a comparison not.
     """
 
     outcome: Outcome
     values: tuple[float, ...] = ()
     message: str = ""
+    times: tuple[float, ...] = ()
 
     @classmethod
-    def of(cls, samples: list[float]) -> RangeResult:
-        """The finite samples, or NO_DATA / NOT_A_NUMBER when there are none."""
+    def of(cls, samples: list[float], *, times: list[float] | None = None) -> RangeResult:
+        """The finite samples (taken at ``times``, when given), or NO_DATA / NOT_A_NUMBER when there are none."""
         if not samples:
             return cls(Outcome.NO_DATA, message="the series has no samples in the range")
-        finite = tuple(v for v in samples if math.isfinite(v))
-        skipped = len(samples) - len(finite)
-        if not finite:
+        kept = [(t, v) for t, v in zip(times or [0.0] * len(samples), samples, strict=True) if math.isfinite(v)]
+        skipped = len(samples) - len(kept)
+        if not kept:
             return cls(Outcome.NOT_A_NUMBER, message=f"all {len(samples)} samples are NaN or infinite")
         note = f"{skipped} of {len(samples)} samples were NaN or infinite and were left out" if skipped else ""
-        return cls(Outcome.VALUE, values=finite, message=note)
+        return cls(Outcome.VALUE, values=tuple(v for _, v in kept), message=note,
+                   times=tuple(t for t, _ in kept) if times is not None else ())
 
 
 class MetricProvider(Protocol):

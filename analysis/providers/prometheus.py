@@ -49,7 +49,8 @@ def reduce_matrix(result: list[dict[str, Any]]) -> RangeResult:
         return RangeResult(Outcome.NO_DATA, message="the query returned no series")
     if len(result) > 1:
         return RangeResult(Outcome.SEVERAL_SERIES, message=_several(result))
-    return RangeResult.of([float(value) for _, value in result[0].get("values", [])])
+    samples = result[0].get("values", [])
+    return RangeResult.of([float(value) for _, value in samples], times=[float(time) for time, _ in samples])
 
 
 def _several(result: list[dict[str, Any]]) -> str:

@@ -29,6 +29,7 @@ from analysis.providers.registry import provider_for
 from analysis.templates import TemplateContext, render_promql
 from canary.engine.canaries import validation_message
 from canary.engine.decide import Check, CheckResult
+from canary.kube import Obj
 from canary.kube.cache import Informer
 from canary.models.canary import Canary, CanaryMetric, CanaryWebhook, HookType, MetricResult, Phase
 from canary.models.resources import MetricTemplate
@@ -128,7 +129,7 @@ class CheckRunner:
             query = self._query(canary, metric, mesh)
             if bounds is None and metric.threshold is not None:
                 low, high = default_bounds(metric.name, metric.threshold)
-            rendered = render_promql(query.template, self._context(canary, metric, canary.spec.target_ref.name))
+            rendered = render_promql(query.template, template_context(canary, metric, canary.spec.target_ref.name))
             provider = self._provider(query)
         except AnalysisSpecError as exc:
             return MetricVerdict(metric.name, None, low, high, "error", f"{metric.name}: {exc}")
@@ -148,7 +149,7 @@ class CheckRunner:
                                         "which a comparison needs")
             samples = {}
             for role, target in (("canary", canary.spec.target_ref.name), ("primary", canary.spec.primary_name)):
-                rendered = render_promql(query.template, self._context(canary, metric, target))
+                rendered = render_promql(query.template, template_context(canary, metric, target))
                 found = provider.query_range(rendered, start=now - window, end=now, step=step, deadline=deadline / 2)
                 if found.outcome is not Outcome.VALUE:
                     return Comparison(Classification.NO_DATA, None, None, f"{role}: {found.message or found.outcome}")
@@ -158,28 +159,12 @@ class CheckRunner:
         return compare(samples["canary"], samples["primary"], confidence=settings.confidence,
                        direction=Direction(settings.direction), allowed_change=settings.allowed_change)
 
-    def _context(self, canary: Canary, metric: CanaryMetric, target: str) -> TemplateContext:
-        spec = canary.spec
-        return TemplateContext(name=canary.metadata.name, namespace=canary.metadata.namespace or "", target=target,
-                               service=spec.service_names[0], interval=metric.window,
-                               variables=metric.template_variables or {},
-                               ingress=spec.ingress_ref.name if spec.ingress_ref else None,
-                               route=spec.route_ref.name if spec.route_ref else None)
-
     def _query(self, canary: Canary, metric: CanaryMetric, mesh: str) -> _Query:
-        where = f"spec.analysis.metrics[{metric.name}]"
-        if metric.template_ref is not None:
-            ref = metric.template_ref
-            namespace = ref.namespace or canary.metadata.namespace
-            found = self._templates.get(namespace, ref.name)
-            if found is None:
-                raise AnalysisSpecError(f"{where}.templateRef: MetricTemplate {namespace}/{ref.name} not found")
-            try:
-                template = MetricTemplate.model_validate(found)
-            except ValidationError as exc:  # one the API server took under an older or looser CRD
-                raise AnalysisSpecError(f"MetricTemplate {namespace}/{ref.name}: {validation_message(exc)}") from exc
+        template = metric_template(canary, metric, self._templates.get)
+        if template is not None and metric.template_ref is not None:
+            namespace = metric.template_ref.namespace or canary.metadata.namespace
             spec = template.spec.provider
-            field = f"MetricTemplate {namespace}/{ref.name}: spec.provider"
+            field = f"MetricTemplate {namespace}/{metric.template_ref.name}: spec.provider"
             credentials = self._credentials(namespace, spec.secret_ref.name, field) if spec.secret_ref else {}
             # A CA bundle travels in the same Secret (ca.crt, as in kubernetes.io/tls Secrets).
             ca_bundle = credentials.pop(CA_KEY, None)
@@ -191,12 +176,7 @@ class CheckRunner:
             return _Query(template.spec.query, config, field)
         config = ProviderConfig("prometheus", canary.spec.metrics_server or self._metrics_server,
                                 timeout=self._timeout, window=_window(metric))
-        if metric.name in BUILTIN_METRICS:
-            return _Query(builtin_query(mesh, metric.name), config, "spec.metricsServer")
-        if metric.query:
-            return _Query(metric.query, config, "spec.metricsServer")
-        raise AnalysisSpecError(f"{where}: not a built-in metric ({', '.join(sorted(BUILTIN_METRICS))}) and no "
-                                "templateRef or query")
+        return _Query(inline_query(metric, mesh), config, "spec.metricsServer")
 
     def _credentials(self, namespace: str | None, secret: str, field: str) -> dict[str, str]:
         """The template's Secret, decoded; its keys are the provider's business."""
@@ -213,6 +193,43 @@ class CheckRunner:
         if key not in self._providers:
             self._providers[key] = provider_for(query.config, field=query.field)
         return self._providers[key]
+
+
+def metric_template(canary: Canary, metric: CanaryMetric,
+                    get: Callable[[str | None, str], Obj | None]) -> MetricTemplate | None:
+    """The MetricTemplate of ``metric`` (read with ``get(namespace, name)``), None when it names none."""
+    ref = metric.template_ref
+    if ref is None:
+        return None
+    namespace = ref.namespace or canary.metadata.namespace
+    found = get(namespace, ref.name)
+    if found is None:
+        raise AnalysisSpecError(f"spec.analysis.metrics[{metric.name}].templateRef: MetricTemplate "
+                                f"{namespace}/{ref.name} not found")
+    try:
+        return MetricTemplate.model_validate(found)
+    except ValidationError as exc:  # one the API server took under an older or looser CRD
+        raise AnalysisSpecError(f"MetricTemplate {namespace}/{ref.name}: {validation_message(exc)}") from exc
+
+
+def inline_query(metric: CanaryMetric, mesh: str) -> str:
+    """The query template of a metric without templateRef: the built-in one of ``mesh``, or its own query."""
+    if metric.name in BUILTIN_METRICS:
+        return builtin_query(mesh, metric.name)
+    if metric.query:
+        return metric.query
+    raise AnalysisSpecError(f"spec.analysis.metrics[{metric.name}]: not a built-in metric "
+                            f"({', '.join(sorted(BUILTIN_METRICS))}) and no templateRef or query")
+
+
+def template_context(canary: Canary, metric: CanaryMetric, target: str) -> TemplateContext:
+    """What the placeholders of ``metric``'s query stand for, asked of ``target`` (the canary or the primary)."""
+    spec = canary.spec
+    return TemplateContext(name=canary.metadata.name, namespace=canary.metadata.namespace or "", target=target,
+                           service=spec.service_names[0], interval=metric.window,
+                           variables=metric.template_variables or {},
+                           ingress=spec.ingress_ref.name if spec.ingress_ref else None,
+                           route=spec.route_ref.name if spec.route_ref else None)
 
 
 def _window(metric: CanaryMetric) -> float:

@@ -402,7 +402,9 @@ def test_prometheus_range_queries_give_the_samples_of_one_series(guarded_prometh
 
     two = 'label_replace(vector(1), "pod", "a", "", "") or label_replace(vector(2), "pod", "b", "", "")'
 
-    assert last_minute("vector(3)") == RangeResult(Outcome.VALUE, values=(3.0,) * 5)
+    three = last_minute("vector(3)")
+    assert (three.outcome, three.values) == (Outcome.VALUE, (3.0,) * 5)
+    assert [t - three.times[0] for t in three.times] == [0, 15, 30, 45, 60], "each sample's time, a step apart"
     several = last_minute(two)
     assert several.outcome is Outcome.SEVERAL_SERIES
     assert '{pod="a"}, {pod="b"}' in several.message

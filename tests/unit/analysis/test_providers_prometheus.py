@@ -33,7 +33,8 @@ def _series(values: list[str], **labels: str) -> dict[str, object]:
 
 
 def test_a_range_of_one_series_gives_its_samples_oldest_first() -> None:
-    assert reduce_matrix([_series(["1", "2.5", "4"])]) == RangeResult(Outcome.VALUE, values=(1.0, 2.5, 4.0))
+    assert reduce_matrix([_series(["1", "2.5", "4"])]) == RangeResult(
+        Outcome.VALUE, values=(1.0, 2.5, 4.0), times=(1700000000.0, 1700000015.0, 1700000030.0))
 
 
 def test_a_range_without_series_is_no_data() -> None:
@@ -48,7 +49,7 @@ def test_a_range_of_several_series_names_them() -> None:
 
 def test_nan_samples_are_left_out_and_counted() -> None:
     result = reduce_matrix([_series(["1", "NaN", "3", "+Inf"])])
-    assert result == RangeResult(Outcome.VALUE, values=(1.0, 3.0),
+    assert result == RangeResult(Outcome.VALUE, values=(1.0, 3.0), times=(1700000000.0, 1700000030.0),
                                  message="2 of 4 samples were NaN or infinite and were left out")
 
 
@@ -119,7 +120,8 @@ def test_a_range_query_sends_whole_second_bounds_the_step_and_the_timeout() -> N
         result = _provider(api, timeout=2).query_range("vector(1)", start=end - timedelta(minutes=1), end=end,
                                                        step=timedelta(seconds=15))
 
-    assert result == RangeResult(Outcome.VALUE, values=(1.0, 2.0, 3.0))
+    assert result == RangeResult(Outcome.VALUE, values=(1.0, 2.0, 3.0),
+                                 times=(1700000000.0, 1700000015.0, 1700000030.0))
     (seen,) = api.seen
     assert seen.path == "/api/v1/query_range"
     # PrometheusConnect rounds start and end to whole seconds.
