@@ -104,10 +104,11 @@ def run_of(canary: Canary, *, revision: str | None = None) -> Run:
     if revision is not None and revision != timeline.revision:
         raise PermanentError(f"{where}: --revision {revision}: the recorded run (status.timeline) is of revision "
                              f"{timeline.revision}; only the current or last run is kept")
-    return _run(f"{canary.metadata.namespace}/{canary.metadata.name}", timeline)
+    order = [m.name for m in canary.spec.analysis.metrics or []]
+    return _run(f"{canary.metadata.namespace}/{canary.metadata.name}", timeline, order)
 
 
-def _run(name: str, timeline: Timeline) -> Run:
+def _run(name: str, timeline: Timeline, order: list[str]) -> Run:
     points = timeline.points
     last = points[-1]
     markers = _markers(points)
@@ -120,7 +121,7 @@ def _run(name: str, timeline: Timeline) -> Run:
         started=timeline.started, ended=last.time,
         weights=tuple((p.time, p.canary_weight) for p in points),
         mirrored=tuple(p.time for p in points if p.mirror),
-        metrics=_metrics(points, timeline.thresholds or {}),
+        metrics=_metrics(points, timeline.thresholds or {}, order),
         markers=markers, why=why)
 
 
@@ -156,9 +157,11 @@ def _kind(note: str) -> Mark:
     return Mark.NOTE
 
 
-def _metrics(points: list[TimelinePoint], thresholds: dict[str, Band]) -> tuple[MetricSeries, ...]:
+def _metrics(points: list[TimelinePoint], thresholds: dict[str, Band], order: list[str]) -> tuple[MetricSeries, ...]:
+    """Each metric's series, in the order of spec.analysis.metrics (then any the spec no longer has)."""
     steps = [p for p in points if p.metrics is not None]
-    names = list(dict.fromkeys([*(n for p in steps for n in p.metrics or {}), *thresholds]))
+    recorded = {*(n for p in steps for n in p.metrics or {}), *thresholds}
+    names = [n for n in order if n in recorded] + sorted(recorded - set(order))
     return tuple(MetricSeries(name=name, times=tuple(p.time for p in steps),
                               values=tuple((p.metrics or {}).get(name) for p in steps), band=thresholds.get(name))
                  for name in names)

@@ -35,7 +35,15 @@ def _released(world: World, until: Phase) -> Canary:
     world.initialise()
     world.release("rev-2")
     world.run_until(lambda w: w.phase() is until)
-    canary = Canary.model_validate(make_canary("podinfo", "demo"))
+    return _canary(world)
+
+
+def _canary(world: World) -> Canary:
+    """Canary demo/podinfo with the world's status; its metrics in the order the pictures show them."""
+    canary = Canary.model_validate(make_canary("podinfo", "demo", analysis={
+        "interval": "1s", "stepWeight": 10, "metrics": [
+            {"name": "request-success-rate", "thresholdRange": {"min": 99}},
+            {"name": "latency", "thresholdRange": {"max": 500}, "query": "latency"}]}))
     return canary.model_copy(update={"status": world.status})
 
 
@@ -83,7 +91,7 @@ def test_a_refused_gate_and_a_manual_abort_are_marked() -> None:
     world.run_until(lambda w: w.asked.count(Check.CONFIRM_TRAFFIC_INCREASE) >= 2)
     world.request = "abort/1"
     world.tick()
-    canary = Canary.model_validate(make_canary("podinfo", "demo")).model_copy(update={"status": world.status})
+    canary = _canary(world)
 
     run = run_of(canary)
 
@@ -97,7 +105,7 @@ def test_a_run_under_way_says_so() -> None:
     world.initialise()
     world.release("rev-2")
     world.run_until(lambda w: w.status.canary_weight == 20)
-    canary = Canary.model_validate(make_canary("podinfo", "demo")).model_copy(update={"status": world.status})
+    canary = _canary(world)
 
     assert run_of(canary).outcome == "running (Progressing)"
 
