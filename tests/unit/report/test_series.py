@@ -18,7 +18,8 @@ from tests.unit.engine.world import World
 Checks = Callable[[Check, World], CheckResult]
 
 
-def _metrics(rate: float, latency: float | None) -> Checks:
+def metric_checks(rate: float, latency: float | None) -> Checks:
+    """Analysis answers: the success rate (at least 99 passes) and the latency (None: no data)."""
     def checks(check: Check, w: World) -> CheckResult:
         if check is not Check.ANALYSIS:
             return CheckResult(passed=check is not Check.ROLLBACK)
@@ -31,7 +32,8 @@ def _metrics(rate: float, latency: float | None) -> Checks:
     return checks
 
 
-def _released(world: World, until: Phase) -> Canary:
+def released(world: World, until: Phase) -> Canary:
+    """Canary demo/podinfo after its release of rev-2 reached ``until``."""
     world.initialise()
     world.release("rev-2")
     world.run_until(lambda w: w.phase() is until)
@@ -48,9 +50,9 @@ def _canary(world: World) -> Canary:
 
 
 def test_a_promoted_run_shows_the_weight_steps_the_metrics_in_their_bands_and_the_promotion() -> None:
-    world = World(make_spec(stepWeight=10, maxWeight=30, threshold=2), checks=_metrics(99.5, 120))
+    world = World(make_spec(stepWeight=10, maxWeight=30, threshold=2), checks=metric_checks(99.5, 120))
 
-    run = run_of(_released(world, Phase.SUCCEEDED))
+    run = run_of(released(world, Phase.SUCCEEDED))
 
     assert run.canary == "demo/podinfo"
     assert run.revision == "rev-2"
@@ -68,9 +70,9 @@ def test_a_promoted_run_shows_the_weight_steps_the_metrics_in_their_bands_and_th
 
 
 def test_a_rolled_back_run_shows_the_failing_metric_the_failed_checks_and_why() -> None:
-    world = World(make_spec(stepWeight=10, maxWeight=50, threshold=2), checks=_metrics(70, None))
+    world = World(make_spec(stepWeight=10, maxWeight=50, threshold=2), checks=metric_checks(70, None))
 
-    run = run_of(_released(world, Phase.FAILED))
+    run = run_of(released(world, Phase.FAILED))
 
     assert run.outcome == "rolled back"
     assert [w for _, w in run.weights] == [0, 10, 10, 10, 0]
@@ -101,7 +103,7 @@ def test_a_refused_gate_and_a_manual_abort_are_marked() -> None:
 
 
 def test_a_run_under_way_says_so() -> None:
-    world = World(make_spec(stepWeight=10, maxWeight=50), checks=_metrics(99.5, 120))
+    world = World(make_spec(stepWeight=10, maxWeight=50), checks=metric_checks(99.5, 120))
     world.initialise()
     world.release("rev-2")
     world.run_until(lambda w: w.status.canary_weight == 20)
@@ -111,7 +113,7 @@ def test_a_run_under_way_says_so() -> None:
 
 
 def test_another_revision_than_the_recorded_run_is_refused_naming_the_canary_and_its_revision() -> None:
-    canary = _released(World(make_spec(stepWeight=50)), Phase.SUCCEEDED)
+    canary = released(World(make_spec(stepWeight=50)), Phase.SUCCEEDED)
 
     assert run_of(canary, revision="rev-2").revision == "rev-2"
     with pytest.raises(PermanentError, match=r"^Canary demo/podinfo: --revision rev-1: the recorded run "
