@@ -83,6 +83,19 @@ class Informer:
         with self._lock:
             return [copy.deepcopy(o) for (ns, _), o in self._objects.items() if namespace is None or ns == namespace]
 
+    def peek(self, namespace: str | None, name: str) -> Obj | None:
+        """The cached object itself, or None: for readers that only read (no copy, so no cost per
+        call). The dict must not be changed: the informer replaces stored objects, never edits them."""
+        with self._lock:
+            return self._objects.get((namespace or "", name))
+
+    def peek_all(self, namespace: str | None = None) -> list[Obj]:
+        """The cached objects themselves, in one namespace or all; read-only, as for ``peek``."""
+        with self._lock:
+            if namespace is None:
+                return list(self._objects.values())
+            return [o for (ns, _), o in self._objects.items() if ns == namespace]
+
     def store(self, obj: Obj) -> None:
         """Record an object the API server returned from a write, unless a newer one is cached."""
         self._upsert(obj)
