@@ -26,10 +26,11 @@ class Measured:
     size: int
     interval_seconds: float
     idle_seconds: float
-    idle_requests: int
+    idle_requests: int | None
+    """None when the audit log holds no request with the controller's User-Agent at all (it sends another)."""
     idle_cpu_seconds: float
     release_seconds: float
-    release_requests: int
+    release_requests: int | None
     release_cpu_seconds: float
     rss_idle_bytes: int
     rss_peak_bytes: int
@@ -44,10 +45,10 @@ class Measured:
     idle_verbs: Mapping[str, int] = field(default_factory=dict)
     release_verbs: Mapping[str, int] = field(default_factory=dict)
 
-    def per_canary_per_tick(self, total: float, seconds: float) -> float:
-        """``total`` spread over the canaries and the ticks of a window of ``seconds``."""
+    def per_canary_per_tick(self, total: float | None, seconds: float) -> float:
+        """``total`` spread over the canaries and the ticks of a window of ``seconds`` (NaN without a total)."""
         ticks = seconds / self.interval_seconds
-        return total / self.size / ticks if self.size and ticks > 0 else float("nan")
+        return total / self.size / ticks if total is not None and self.size and ticks > 0 else float("nan")
 
     @property
     def idle_requests_per_tick(self) -> float:
@@ -55,7 +56,7 @@ class Measured:
 
     @property
     def release_requests_per_canary(self) -> float:
-        return self.release_requests / self.size if self.size else float("nan")
+        return self.release_requests / self.size if self.release_requests is not None and self.size else float("nan")
 
     @property
     def idle_cpu_ms_per_tick(self) -> float:

@@ -110,7 +110,7 @@ def _now() -> dt.datetime:
 
 def measure(size: int, settings: Settings, *, progress: Callable[[str], None] = print) -> SizeResult:
     """Run both controllers with ``size`` canaries each and return their figures."""
-    began = time.monotonic()
+    began, started = time.monotonic(), _now()
     folder = settings.folder / f"n{size}"
     folder.mkdir(parents=True, exist_ok=True)
     audit_log = folder / "audit.log"
@@ -145,8 +145,13 @@ def measure(size: int, settings: Settings, *, progress: Callable[[str], None] = 
         released, ends = _release_all(kube, fleets, logs, clocks, audit_log=audit_log, timeout=300 + 2 * size)
         progress(f"[N={size}] released and ended at {time.monotonic() - began:.0f} s")
         time.sleep(2)  # the audit events of requests still in flight at a window's end
+        whole = audit.count(audit.read_from(audit_log, 0), audit.Window(started, _now()))
+        unseen = [name for name in fleets if whole.total(name) == 0]
+        if unseen:
+            progress(f"[N={size}] no request of {', '.join(unseen)} in the audit log by User-Agent "
+                     f"({', '.join(audit.CLIENTS[n] + '...' for n in unseen)}): not counted")
         measured = {name: _figures(name, fleet, logs[name], audit_log=audit_log, idle=idle, released=released,
-                                   end=ends[name]) for name, fleet in fleets.items()}
+                                   end=ends[name], identified=name not in unseen) for name, fleet in fleets.items()}
         other = audit.count(audit.read_from(audit_log, idle.offset), idle.window).other
         return SizeResult(size=size, nodes=nodes, measured=measured, minutes=(time.monotonic() - began) / 60,
                           other_clients=dict(other.most_common(6)))
@@ -160,9 +165,9 @@ def measure(size: int, settings: Settings, *, progress: Callable[[str], None] = 
 
 
 def _figures(name: str, fleet: Fleet, log: phases.PhaseLog, *, audit_log: Path, idle: _Idle,
-             released: _Released, end: _Ended) -> Measured:
+             released: _Released, end: _Ended, identified: bool) -> Measured:
     """One controller's figures from the windows' samples, the audit log and the phases its canaries went
-    through."""
+    through; without requests ``identified`` by its User-Agent in the log, none are counted."""
     counted_idle = audit.count(audit.read_from(audit_log, idle.offset), idle.window)
     counted = audit.count(audit.read_from(audit_log, released.offset), audit.Window(released.wall, end.wall))
     transitions = log.transitions()
@@ -172,9 +177,10 @@ def _figures(name: str, fleet: Fleet, log: phases.PhaseLog, *, audit_log: Path, 
     idle_lag = lag.difference(idle.after[name][1], idle.before[name][1])
     return Measured(
         size=fleet.size, interval_seconds=INTERVAL_SECONDS,
-        idle_seconds=idle.window.seconds, idle_requests=counted_idle.total(name),
+        idle_seconds=idle.window.seconds, idle_requests=counted_idle.total(name) if identified else None,
         idle_cpu_seconds=idle.after[name][0].cpu_seconds - idle.before[name][0].cpu_seconds,
-        release_seconds=end.monotonic - released.monotonic, release_requests=counted.total(name),
+        release_seconds=end.monotonic - released.monotonic,
+        release_requests=counted.total(name) if identified else None,
         release_cpu_seconds=end.sample.cpu_seconds - released.before[name][0].cpu_seconds,
         rss_idle_bytes=idle.after[name][0].rss_bytes, rss_peak_bytes=end.sample.peak_rss_bytes,
         reactions=[d for d in reactions.values() if d is not None],

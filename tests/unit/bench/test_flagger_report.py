@@ -73,3 +73,11 @@ def test_the_document_holds_the_record_the_tables_and_the_plot(tmp_path: Path) -
     picture = tmp_path / "images" / "plot.png"
     plot([result()], picture)
     assert picture.read_bytes().startswith(b"\x89PNG")
+
+
+def test_requests_of_a_controller_not_found_by_user_agent_read_n_a() -> None:
+    unseen = SizeResult(size=10, nodes=2, minutes=1, measured={
+        "flagger": measured(), "ours": measured(idle_requests=None, release_requests=None)})
+    found = {name: (flagger, ours, ratio) for name, flagger, ours, ratio in rows(unseen)}
+    assert found["API requests per canary per tick, idle"] == ("9.00", "n/a", "")
+    assert found["API requests per canary, one release"] == ("109.0", "n/a", "")
