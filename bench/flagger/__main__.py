@@ -20,9 +20,9 @@ from pathlib import Path
 
 from bench.chaos.__main__ import machine
 from bench.flagger import binary
-from bench.flagger.report import Record, SizeResult, document, plot, table, verbs
+from bench.flagger.report import Record, SizeResult, document, kinds, plot, table
 from bench.flagger.run import Settings, measure
-from canary import __version__
+from canary import __version__, logging
 from canary.local import binaries, prometheus
 from canary.local.binaries import REPO_ROOT
 
@@ -73,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the folder with logs (and the last stack up)")
     parser.add_argument("--no-doc", action="store_true", help="print the tables only")
     args = parser.parse_args(argv)
+    logging.configure("error")  # the bench's own watches warn when a stack goes down under them
 
     began = time.monotonic()
     started = dt.datetime.now(dt.UTC)
@@ -86,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     for size in args.sizes:
         result = measure(size, settings, progress=lambda line: print(line, flush=True))
         results.append(result)
-        print(f"\n{table(result)}\n\n{verbs(result)}\n", flush=True)
+        print(f"\n{table(result)}\n\n{kinds(result)}\n", flush=True)
     elapsed = (time.monotonic() - began) / 60
     print(f"{len(results)} sizes in {elapsed:.1f} min", flush=True)
     if not args.no_doc:
@@ -95,7 +96,10 @@ def main(argv: list[str] | None = None) -> int:
             date=f"{started:%Y-%m-%d}", commit=commit, machine=machine(),
             versions=(f"canary-delivery {__version__}, Flagger {binary.pin()}, Kubernetes {versions['kubernetes']}, "
                       f"etcd {versions['etcd']}, kwok {versions['kwok']}, {_prometheus_version()}"),
-            command=f"make bench-flagger SIZES={','.join(map(str, args.sizes))}",
+            command=(f"make bench-flagger SIZES={','.join(map(str, args.sizes))}\n"
+                     f"# the same, once make setup has run:\n"
+                     f".venv/bin/python -m bench.flagger --sizes {','.join(map(str, args.sizes))} "
+                     f"--idle {args.idle:g}"),
             plot=str(PLOT.relative_to(DOC.parent)))
         plot(results, PLOT)
         DOC.write_text(document(results, record, NOTES))

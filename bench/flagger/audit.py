@@ -41,18 +41,30 @@ class Window:
 
 @dataclass
 class Counts:
-    """Requests per client and verb in one window; ``other`` holds clients not in ``CLIENTS`` by User-Agent."""
+    """Requests per client and kind of request (``get deployments``, ``patch canaries/status``,
+    ``get /version``) in one window; ``other`` holds clients not in ``CLIENTS``, by User-Agent."""
 
-    by_verb: dict[str, collections.Counter[str]] = field(default_factory=dict)
+    by_kind: dict[str, collections.Counter[str]] = field(default_factory=dict)
     other: collections.Counter[str] = field(default_factory=collections.Counter)
 
     def total(self, client: str) -> int:
         """All requests of ``client`` (0 when it made none)."""
-        return sum(self.by_verb.get(client, collections.Counter()).values())
+        return sum(self.by_kind.get(client, collections.Counter()).values())
 
-    def verbs(self, client: str) -> dict[str, int]:
-        """Requests of ``client`` by verb, most frequent first."""
-        return dict(self.by_verb.get(client, collections.Counter()).most_common())
+    def kinds(self, client: str) -> dict[str, int]:
+        """Requests of ``client`` by verb and resource, most frequent first."""
+        return dict(self.by_kind.get(client, collections.Counter()).most_common())
+
+
+def kind_of(event: Mapping[str, object]) -> str:
+    """``verb resource[/subresource]`` of an audit event, or ``verb /path`` for a request about no resource
+    (discovery: /version, /apis)."""
+    verb = str(event.get("verb", ""))
+    ref = event.get("objectRef")
+    if isinstance(ref, dict) and ref.get("resource"):
+        sub = f"/{ref['subresource']}" if ref.get("subresource") else ""
+        return f"{verb} {ref['resource']}{sub}"
+    return f"{verb} {str(event.get('requestURI', '')).split('?', 1)[0]}"
 
 
 def client_of(user_agent: str, clients: Mapping[str, str] = CLIENTS) -> str | None:
@@ -66,7 +78,7 @@ def _moment(text: str) -> dt.datetime:
 
 
 def count(lines: Iterable[str], window: Window, clients: Mapping[str, str] = CLIENTS) -> Counts:
-    """Requests received inside ``window``, each counted once, by client and verb (JSON lines of audit events).
+    """Requests received inside ``window``, each counted once, by client and kind (JSON lines of audit events).
 
     A line that is not an audit event (a partial last line, say) is skipped: the log is read while the API
     server writes it."""
@@ -91,7 +103,7 @@ def count(lines: Iterable[str], window: Window, clients: Mapping[str, str] = CLI
         if client is None:
             counts.other[agent.split(" ", 1)[0] or "(none)"] += 1
         else:
-            counts.by_verb.setdefault(client, collections.Counter())[str(event.get("verb", ""))] += 1
+            counts.by_kind.setdefault(client, collections.Counter())[kind_of(event)] += 1
     return counts
 
 

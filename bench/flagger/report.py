@@ -42,8 +42,9 @@ class Measured:
     unfinished: int = 0
     lag_p50: float | None = None
     lag_p99: float | None = None
-    idle_verbs: Mapping[str, int] = field(default_factory=dict)
-    release_verbs: Mapping[str, int] = field(default_factory=dict)
+    idle_kinds: Mapping[str, int] = field(default_factory=dict)
+    """Requests of the idle window by verb and resource (``get deployments``), most first."""
+    release_kinds: Mapping[str, int] = field(default_factory=dict)
 
     def per_canary_per_tick(self, total: float | None, seconds: float) -> float:
         """``total`` spread over the canaries and the ticks of a window of ``seconds`` (NaN without a total)."""
@@ -137,13 +138,17 @@ def table(result: SizeResult) -> str:
     return "\n".join(lines)
 
 
-def verbs(result: SizeResult) -> str:
-    """Where each controller's requests went, by verb: a line per controller and window."""
+def kinds(result: SizeResult, *, top: int = 8) -> str:
+    """Where each controller's requests went, by verb and resource (the ``top`` most): a line per controller
+    and window."""
     lines = []
     for controller in CONTROLLERS:
         measured = result.measured[controller]
-        for window, counted in (("idle", measured.idle_verbs), ("release", measured.release_verbs)):
-            spread = ", ".join(f"{verb} {count}" for verb, count in counted.items()) or "none"
+        for window, counted in (("idle", measured.idle_kinds), ("release", measured.release_kinds)):
+            shown = list(counted.items())[:top]
+            rest = sum(count for _, count in list(counted.items())[top:])
+            spread = ", ".join([f"{kind} {count}" for kind, count in shown] + ([f"others {rest}"] if rest else []))
+            spread = spread or "none"
             lines.append(f"- {LABELS[controller]}, {window}: {spread}")
     if result.other_clients:
         spread = ", ".join(f"{agent} {count}" for agent, count in result.other_clients.items())
@@ -179,7 +184,7 @@ def document(results: Sequence[SizeResult], record: Record, notes: Sequence[str]
         "```sh", record.command, "```", "",
     ]
     for result in results:
-        parts += [table(result), "", "Requests by verb:", "", verbs(result), ""]
+        parts += [table(result), "", "Requests by verb and resource, in each whole window:", "", kinds(result), ""]
     parts += [f"![CPU and memory against N]({record.plot})", ""]
     if notes:
         parts += ["## Notes", "", *[f"- {note}" for note in notes], ""]

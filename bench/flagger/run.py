@@ -188,7 +188,7 @@ def _figures(name: str, fleet: Fleet, log: phases.PhaseLog, *, audit_log: Path, 
         failed=sum(1 for n in fleet.names if final.get(n) == "Failed"),
         unfinished=sum(1 for d in endings.values() if d is None),
         lag_p50=lag.quantile(0.5, idle_lag), lag_p99=lag.quantile(0.99, idle_lag),
-        idle_verbs=counted_idle.verbs(name), release_verbs=counted.verbs(name))
+        idle_kinds=counted_idle.kinds(name), release_kinds=counted.kinds(name))
 
 
 @dataclass(frozen=True)

@@ -14,29 +14,39 @@ FLAGGER_UA = "flagger/v0.0.0 (linux/amd64) kubernetes/$Format"
 OUR_UA = "canary-delivery/0.9.0"
 
 
-def event(audit_id: str, *, agent: str, verb: str = "get", seconds: float = 1, stage: str = "ResponseComplete") -> str:
+def event(audit_id: str, *, agent: str, verb: str = "get", seconds: float = 1, stage: str = "ResponseComplete",
+          resource: str = "deployments", subresource: str = "") -> str:
     received = START + dt.timedelta(seconds=seconds)
+    ref = {"resource": resource, "namespace": "x", "name": "app", "apiGroup": "apps", "apiVersion": "v1",
+           **({"subresource": subresource} if subresource else {})}
     return json.dumps({"kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "Metadata", "auditID": audit_id,
-                       "stage": stage, "verb": verb, "userAgent": agent, "requestURI": "/api/v1/namespaces/x",
+                       "stage": stage, "verb": verb, "userAgent": agent,
+                       "requestURI": "/apis/apps/v1/namespaces/x/deployments/app", "objectRef": ref,
                        "requestReceivedTimestamp": received.isoformat().replace("+00:00", "Z"),
                        "stageTimestamp": received.isoformat().replace("+00:00", "Z")})
 
 
-def test_requests_are_counted_per_client_and_verb_by_user_agent() -> None:
-    lines = [event("1", agent=FLAGGER_UA), event("2", agent=FLAGGER_UA, verb="update"),
+def test_requests_are_counted_per_client_verb_and_resource_by_user_agent() -> None:
+    lines = [event("1", agent=FLAGGER_UA), event("2", agent=FLAGGER_UA, verb="update", resource="canaries",
+                                                 subresource="status"),
              event("3", agent=FLAGGER_UA), event("4", agent=OUR_UA, verb="patch"),
              event("5", agent="kwok/v0.7.0 (linux/amd64) kubernetes/$Format", verb="patch")]
     counts = audit.count(lines, WINDOW)
     assert counts.total("flagger") == 3
-    assert counts.verbs("flagger") == {"get": 2, "update": 1}
-    assert counts.verbs("ours") == {"patch": 1}
+    assert counts.kinds("flagger") == {"get deployments": 2, "update canaries/status": 1}
+    assert counts.kinds("ours") == {"patch deployments": 1}
     assert counts.other == {"kwok/v0.7.0": 1}
+
+
+def test_a_request_about_no_resource_is_named_by_its_path() -> None:
+    discovery = {"verb": "get", "requestURI": "/version?timeout=32s"}
+    assert audit.kind_of(discovery) == "get /version"
 
 
 def test_a_watch_is_one_request_though_it_has_two_events() -> None:
     lines = [event("w", agent=OUR_UA, verb="watch", stage="ResponseStarted"),
              event("w", agent=OUR_UA, verb="watch", stage="ResponseComplete")]
-    assert audit.count(lines, WINDOW).verbs("ours") == {"watch": 1}
+    assert audit.count(lines, WINDOW).kinds("ours") == {"watch deployments": 1}
 
 
 def test_only_requests_received_inside_the_window_count() -> None:
@@ -54,7 +64,7 @@ def test_partial_and_foreign_lines_are_skipped() -> None:
 def test_a_client_without_requests_counts_zero() -> None:
     counts = audit.count([], WINDOW)
     assert counts.total("flagger") == 0
-    assert counts.verbs("flagger") == {}
+    assert counts.kinds("flagger") == {}
 
 
 def test_windows_need_times_with_a_zone() -> None:
@@ -69,4 +79,4 @@ def test_reading_starts_where_the_log_ended_when_the_window_opened(tmp_path: Pat
     offset = audit.size(log)
     with log.open("a") as handle:
         handle.write(event("new", agent=OUR_UA, verb="list") + "\n")
-    assert audit.count(audit.read_from(log, offset), WINDOW).verbs("ours") == {"list": 1}
+    assert audit.count(audit.read_from(log, offset), WINDOW).kinds("ours") == {"list deployments": 1}

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.flagger.report import MB, Measured, Record, SizeResult, document, plot, rows, table, verbs
+from bench.flagger.report import MB, Measured, Record, SizeResult, document, kinds, plot, rows, table
 
 
 def measured(**overrides: object) -> Measured:
@@ -10,7 +10,8 @@ def measured(**overrides: object) -> Measured:
         "size": 10, "interval_seconds": 10, "idle_seconds": 60, "idle_requests": 540, "idle_cpu_seconds": 0.24,
         "release_seconds": 80, "release_requests": 1090, "release_cpu_seconds": 0.8,
         "rss_idle_bytes": 57 * MB, "rss_peak_bytes": 64 * MB, "reactions": [7.0, 8.0, 9.5], "release_times": [70, 80],
-        "idle_verbs": {"get": 500, "list": 40}, "release_verbs": {"get": 1000, "update": 90}}
+        "idle_kinds": {"get deployments": 500, "list canaries": 40},
+        "release_kinds": {"get deployments": 1000, "update canaries/status": 90}}
     return Measured(**{**base, **overrides})  # type: ignore[arg-type]
 
 
@@ -55,10 +56,11 @@ def test_a_table_is_markdown_with_a_heading_that_names_the_size() -> None:
     assert "| API requests per canary per tick, idle | 9.00 | 0.05 | 0.01x |" in text.splitlines()
 
 
-def test_verbs_list_each_controller_and_window_and_the_other_clients() -> None:
-    lines = verbs(result()).splitlines()
-    assert "- Flagger, idle: get 500, list 40" in lines
+def test_requests_by_kind_list_each_controller_and_window_and_the_other_clients() -> None:
+    lines = kinds(result()).splitlines()
+    assert "- Flagger, idle: get deployments 500, list canaries 40" in lines
     assert lines[-1] == "- other clients, idle window: OpenAPI-Generator/37.0.2/python 12"
+    assert "- Flagger, idle: get deployments 500, others 40" in kinds(result(), top=1).splitlines()
 
 
 def test_the_document_holds_the_record_the_tables_and_the_plot(tmp_path: Path) -> None:
