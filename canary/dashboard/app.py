@@ -135,7 +135,7 @@ class _Handlers:
     async def weights(self, request: Request) -> Response:
         obj = self.d.canary(request.path_params["namespace"], request.path_params["name"])
         svg = await run_in_threadpool(self.d.chart, obj, "weights", lambda c: charts.weights_svg(
-            views.weight_steps(c), salt="weights"))
+            views.weight_steps(c), start=views.run_start(c), salt="weights"))
         return Response(svg, media_type="image/svg+xml", headers={"Cache-Control": "no-store"})
 
     async def metric(self, request: Request) -> Response:
@@ -146,7 +146,7 @@ class _Handlers:
             series = next((s for s in views.metric_series(canary) if s.name == wanted), None)
             if series is None:
                 raise HTTPException(404, f"Canary {views.key(obj)} has no metric {wanted!r} in spec.analysis.metrics")
-            return charts.metric_svg(series, salt=f"metric-{charts.chart_id(wanted)}")
+            return charts.metric_svg(series, start=views.run_start(canary), salt=f"metric-{charts.chart_id(wanted)}")
 
         svg = await run_in_threadpool(self.d.chart, obj, f"metric/{wanted}", draw)
         return Response(svg, media_type="image/svg+xml", headers={"Cache-Control": "no-store"})

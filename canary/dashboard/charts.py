@@ -19,8 +19,6 @@ from typing import TYPE_CHECKING
 from canary.dashboard.views import MetricSeries, WeightStep
 
 if TYPE_CHECKING:
-    import numpy as np
-    import numpy.typing as npt
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
@@ -56,18 +54,19 @@ def _svg(figure: Figure, salt: str) -> bytes:
     return out.getvalue()
 
 
-def _times(times: Sequence[dt.datetime]) -> npt.NDArray[np.datetime64]:
-    """Times as numpy's datetime64 in UTC, which matplotlib puts on a date axis."""
-    import numpy  # noqa: PLC0415 - heavy: imported when a chart is drawn
+def _elapsed(times: Sequence[dt.datetime], start: dt.datetime) -> tuple[list[float], str]:
+    """Times as seconds (minutes past ten) since ``start``, and the axis label that says which."""
+    seconds = [(t - start).total_seconds() for t in times]
+    if max(seconds, default=0) > 600:
+        return [s / 60 for s in seconds], "minutes since the run started"
+    return seconds, "seconds since the run started"
 
-    return numpy.array([t.astimezone(dt.UTC).replace(tzinfo=None) for t in times], dtype="datetime64[ms]")
 
+def _time_axis(axes: Axes, label: str) -> None:
+    from matplotlib.ticker import MaxNLocator  # noqa: PLC0415 - heavy: imported when a chart is drawn
 
-def _time_axis(axes: Axes) -> None:
-    from matplotlib import dates  # noqa: PLC0415 - heavy: imported when a chart is drawn
-
-    axes.xaxis.set_major_formatter(dates.DateFormatter("%H:%M:%S"))  # type: ignore[no-untyped-call]
-    axes.set_xlabel("UTC", fontsize=8, loc="right")
+    axes.xaxis.set_major_locator(MaxNLocator(nbins=8, integer=True, min_n_ticks=2))
+    axes.set_xlabel(label, fontsize=8, loc="right")
 
 
 def _empty(axes: Axes, text: str) -> None:
@@ -76,31 +75,35 @@ def _empty(axes: Axes, text: str) -> None:
     axes.set_yticks([])
 
 
-def weights_svg(steps: Sequence[WeightStep], *, salt: str) -> bytes:
-    """Primary and canary weights as step lines over time, with the notes of the steps that have one."""
+def weights_svg(steps: Sequence[WeightStep], *, start: dt.datetime | None = None, salt: str) -> bytes:
+    """Primary and canary weights as step lines over the run (from ``start``, else the first step), with the
+    notes of the steps that have one."""
     with _LOCK:
         figure, axes = _figure()
         if not steps:
             _empty(axes, "no run recorded yet")
             return _svg(figure, salt)
-        times = _times([s.time for s in steps])
+        times, label = _elapsed([s.time for s in steps], start or steps[0].time)
         canary = [s.canary_weight for s in steps]
         axes.step(times, [100 - w for w in canary], where="post", color=PRIMARY_COLOUR, label="primary",
                   gid="weights-primary")
         axes.step(times, canary, where="post", color=CANARY_COLOUR, label="canary", marker="o", markersize=3,
                   gid="weights-canary")
+        middle = (times[0] + times[-1]) / 2
         for when, step in zip(times, steps, strict=True):
-            if step.note:
+            if step.note:  # notes in the second half of the run lean left, to stay inside the picture
+                late = when > middle
                 axes.annotate(step.note[:40], (when, step.canary_weight), fontsize=7, rotation=20,
-                              xytext=(3, 6), textcoords="offset points", color="#444")
+                              xytext=(-3 if late else 3, 6), textcoords="offset points", color="#444",
+                              ha="right" if late else "left")
         axes.set_ylim(-3, 103)
         axes.set_ylabel("weight %")
-        _time_axis(axes)
+        _time_axis(axes, label)
         axes.legend(loc="center left", fontsize=8, frameon=False)
         return _svg(figure, salt)
 
 
-def metric_svg(series: MetricSeries, *, salt: str) -> bytes:
+def metric_svg(series: MetricSeries, *, start: dt.datetime | None = None, salt: str) -> bytes:
     """A metric's values over time (passing points green, failing red, missing data as a gap) and the
     range it must stay in, shaded: points inside the band passed."""
     name = chart_id(series.name)
@@ -122,15 +125,15 @@ def metric_svg(series: MetricSeries, *, salt: str) -> bytes:
         for bound, kind in ((series.min, "min"), (series.max, "max")):
             if bound is not None:
                 axes.axhline(bound, color=PASS_COLOUR, linestyle="--", linewidth=1, gid=f"{name}-{kind}")
-        axes.plot(_times([p.time for p in series.points]),
-                  [p.value if p.value is not None else float("nan") for p in series.points], color="#555",
+        xs, axis = _elapsed([p.time for p in series.points], start or series.points[0].time)
+        axes.plot(xs, [p.value if p.value is not None else float("nan") for p in series.points], color="#555",
                   linewidth=1)
         for passed, colour, label in ((True, PASS_COLOUR, "passed"), (False, FAIL_COLOUR, "failed")):
-            chosen = [p for p in known if p.passed is passed]
+            chosen = [(x, p.value) for x, p in zip(xs, series.points, strict=True)
+                      if p.value is not None and p.passed is passed]
             if chosen:
-                axes.plot(_times([p.time for p in chosen]), [p.value or 0.0 for p in chosen], linestyle="none",
-                          marker="o",
+                axes.plot([x for x, _ in chosen], [v for _, v in chosen], linestyle="none", marker="o",
                           markersize=5, color=colour, gid=f"{name}-points-{label}", label=label)
-        _time_axis(axes)
+        _time_axis(axes, axis)
         axes.legend(loc="best", fontsize=8, frameon=False)
         return _svg(figure, salt)

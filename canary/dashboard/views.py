@@ -103,6 +103,11 @@ def weight_steps(canary: Canary) -> list[WeightStep]:
             for p in timeline.points]
 
 
+def run_start(canary: Canary) -> dt.datetime | None:
+    """When the current (or last) run started, from status.timeline: the charts count time from it."""
+    return canary.status.timeline.started if canary.status.timeline is not None else None
+
+
 def _within(value: float | None, low: float | None, high: float | None) -> bool:
     return value is not None and (low is None or value >= low) and (high is None or value <= high)
 

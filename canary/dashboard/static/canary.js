@@ -56,7 +56,7 @@ function show(detail) {
     ? "source " + detail.git.source + ", commit " + (detail.git.commit || "-").slice(0, 12) + " (synced " + detail.git.synced + ")"
     : "-";
   document.getElementById("message").textContent = detail.message || "";
-  fillTable("analysis", detail.metrics, [(m) => m.name, (m) => (m.value === null ? "no data" : m.value),
+  fillTable("analysis", detail.metrics, [(m) => m.name, (m) => (m.value === null ? "no data" : number(m.value)),
     (m) => range(m.min, m.max), (m) => [m.verdict, "verdict-" + m.verdict], (m) => m.message]);
   fillTable("webhooks", detail.webhooks, [(w) => w.name, (w) => w.type,
     (w) => [w.result || "nothing refused", w.warning ? "warn" : ""], (w) => w.time || ""]);

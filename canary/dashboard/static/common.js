@@ -34,6 +34,11 @@ function age(since) {
   return seconds + "s";
 }
 
+// A metric's value as people read it: four significant digits.
+function number(value) {
+  return value === null || value === undefined ? "" : String(Number(Number(value).toPrecision(4)));
+}
+
 function cell(row, text, className) {
   const td = document.createElement("td");
   td.textContent = text === null || text === undefined ? "" : String(text);
@@ -60,9 +65,11 @@ function weightBar(element, r) {
   }
   const [done, total] = r.progress;
   fill.style.width = Math.max(0, Math.min(100, total ? (100 * done) / total : 0)) + "%";
-  text.textContent = r.strategy === "canary" || !r.strategy ? r.weight + "% (of " + r.maxWeight + ")"
-    : "iteration " + done + "/" + total + ", " + r.weight + "%";
+  if (r.phase === "Succeeded") text.textContent = "promoted";
+  else if (r.strategy === "canary" || !r.strategy) text.textContent = r.weight + "% (of " + r.maxWeight + ")";
+  else text.textContent = "iteration " + done + "/" + total + ", " + r.weight + "%";
   bar.dataset.weight = String(r.weight);
+  bar.dataset.phase = r.phase;
 }
 
 // Server-sent events fed by the cluster's watch; onOpen runs at each (re)connection, so a page reloads
