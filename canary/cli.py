@@ -38,6 +38,8 @@ from canary.kube.client import Kube
 from canary.local import apiserver, binaries, helm, imagetools, install, kustomize, kwok, loadtester, stack
 from canary.models import flagger
 from canary.models.base import seconds_of
+from canary.report import draw as report_draw
+from canary.report import make as report_app
 from canary.settings import ControllerSettings, DashboardSettings
 
 app = typer.Typer(help="Progressive delivery for Kubernetes.", no_args_is_help=True,
@@ -495,13 +497,46 @@ def resume(name: Name, namespace: Namespace = "default", kubeconfig: Kubeconfig 
 def demo(
     state_dir: StateDir = None,
     keep: Annotated[bool, typer.Option(help="Leave the stack and the controller running afterwards.")] = False,
+    reports: Annotated[Path | None, typer.Option(
+        "--reports", file_okay=False, help="Folder for the pictures of the two releases (canary report) "
+        "[default: .cache/demo-reports]")] = None,
 ) -> None:
     """Start the local stack and the controller syncing a Git repository, then release a good and a bad
     version of podinfo by commits, live; the bad one is rolled back and reverted in Git."""
     logging.configure("warning")
-    releases = demo_app.Demo(state_dir=_state_dir(state_dir).resolve(), console=out).run(keep=keep)
+    releases = demo_app.Demo(state_dir=_state_dir(state_dir).resolve(), console=out,
+                             reports=(reports or binaries.cache_root() / "demo-reports").resolve()).run(keep=keep)
     if [r.phase for r in releases] != ["Succeeded", "Failed", "Reverted"]:
         raise typer.Exit(1)
+
+
+@app.command("report")
+def report(
+    name: Name,
+    output: Annotated[Path, typer.Option("--output", "-o", dir_okay=False, help="The picture to write: a .png or "
+                                         ".svg file.")],
+    namespace: Namespace = "default",
+    revision: Annotated[str | None, typer.Option(help="Draw the run of this revision; only the current or last run "
+                                                 "is recorded (status.timeline), so it must be that one.")] = None,
+    metrics_server: Annotated[str | None, typer.Option(
+        "--metrics-server", help="A Prometheus URL: also draw each metric's query over the run, as Prometheus "
+        "has it.")] = None,
+    mesh_provider: Annotated[str, typer.Option(
+        envvar="CANARY_MESH_PROVIDER", help="With --metrics-server: the router whose built-in queries apply when "
+        "the Canary sets no spec.provider (the controller's --mesh-provider).")
+    ] = ControllerSettings.model_fields["mesh_provider"].default,
+    kubeconfig: Kubeconfig = None,
+) -> None:
+    """Draw a canary's current or last run: the weight steps, each metric against its range, failed checks,
+    webhook gates, and the promotion or rollback and why."""
+    report_draw.check_path(output)
+    prometheus = report_app.Prometheus(metrics_server, mesh_provider) if metrics_server else None
+    run = report_app.report(_kube(kubeconfig), namespace, name, output, revision=revision, prometheus=prometheus)
+    for series in run.metrics:
+        if series.missing:
+            err.print(f"{series.name}: no Prometheus series drawn: {series.missing}", highlight=False)
+    width, height = report_draw.pixel_size(run)
+    err.print(f"wrote {output} ({width}x{height}): {run.title}", highlight=False)
 
 
 sync_app = typer.Typer(help="Sync manifests from Git into the cluster, once (see also canary controller --git-url).",

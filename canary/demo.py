@@ -6,8 +6,9 @@ separate process syncing it, with ``--git-rollback revert``. The first commit de
 with a Canary routed through Gateway API and judged by the built-in success rate and a latency
 MetricTemplate; two more commits release a healthy version and one answering 30% errors (the
 traffic simulator reads the ``sim.canary.dev/error-rate`` annotation). The bad release is rolled
-back and the controller pushes a revert commit, after which the cluster and Git agree. It ends
-with a summary and stops what it started.
+back and the controller pushes a revert commit, after which the cluster and Git agree. It draws
+the report (``canary report``) of the good and the bad release into a folder of its own (kept when
+the stack's files go), ends with a summary and where the reports are, and stops what it started.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import yaml
@@ -35,6 +36,7 @@ from canary.local import stack
 from canary.local.install import CANARY_CRDS, GATEWAY_API_CRDS, install_crds
 from canary.local.ports import free_ports
 from canary.models.base import API_VERSION
+from canary.report.make import Prometheus, report
 from canary.waiting import wait_until
 
 NAMESPACE = "demo"
@@ -61,6 +63,7 @@ class Release:
     weights: tuple[str, ...] = ()
     reason: str = ""
     commit: str = ""
+    report: Path | None = None
 
 
 def deployment(version: str, *, error_rate: int) -> Obj:
@@ -155,8 +158,9 @@ class Repository:
 class Demo:
     """The steps of one demo run."""
 
-    def __init__(self, *, state_dir: Path, console: Console) -> None:
+    def __init__(self, *, state_dir: Path, console: Console, reports: Path) -> None:
         self.state_dir = state_dir
+        self.reports = reports
         self.console = console
         self.started_stack = False
         self.controller: subprocess.Popen[bytes] | None = None
@@ -167,11 +171,16 @@ class Demo:
             state = self._stack()
             kube = Kube.from_kubeconfig(Path(state.kubeconfig))
             repository = self._install(kube, state)
-            releases = [self._release(kube, repository, Release("good release", "6.7.1", error_rate=0)),
-                        self._release(kube, repository, Release("bad release", "6.7.2", error_rate=30))]
+            # Each report right after its release: the next run replaces the canary's record of this one.
+            releases = [self._report(kube, state.prometheus_url, self._release(kube, repository, release))
+                        for release in (Release("good release", "6.7.1", error_rate=0),
+                                        Release("bad release", "6.7.2", error_rate=30))]
             if releases[-1].phase == "Failed":
                 releases.append(self._revert(kube, repository, releases[-1]))
             self.console.print(summary(releases))
+            for release in releases:
+                if release.report is not None:
+                    self.console.print(f"report of the {release.title}: {release.report}", highlight=False)
             return releases
         finally:
             if not keep:
@@ -254,6 +263,14 @@ class Demo:
         reason = failing[-1].get("message", "") if phase == "Failed" and failing else ""
         return Release(release.title, release.version, release.error_rate, phase=phase,
                        seconds=time.monotonic() - began, weights=tuple(weights), reason=reason, commit=commit)
+
+    def _report(self, kube: Kube, prometheus_url: str, release: Release) -> Release:
+        """The release's picture (canary report), with the Prometheus series of its metrics."""
+        if release.phase not in ("Succeeded", "Failed"):
+            return release
+        path = self.reports / f"{release.title.replace(' ', '-')}.png"
+        report(kube, NAMESPACE, APP, path, prometheus=Prometheus(prometheus_url, mesh_provider="gatewayapi"))
+        return replace(release, report=path)
 
     def _revert(self, kube: Kube, repository: Repository, failed: Release) -> Release:
         self.console.print("[bold]6. Git after the rollback[/]: the controller reverts the bad commit")
