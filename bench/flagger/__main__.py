@@ -4,7 +4,9 @@ Run: ``.venv/bin/python -m bench.flagger [--sizes 10,100,1000] [--idle 60]`` (``
 ``SIZES=...`` passes ``--sizes``). Builds Flagger when missing (``binary.py``), then measures each size on
 a stack of its own (``run.py``) in a new folder under /tmp, printing its table as it ends; at the end
 writes docs/benchmarks.md and docs/images/benchmarks.png (``--no-doc`` to leave them). The folder, with
-both controllers' logs and the audit logs, is removed unless ``--keep``.
+both controllers' logs and the audit logs, is removed unless ``--keep``. Each size's result is kept in
+.cache/bench-flagger/n<N>.json; ``--doc-sizes 10,100,1000`` writes the document from the kept results
+of several runs (each table names its commit), ``--doc-only`` without measuring.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pathlib import Path
 
 from bench.chaos.__main__ import machine
 from bench.flagger import binary
-from bench.flagger.report import Record, SizeResult, document, kinds, plot, table
+from bench.flagger.report import Record, SizeResult, document, kinds, load, plot, save, table
 from bench.flagger.run import Settings, measure
 from canary import __version__, logging
 from canary.local import binaries, prometheus
@@ -28,6 +30,8 @@ from canary.local.binaries import REPO_ROOT
 
 DOC = REPO_ROOT / "docs" / "benchmarks.md"
 PLOT = REPO_ROOT / "docs" / "images" / "benchmarks.png"
+RESULTS = binaries.cache_root() / "bench-flagger"
+"""Each size's last result, as JSON: the document can show sizes measured in different runs."""
 NOTES = (
     "Each controller runs with its own defaults but for the namespace, the router, Prometheus and info logs: "
     "Flagger ticks canaries with 2 workers (-threadiness), ours with 10 (--workers).",
@@ -78,46 +82,65 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", type=sizes, default=[10, 100], help="canaries per controller, comma-separated "
                         "(default 10,100; 1000 takes about half an hour)")
     parser.add_argument("--idle", type=float, default=60, help="seconds of the idle window (default 60)")
-    parser.add_argument("--keep", action="store_true", help="keep the folder with logs (and the last stack up)")
+    parser.add_argument("--keep", action="store_true", help="keep the folder with logs and audit logs")
     parser.add_argument("--no-doc", action="store_true", help="print the tables only")
+    parser.add_argument("--doc-sizes", type=sizes, default=None, help="write the document from the kept results "
+                        f"of these sizes (each size's last run, kept in {RESULTS}), not only those measured now")
+    parser.add_argument("--doc-only", action="store_true", help="measure nothing: write the document from the "
+                        "kept results of --doc-sizes (or --sizes)")
     args = parser.parse_args(argv)
-    logging.configure("error")  # the bench's own watches warn when a stack goes down under them
 
     began = time.monotonic()
     started = dt.datetime.now(dt.UTC)
+    if not args.doc_only:
+        _measure(args.sizes, idle=args.idle, keep=args.keep)
+        print(f"{len(args.sizes)} sizes in {(time.monotonic() - began) / 60:.1f} min", flush=True)
+    if args.no_doc:
+        return 0
+    shown = args.doc_sizes or args.sizes
+    missing = [size for size in shown if not _kept(size).is_file()]
+    if missing:
+        parser.error(f"no kept result for N={', '.join(map(str, missing))} in {RESULTS}; measure them first")
+    _write_doc([load(_kept(size)) for size in shown], date=f"{started:%Y-%m-%d}", idle=args.idle)
+    return 0
+
+
+def _kept(size: int) -> Path:
+    return RESULTS / f"n{size}.json"
+
+
+def _measure(chosen: list[int], *, idle: float, keep: bool) -> None:
+    logging.configure("error")  # the bench's own watches warn when a stack goes down under them
     commit = _commit()
-    print(f"bench-flagger, {started:%Y-%m-%d %H:%M} UTC, commit {commit}, {machine()}", flush=True)
+    print(f"bench-flagger, {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, commit {commit}, {machine()}", flush=True)
     flagger = binary.ensure_built()
     print(f"flagger {binary.pin()}: {flagger}", flush=True)
     folder = Path(tempfile.mkdtemp(prefix="canary-bench-flagger-"))
-    settings = Settings(folder=folder, idle_seconds=args.idle)
-    results: list[SizeResult] = []
-    for size in args.sizes:
-        result = measure(size, settings, progress=lambda line: print(line, flush=True))
-        results.append(result)
+    settings = Settings(folder=folder, idle_seconds=idle)
+    for size in chosen:
+        result = measure(size, settings, commit=commit, progress=lambda line: print(line, flush=True))
+        save(result, _kept(size))
         print(f"\n{table(result)}\n\n{kinds(result)}\n", flush=True)
-    elapsed = (time.monotonic() - began) / 60
-    print(f"{len(results)} sizes in {elapsed:.1f} min", flush=True)
-    if not args.no_doc:
-        versions = binaries.pins()
-        record = Record(
-            date=f"{started:%Y-%m-%d}", commit=commit, machine=machine(),
-            versions=(f"canary-delivery {__version__}, Flagger {binary.pin()}, Kubernetes {versions['kubernetes']}, "
-                      f"etcd {versions['etcd']}, kwok {versions['kwok']}, {_prometheus_version()}"),
-            command=(f"make bench-flagger SIZES={','.join(map(str, args.sizes))}\n"
-                     f"# the same, once make setup has run:\n"
-                     f".venv/bin/python -m bench.flagger --sizes {','.join(map(str, args.sizes))} "
-                     f"--idle {args.idle:g}"),
-            plot=str(PLOT.relative_to(DOC.parent)))
-        plot(results, PLOT)
-        lagless = all(r.measured["ours"].lag_p50 is None for r in results)
-        DOC.write_text(document(results, record, [*NOTES, *([NO_LAG] if lagless else [])]))
-        print(f"wrote {DOC.relative_to(REPO_ROOT)} and {PLOT.relative_to(REPO_ROOT)}")
-    if args.keep:
+    if keep:
         print(f"logs kept in {folder}")
     else:
         shutil.rmtree(folder, ignore_errors=True)
-    return 0
+
+
+def _write_doc(results: list[SizeResult], *, date: str, idle: float) -> None:
+    versions = binaries.pins()
+    shown = ",".join(str(r.size) for r in results)
+    record = Record(
+        date=date, commit=", ".join(dict.fromkeys(r.commit or "unknown" for r in results)), machine=machine(),
+        versions=(f"canary-delivery {__version__}, Flagger {binary.pin()}, Kubernetes {versions['kubernetes']}, "
+                  f"etcd {versions['etcd']}, kwok {versions['kwok']}, {_prometheus_version()}"),
+        command=(f"make bench-flagger SIZES={shown}\n# the same, once make setup has run:\n"
+                 f".venv/bin/python -m bench.flagger --sizes {shown} --idle {idle:g}"),
+        plot=str(PLOT.relative_to(DOC.parent)))
+    plot(results, PLOT)
+    lagless = all(r.measured["ours"].lag_p50 is None for r in results)
+    DOC.write_text(document(results, record, [*NOTES, *([NO_LAG] if lagless else [])]))
+    print(f"wrote {DOC.relative_to(REPO_ROOT)} and {PLOT.relative_to(REPO_ROOT)}")
 
 
 if __name__ == "__main__":

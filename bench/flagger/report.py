@@ -8,6 +8,8 @@ at the end.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
 import statistics
 from collections.abc import Callable, Mapping, Sequence
@@ -78,6 +80,21 @@ class SizeResult:
     minutes: float
     other_clients: Mapping[str, int] = field(default_factory=dict)
     """Idle-window requests of the stack's other clients (simulator, kwok, ...), by User-Agent's first word."""
+    commit: str = ""
+    """The commit measured, with ``(with uncommitted changes)`` when the tree had some."""
+
+
+def save(result: SizeResult, path: Path) -> None:
+    """Keep ``result`` as JSON, so that a document can be written from sizes measured in several runs."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(dataclasses.asdict(result), indent=1))
+
+
+def load(path: Path) -> SizeResult:
+    """A result ``save`` kept."""
+    raw = json.loads(path.read_text())
+    measured = {name: Measured(**figures) for name, figures in raw.pop("measured").items()}
+    return SizeResult(measured=measured, **raw)
 
 
 def _number(value: float | None, digits: int = 1) -> str:
@@ -131,8 +148,9 @@ def rows(result: SizeResult) -> list[tuple[str, str, str, str]]:
 def table(result: SizeResult) -> str:
     """The Markdown table of one size, with a heading line."""
     first = result.measured["ours"]
+    commit = f", commit {result.commit}" if result.commit else ""
     lines = [f"### N = {result.size} ({result.nodes} kwok nodes, interval {first.interval_seconds:g} s, "
-             f"idle window {first.idle_seconds:.0f} s, {result.minutes:.1f} min)", "",
+             f"idle window {first.idle_seconds:.0f} s, {result.minutes:.1f} min{commit})", "",
              "| measure | Flagger | ours | ours / Flagger |", "|---|---:|---:|---:|"]
     lines += [f"| {name} | {flagger} | {ours} | {ratio} |" for name, flagger, ours, ratio in rows(result)]
     return "\n".join(lines)

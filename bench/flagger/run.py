@@ -108,7 +108,7 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def measure(size: int, settings: Settings, *, progress: Callable[[str], None] = print) -> SizeResult:
+def measure(size: int, settings: Settings, *, commit: str = "", progress: Callable[[str], None] = print) -> SizeResult:
     """Run both controllers with ``size`` canaries each and return their figures."""
     began, started = time.monotonic(), _now()
     folder = settings.folder / f"n{size}"
@@ -154,7 +154,7 @@ def measure(size: int, settings: Settings, *, progress: Callable[[str], None] = 
                                    end=ends[name], identified=name not in unseen) for name, fleet in fleets.items()}
         other = audit.count(audit.read_from(audit_log, idle.offset), idle.window).other
         return SizeResult(size=size, nodes=nodes, measured=measured, minutes=(time.monotonic() - began) / 60,
-                          other_clients=dict(other.most_common(6)))
+                          other_clients=dict(other.most_common(6)), commit=commit)
     finally:
         for log in logs.values():
             log.stop()

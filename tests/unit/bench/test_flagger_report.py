@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.flagger.report import MB, Measured, Record, SizeResult, document, kinds, plot, rows, table
+from bench.flagger.report import MB, Measured, Record, SizeResult, document, kinds, load, plot, rows, save, table
 
 
 def measured(**overrides: object) -> Measured:
@@ -83,3 +83,13 @@ def test_requests_of_a_controller_not_found_by_user_agent_read_n_a() -> None:
     found = {name: (flagger, ours, ratio) for name, flagger, ours, ratio in rows(unseen)}
     assert found["API requests per canary per tick, idle"] == ("9.00", "n/a", "")
     assert found["API requests per canary, one release"] == ("109.0", "n/a", "")
+
+
+def test_a_kept_result_reads_back_the_same(tmp_path: Path) -> None:
+    kept = tmp_path / "n10.json"
+    original = SizeResult(**{**result().__dict__, "commit": "abc1234 (with uncommitted changes)"})
+    save(original, kept)
+    again = load(kept)
+    assert again == original
+    assert table(again) == table(original)
+    assert "commit abc1234 (with uncommitted changes))" in table(again).splitlines()[0]
