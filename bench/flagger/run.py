@@ -135,7 +135,7 @@ def measure(size: int, settings: Settings, *, commit: str = "", progress: Callab
         clocks = {"flagger": _Clock(flagger.pid), "ours": _Clock(ours.pid, ours.metrics)}
         _populate(kube, list(fleets.values()))
         progress(f"[N={size}] {size} canaries each created in {time.monotonic() - began:.0f} s")
-        _wait_all(logs, size, frozenset({"Initialized"}), what="Initialized", timeout=180 + size)
+        _wait_all(logs, size, frozenset({"Initialized"}), what="Initialized", timeout=300 + 2 * size)
         progress(f"[N={size}] all Initialized at {time.monotonic() - began:.0f} s; settling "
                  f"{settings.settle_seconds:.0f} s")
         time.sleep(settings.settle_seconds)  # a measuring pause, not a wait on a condition: bootstrap writes end
