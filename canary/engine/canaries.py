@@ -39,13 +39,14 @@ class Canaries:
         self._heads: dict[tuple[str, str], CanaryHead] = {}
         self._by_target: dict[tuple[str, str | None], set[tuple[str, str]]] = {}
         self._lock = threading.Lock()
-        for obj in informer.list_objects():
+        for obj in informer.peek_all():
             self._index("ADDED", obj)
         informer.subscribe(self._index)
 
     def get(self, namespace: str, name: str) -> tuple[Obj, Parsed] | None:
-        """The Canary as stored and as its model reads it; None when it does not exist."""
-        obj = self.informer.get(namespace, name)
+        """The Canary as cached (read-only: writers build new dicts) and as its model reads it; None when
+        it does not exist."""
+        obj = self.informer.peek(namespace, name)
         return None if obj is None else (obj, self.parse(obj))
 
     def parse(self, obj: Obj) -> Parsed:

@@ -59,7 +59,7 @@ class GeneratedCanaries:
     def sync(self) -> str:
         """One pass over every Deployment; returns a summary for the log."""
         written = 0
-        for deployment in self._deployments.list_objects():
+        for deployment in self._deployments.peek_all():
             if not in_shard(deployment["metadata"].get("labels"), self._shard):
                 continue  # another shard's controller writes its Canary
             try:
@@ -73,7 +73,7 @@ class GeneratedCanaries:
     def _sync_one(self, deployment: Obj) -> int:
         meta = deployment["metadata"]
         namespace, name = meta["namespace"], meta["name"]
-        existing = self._canaries.informer.get(namespace, name)
+        existing = self._canaries.informer.peek(namespace, name)
         if not is_enabled(deployment):
             if existing is not None and _generated(CanaryHead.of(existing)):
                 self._kube.delete(API_VERSION, "Canary", name, namespace=namespace)

@@ -6,6 +6,7 @@ source's gitRollback policy. Everything comes from the controller's caches: no A
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import structlog
@@ -28,7 +29,7 @@ class FailedReleases:
 
     def __call__(self) -> list[FailedRelease]:
         found = []
-        for obj in self.canaries.informer.list_objects():
+        for obj in self.canaries.informer.peek_all():
             if not CanaryHead.of(obj).rolled_back:
                 continue  # most canaries: no full parse, no work (this runs at every poll)
             canary = self.canaries.parse(obj)
@@ -56,4 +57,5 @@ class FailedReleases:
             namespace=canary.metadata.namespace or "", canary=canary.metadata.name,
             deployment=canary.spec.target_ref.name, failed_revision=failed, promoted_revision=promoted,
             checks=canary.status.failing_checks(),
-            live_template=state.target["spec"]["template"], promoted_template=before.template, configs=changed)
+            live_template=copy.deepcopy(state.target["spec"]["template"]), promoted_template=before.template,
+            configs=changed)

@@ -206,7 +206,7 @@ class Reconciler:
 
     def _fresh(self, obj: Obj) -> Obj:
         """The Canary as the cache now holds it (after this tick's own writes)."""
-        return self._canaries.informer.get(obj["metadata"]["namespace"], obj["metadata"]["name"]) or obj
+        return self._canaries.informer.peek(obj["metadata"]["namespace"], obj["metadata"]["name"]) or obj
 
     def report(self, namespace: str, name: str, message: str) -> None:
         """A failure that keeps coming back (the scheduler's ``on_failure``), as the Canary's condition and an Event."""

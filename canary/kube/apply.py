@@ -44,7 +44,7 @@ def apply_if_changed(kube: Kube, cache: Informer, body: Obj, *, field_manager: s
     """Server-side apply ``body`` unless the cached object already holds it, as last applied; True when written."""
     meta = body["metadata"]
     wanted = digest(body)
-    current = cache.get(meta.get("namespace"), meta["name"])
+    current = cache.peek(meta.get("namespace"), meta["name"])
     if current is not None and (current["metadata"].get("annotations") or {}).get(APPLIED) == wanted \
             and contains(current, body):
         return False

@@ -100,7 +100,7 @@ def _take_over(kube: Kube, cache: Informer, body: Obj) -> None:
     that follows then owns what is left.
     """
     meta = body["metadata"]
-    current = cache.get(meta["namespace"], meta["name"])
+    current = cache.peek(meta["namespace"], meta["name"])
     if current is None:
         return
     spec = current.get("spec") or {}

@@ -170,14 +170,15 @@ class Deployments:
             raise PermanentError(f"Canary {namespace}/{canary.metadata.name}: spec.targetRef.kind: {kind} targets "
                                  f"are not supported; supported: {', '.join(self._workloads)}")
         cache = self._workloads[kind]
-        target = cache.get(namespace, canary.spec.target_ref.name)
+        # The cached objects themselves: whatever builds a changed object from them copies first.
+        target = cache.peek(namespace, canary.spec.target_ref.name)
         if target is None:
             return None
-        primary = cache.get(namespace, canary.spec.primary_name)
+        primary = cache.peek(namespace, canary.spec.primary_name)
         tracked: dict[ConfigRef, Obj] = {}
         if self._track_configs:
             for ref in sorted(configs.referenced(target["spec"]["template"].get("spec") or {})):
-                found = self._configs[ref.kind].get(namespace, ref.name)
+                found = self._configs[ref.kind].peek(namespace, ref.name)
                 if found is None and primary is None:
                     found = self._fetch(ref, namespace or "")
                 if found is not None and configs.is_tracked(found):

@@ -194,8 +194,9 @@ def test_a_canary_without_its_target_gets_a_condition_and_two_canaries_on_one_ta
 
     kube.create(make_deployment("ghost", namespace, replicas=1))
     wait_phase(kube, namespace, "ghost", "Initialized")
-    healed = next(c for c in canary_status(kube, namespace, "ghost")["conditions"] if c["type"] == "Ready")
-    assert healed["status"] == "True"
+    # The condition is cleared by the write that follows the initialisation's.
+    wait_until(lambda: next(c for c in canary_status(kube, namespace, "ghost")["conditions"] if c["type"] == "Ready"),
+               lambda ready: ready["status"] == "True", what="the Ready condition to heal", timeout=15)
 
 
 def test_an_idle_canary_costs_no_api_requests_per_tick(
