@@ -8,6 +8,7 @@ even before the watch delivers it; an older version never replaces a newer one.
 from __future__ import annotations
 
 import copy
+import random
 import threading
 from collections.abc import Callable
 
@@ -18,6 +19,10 @@ from canary.kube import Obj
 from canary.kube.client import Expired, Kube
 
 Handler = Callable[[str, Obj], None]
+WATCH_SECONDS = 300
+"""The shortest watch before the API server closes it; each watch lasts between this and twice this
+(as client-go's reflectors), so that an idle cache costs a request every few minutes, not every few
+seconds, and many caches do not re-open at once."""
 log = structlog.get_logger(__name__)
 
 
@@ -60,7 +65,8 @@ class Informer:
         return self
 
     def stop(self) -> None:
-        """Stop after the current watch call returns (at most its timeout)."""
+        """Stop after the current watch call returns (at the next change or the watch's end: a thread
+        that outlives it is a daemon, and a stopping process does not wait for it)."""
         self._stopped.set()
 
     def wait_synced(self, timeout: float) -> bool:
@@ -144,10 +150,13 @@ class Informer:
         return version
 
     def _follow(self, version: str) -> str:
+        seconds = int(WATCH_SECONDS * (1 + random.random()))  # noqa: S311 - spreading, not secrecy
         for event, obj in self._kube.watch(self.api_version, self.kind, namespace=self.namespace,
-                                           resource_version=version, timeout_seconds=30,
+                                           resource_version=version, timeout_seconds=seconds,
                                            label_selector=self.label_selector):
             version = obj["metadata"].get("resourceVersion") or version
+            if event == "BOOKMARK":
+                continue
             if event == "DELETED":
                 with self._lock:
                     self._objects.pop(_key(obj), None)

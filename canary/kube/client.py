@@ -21,6 +21,7 @@ from kubernetes.dynamic.exceptions import DynamicApiError, NotFoundError, Resour
 from prometheus_client import Counter
 from urllib3.exceptions import HTTPError
 
+from canary import __version__
 from canary.errors import Conflict, Forbidden, InvalidObject, PermanentError, TemporaryError
 from canary.kube import Obj
 
@@ -28,6 +29,10 @@ T = TypeVar("T")
 REDISCOVER_SECONDS = 30.0
 """How often the controller looks again for kinds the API server did not serve (its caches of
 routers' kinds retry all the time); other clients look again at every miss."""
+CONTROLLER_AGENT = f"canary-delivery/{__version__}"
+"""The controller's User-Agent, so that its requests are told apart in the API server's audit log."""
+CLI_AGENT = f"canary-cli/{__version__}"
+"""Every other client of ours (commands, the local stack, tests) unless it names itself."""
 # Watches are not counted: they are long-lived streams, not per-tick work.
 API_REQUESTS = Counter("canary_api_requests_total", "Requests to the Kubernetes API server, by verb and kind.",
                        ["verb", "kind"])
@@ -40,19 +45,23 @@ def _reason(exc: HTTPError) -> str:
     return text.split(": ", 1)[1] if "Failed to establish" in text and ": " in text else text
 
 
-def api_client(kubeconfig: Path | None = None) -> ApiClient:
-    """An ApiClient for ``kubeconfig``, or the in-cluster config, or the default kubeconfig."""
+def api_client(kubeconfig: Path | None = None, *, user_agent: str = CLI_AGENT) -> ApiClient:
+    """An ApiClient for ``kubeconfig``, or the in-cluster config, or the default kubeconfig, that
+    names itself ``user_agent``."""
     try:
         if kubeconfig is not None:
-            return cast(ApiClient, kube_config.new_client_from_config(config_file=str(kubeconfig)))
-        try:
-            kube_config.load_incluster_config()
-        except kube_config.ConfigException:
-            return cast(ApiClient, kube_config.new_client_from_config())
+            client = cast(ApiClient, kube_config.new_client_from_config(config_file=str(kubeconfig)))
+        else:
+            try:
+                kube_config.load_incluster_config()
+                client = ApiClient()
+            except kube_config.ConfigException:
+                client = cast(ApiClient, kube_config.new_client_from_config())
     except (kube_config.ConfigException, OSError) as exc:
         where = kubeconfig or "the default kubeconfig (~/.kube/config or KUBECONFIG)"
         raise PermanentError(f"cannot load {where}: {exc}") from exc
-    return ApiClient()
+    client.user_agent = user_agent
+    return client
 
 
 class Kube:
@@ -69,10 +78,11 @@ class Kube:
         self._resources: dict[tuple[str, str], Any] = {}
 
     @classmethod
-    def from_kubeconfig(cls, kubeconfig: Path | None = None, *, rediscover_seconds: float = 0.0) -> Kube:
-        """Connect with ``kubeconfig`` (see ``api_client`` for the fallbacks); a kind the API server does
-        not serve is looked up again at most every ``rediscover_seconds``, for all kinds."""
-        return cls(api_client(kubeconfig), rediscover_seconds=rediscover_seconds)
+    def from_kubeconfig(cls, kubeconfig: Path | None = None, *, rediscover_seconds: float = 0.0,
+                        user_agent: str = CLI_AGENT) -> Kube:
+        """Connect with ``kubeconfig`` (see ``api_client`` for the fallbacks) as ``user_agent``; a kind the
+        API server does not serve is looked up again at most every ``rediscover_seconds``, for all kinds."""
+        return cls(api_client(kubeconfig, user_agent=user_agent), rediscover_seconds=rediscover_seconds)
 
     def close(self) -> None:
         """Release the connection pool."""
@@ -159,7 +169,9 @@ class Kube:
         self, api_version: str, kind: str, *, resource_version: str, namespace: str | None = None,
         timeout_seconds: int = 60, label_selector: str | None = None,
     ) -> Iterator[tuple[str, Obj]]:
-        """Changes since ``resource_version`` as (type, object), bookmarks skipped; ends after the timeout.
+        """Changes since ``resource_version`` as (type, object), ending after the timeout; a ``BOOKMARK``
+        carries only a newer resourceVersion to resume from (so that a quiet kind never falls behind the
+        API server's window of history).
 
         A resourceVersion too old to resume from raises ``Expired``: list again.
         """
@@ -171,8 +183,6 @@ class Kube:
             for event in stream:
                 kind_of_event = str(event["type"])
                 raw = cast(Obj, event["raw_object"])
-                if kind_of_event == "BOOKMARK":
-                    continue
                 if kind_of_event == "ERROR":
                     if raw.get("code") == 410:
                         raise Expired(f"watch {kind}: {raw.get('message')}")
