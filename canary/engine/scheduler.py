@@ -29,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import structlog
+from apscheduler.events import EVENT_JOB_SUBMITTED, JobSubmissionEvent
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -86,6 +87,8 @@ class CanaryScheduler:
         self._seen: dict[str, tuple[int, str | None]] = {}
         self._beat = clock()
         self._running: dict[str, float] = {}  # job id -> when its current run started
+        self._due: dict[str, dt.datetime] = {}  # job id -> when its submitted run was due (for the lag)
+        self._scheduler.add_listener(self._submitted, EVENT_JOB_SUBMITTED)
         self._scheduler.add_job(self._heartbeat, "interval", seconds=heartbeat_seconds, id=HEARTBEAT_JOB)
 
     def start(self, *, paused: bool = False) -> None:
@@ -120,6 +123,18 @@ class CanaryScheduler:
         if longest is not None and now - longest[1] > limit:
             return f"the run of {longest[0]} has lasted {now - longest[1]:.0f}s"
         return None
+
+    def _submitted(self, event: JobSubmissionEvent) -> None:
+        # Coalesced runs count from the earliest: that is how long the canary waited.
+        if event.scheduled_run_times:
+            with self._failing_lock:
+                self._due[event.job_id] = min(event.scheduled_run_times)
+
+    def _lag(self, job_id: str) -> None:
+        with self._failing_lock:
+            due = self._due.pop(job_id, None)
+        if due is not None:
+            metrics.TICK_LAG.observe(max(0.0, (dt.datetime.now(dt.UTC) - due).total_seconds()))
 
     def _heartbeat(self) -> None:
         self._beat = self._clock()
@@ -178,6 +193,7 @@ class CanaryScheduler:
             self._seen.pop(job_id, None)
             with self._failing_lock:
                 self._failing.pop(job_id, None)
+                self._due.pop(job_id, None)
             try:
                 self._scheduler.remove_job(job_id)
             except JobLookupError:
@@ -233,7 +249,7 @@ class CanaryScheduler:
         if event == "DELETED":
             return
         namespace, name = template["metadata"].get("namespace") or "", template["metadata"]["name"]
-        for obj in self._canaries.informer.list_objects():
+        for obj in self._canaries.informer.peek_all():
             canary = self._canaries.parse(obj)
             if isinstance(canary, Canary) and any(
                     m.template_ref is not None and m.template_ref.name == name
@@ -255,6 +271,7 @@ class CanaryScheduler:
     def _run(self, namespace: str, name: str) -> None:
         structlog.contextvars.clear_contextvars()
         job_id = _job_id(namespace, name)
+        self._lag(job_id)
         with structlog.contextvars.bound_contextvars(canary=name, namespace=namespace):
             with self._failing_lock:
                 failing = self._failing.get(job_id)

@@ -13,6 +13,9 @@ for _result in ("ok", "retry", "backoff", "error"):  # at 0 from the start, for 
     TICKS.labels(result=_result)
 TICK_SECONDS = Histogram("canary_tick_duration_seconds", "How long one tick of one canary took.",
                          buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+TICK_LAG = Histogram("canary_tick_lag_seconds", "How late a canary's tick started: from when it was due (its "
+                     "interval, or a change that asked for it) to when a worker began it.",
+                     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
 INFO = Gauge("canary_info", "The controller's version and default router (1).", ["version", "mesh_provider"])
 TOTAL = Gauge("canary_total", "Canaries per namespace.", ["namespace"])
 WEIGHT = Gauge("canary_weight", "Traffic weight per canary and workload.", ["name", "namespace", "workload"])

@@ -6,6 +6,7 @@ import threading
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 
 from canary.engine.canaries import Canaries
 from canary.engine.decide import REQUEST_ANNOTATION
@@ -182,4 +183,37 @@ def test_stalled_says_why_when_every_worker_is_held_and_recovers_when_they_are_f
         assert scheduler.stalled(0.0) is None, "a follower (paused) is not stalled"
     finally:
         held.set()
+        scheduler.shutdown()
+
+
+def _lag_samples() -> tuple[float, float]:
+    return (REGISTRY.get_sample_value("canary_tick_lag_seconds_count") or 0.0,
+            REGISTRY.get_sample_value("canary_tick_lag_seconds_sum") or 0.0)
+
+
+def test_the_lag_of_a_tick_that_waited_for_a_worker_is_measured() -> None:
+    other = make_canary("api", "apps", analysis={"interval": "1m", "stepWeight": 10})
+    release, ticks = threading.Event(), []
+
+    def tick(namespace: str, name: str) -> str:
+        ticks.append(name)
+        if name == "web":
+            release.wait(5)  # holds the only worker
+        return "ticked"
+
+    scheduler = CanaryScheduler(tick, workers=1, canaries=_canaries(CANARY, other))
+    scheduler.start()
+    try:
+        scheduler.on_canary("ADDED", CANARY)
+        wait_until(lambda: ticks, lambda t: t == ["web"], what="web's tick to hold the worker", timeout=5,
+                   interval=0.01)
+        count, total = _lag_samples()
+        scheduler.on_canary("ADDED", other)
+        threading.Timer(0.3, release.set).start()
+        wait_until(lambda: ticks, lambda t: t == ["web", "api"], what="api's tick", timeout=5, interval=0.01)
+        after_count, after_total = _lag_samples()
+        assert after_count == count + 1, "one observation for api's tick"
+        assert after_total - total >= 0.2, "api waited for web's tick to end"
+    finally:
+        release.set()
         scheduler.shutdown()
