@@ -14,6 +14,10 @@ before (from its interval, at most ``MAX_BACKOFF_SECONDS``), and from the ``REPO
 failure in a row the error is reported on the Canary (``on_failure``), since what lasts that long
 is rarely temporary (a full Service range answers 500).
 
+Spreading: a new job ticks at once, and its next tick comes a fraction of its interval later, the
+fraction fixed by its name; so the canaries a (re)started controller finds all at once do not stay
+due at the same instant, which would make each tick wait for the others (``canary_tick_lag_seconds``).
+
 Liveness: a heartbeat job runs every ``HEARTBEAT_SECONDS`` in the same worker pool as the ticks.
 ``stalled`` says why the controller no longer makes progress (for /healthz): the heartbeat has
 not run for the given time (every worker is held, or the scheduler thread is gone), or one tick
@@ -22,9 +26,11 @@ has run that long.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import threading
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -88,6 +94,7 @@ class CanaryScheduler:
         self._beat = clock()
         self._running: dict[str, float] = {}  # job id -> when its current run started
         self._due: dict[str, dt.datetime] = {}  # job id -> when its submitted run was due (for the lag)
+        self._unspread: set[str] = set()  # new jobs, whose next run is to be moved to their own phase
         self._scheduler.add_listener(self._submitted, EVENT_JOB_SUBMITTED)
         self._scheduler.add_job(self._heartbeat, "interval", seconds=heartbeat_seconds, id=HEARTBEAT_JOB)
 
@@ -135,6 +142,22 @@ class CanaryScheduler:
             due = self._due.pop(job_id, None)
         if due is not None:
             metrics.TICK_LAG.observe(max(0.0, (dt.datetime.now(dt.UTC) - due).total_seconds()))
+
+    def _spread(self, job_id: str, started: dt.datetime) -> None:
+        """After a new job's first run, bring its next run forward to its own phase of the interval (never
+        later than it is: a change may have asked for a run sooner)."""
+        with self._failing_lock:
+            if job_id not in self._unspread:
+                return
+            self._unspread.discard(job_id)
+        job = self._scheduler.get_job(job_id)
+        if job is None or job.next_run_time is None:
+            return
+        phase = (zlib.crc32(job_id.encode()) % 1000 + 1) / 1001
+        at = started + job.trigger.interval * phase
+        if at < job.next_run_time:
+            with contextlib.suppress(JobLookupError):
+                self._scheduler.modify_job(job_id, next_run_time=at)
 
     def _heartbeat(self) -> None:
         self._beat = self._clock()
@@ -194,6 +217,7 @@ class CanaryScheduler:
             with self._failing_lock:
                 self._failing.pop(job_id, None)
                 self._due.pop(job_id, None)
+                self._unspread.discard(job_id)
             try:
                 self._scheduler.remove_job(job_id)
             except JobLookupError:
@@ -204,6 +228,8 @@ class CanaryScheduler:
         seen = (int(meta.get("generation") or 0), (meta.get("annotations") or {}).get(REQUEST_ANNOTATION))
         job = self._scheduler.get_job(job_id)
         if job is None:
+            with self._failing_lock:
+                self._unspread.add(job_id)
             self._scheduler.add_job(self._run, "interval", seconds=seconds, id=job_id, args=(namespace, name),
                                     next_run_time=dt.datetime.now(dt.UTC), replace_existing=True)
         elif job.trigger.interval.total_seconds() != seconds:
@@ -292,6 +318,7 @@ class CanaryScheduler:
                 return
             finally:
                 self._ended(job_id)
+                self._spread(job_id, started)
             if failing is not None:
                 with self._failing_lock:
                     self._failing.pop(job_id, None)

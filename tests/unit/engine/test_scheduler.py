@@ -217,3 +217,31 @@ def test_the_lag_of_a_tick_that_waited_for_a_worker_is_measured() -> None:
     finally:
         release.set()
         scheduler.shutdown()
+
+
+def test_canaries_found_at_once_tick_at_once_then_at_phases_spread_over_their_interval() -> None:
+    canaries = [make_canary(f"app-{i}", "apps", analysis={"interval": "10s", "iterations": 2}) for i in range(20)]
+    ticks: list[str] = []
+    lock = threading.Lock()
+
+    def tick(namespace: str, name: str) -> str:
+        with lock:
+            ticks.append(name)
+        return "ticked"
+
+    scheduler = CanaryScheduler(tick, workers=4, canaries=_canaries(*canaries))
+    began = dt.datetime.now(dt.UTC)
+    scheduler.start()
+    try:
+        for canary in canaries:
+            scheduler.on_canary("ADDED", canary)
+        wait_until(lambda: len(ticks), lambda n: n == 20, what="every canary's first tick", timeout=5, interval=0.01)
+        wait_until(lambda: [scheduler._scheduler.get_job(f"apps/app-{i}").next_run_time for i in range(20)],
+                   lambda times: all(t < began + dt.timedelta(seconds=10) for t in times),
+                   what="every next tick moved to its phase", timeout=5, interval=0.01)
+        offsets = sorted((scheduler._scheduler.get_job(f"apps/app-{i}").next_run_time - began).total_seconds()
+                         for i in range(20))
+        assert offsets[-1] - offsets[0] > 5, f"spread over the interval, not due together: {offsets}"
+        assert len(ticks) == 20, "no canary ticked twice meanwhile"
+    finally:
+        scheduler.shutdown()
