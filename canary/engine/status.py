@@ -94,7 +94,7 @@ def _timeline(before: CanaryStatus, after: CanaryStatus, change: SetStatus, now:
     timeline = before.timeline
     resumed = before.phase is Phase.WAITING and timeline is not None and timeline.revision == change.run
     if change.run is not None and not resumed:
-        timeline = Timeline(revision=change.run, started=_second(now))
+        timeline = Timeline(revision=change.run, started=_millisecond(now))
     if timeline is None or after.phase is None:
         return timeline
     last = timeline.points[-1] if timeline.points else None
@@ -106,7 +106,7 @@ def _timeline(before: CanaryStatus, after: CanaryStatus, change: SetStatus, now:
         (last is not None and bool(change.mirror) != bool(last.mirror))
     if last is not None and not moved and not change.analysis and (note is None or note == last.note):
         return timeline
-    point = TimelinePoint(time=_second(now), phase=after.phase, canary_weight=after.canary_weight,
+    point = TimelinePoint(time=_millisecond(now), phase=after.phase, canary_weight=after.canary_weight,
                           failed_checks=after.failed_checks, mirror=True if change.mirror else None,
                           metrics={m.name: _compact(m.value) for m in change.analysis} if change.analysis else None,
                           note=note)
@@ -132,8 +132,9 @@ def _compact(value: float | None) -> float | None:
     return None if value is None else float(f"{value:.6g}")
 
 
-def _second(moment: datetime) -> datetime:
-    return moment.replace(microsecond=0)
+def _millisecond(moment: datetime) -> datetime:
+    """Precise enough to set a step beside its Prometheus series, and a few bytes shorter."""
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 
 
 def _conditions(status: CanaryStatus, phase: Phase, target_kind: str, now: datetime) -> list[CanaryCondition]:
