@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -13,9 +15,10 @@ pytestmark = pytest.mark.usefixtures("canary_crds")
 
 
 def test_the_demo_promotes_the_good_commit_and_rolls_back_and_reverts_the_bad_one(
-    local_stack: stack.StackState,
+    local_stack: stack.StackState, tmp_path: Path,
 ) -> None:
-    done = subprocess.run([sys.executable, "-m", "canary", "demo", "--state-dir", local_stack.state_dir],
+    done = subprocess.run([sys.executable, "-m", "canary", "demo", "--state-dir", local_stack.state_dir,
+                           "--reports", str(tmp_path)],
                           capture_output=True, text=True, check=False, timeout=600,
                           env={"PATH": "/usr/bin:/bin", "COLUMNS": "200"})
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
@@ -29,3 +32,8 @@ def test_the_demo_promotes_the_good_commit_and_rolls_back_and_reverts_the_bad_on
                     "-        image: ghcr.io/stefanprodan/podinfo:6.7.2",
                     "+        image: ghcr.io/stefanprodan/podinfo:6.7.1"], "only the lines that differ"
     assert "the cluster and Git agree" in out
+    reports = re.findall(r"^report of the (good|bad) release: (\S+\.png)$", out, re.MULTILINE)
+    assert reports == [("good", str(tmp_path / "good-release.png")), ("bad", str(tmp_path / "bad-release.png"))], \
+        "the demo says where its reports are"
+    for _, path in reports:
+        assert Path(path).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is a PNG picture"
