@@ -76,6 +76,7 @@ class Kube:
         self._discovery_lock = threading.Lock()
         self._rediscovered = -math.inf
         self._resources: dict[tuple[str, str], Any] = {}
+        self._missing: set[tuple[str, str]] = set()
 
     @classmethod
     def from_kubeconfig(cls, kubeconfig: Path | None = None, *, rediscover_seconds: float = 0.0,
@@ -107,23 +108,23 @@ class Kube:
         return self._dynamic_client
 
     def _discover(self, api_version: str, kind: str) -> Any:  # noqa: ANN401 - the client is untyped
+        # The dynamic client answers a kind it does not know by discovering everything again (GET
+        # /version, /api and /apis), since a CRD may have been established meanwhile. A kind found
+        # missing is refused from memory until rediscover_seconds have passed since the last such look.
+        key, now = (api_version, kind), self._clock()
+        if key in self._missing and now - self._rediscovered < self._rediscover_seconds:
+            raise PermanentError(f"the API server serves no {kind} in {api_version}")
         try:
-            return self._dynamic.resources.get(api_version=api_version, kind=kind)
+            found = self._dynamic.resources.get(api_version=api_version, kind=kind)
         except ResourceNotFoundError:
-            # A CRD may have been established since discovery ran: look again, but at most once per
-            # rediscover_seconds for all kinds (each look is GET /version and /apis).
-            now = self._clock()
-            if now - self._rediscovered < self._rediscover_seconds:
-                raise PermanentError(f"the API server serves no {kind} in {api_version}") from None
             self._rediscovered = now
-            self._dynamic.resources.invalidate_cache()
-            try:
-                return self._dynamic.resources.get(api_version=api_version, kind=kind)
-            except ResourceNotFoundError as exc:
-                raise PermanentError(f"the API server serves no {kind} in {api_version}") from exc
+            self._missing.add(key)
+            raise PermanentError(f"the API server serves no {kind} in {api_version}") from None
         except HTTPError as exc:
             raise TemporaryError(f"cannot reach the API server at {self._client.configuration.host}: "
                                  f"{_reason(exc)}") from exc
+        self._missing.discard(key)
+        return found
 
     def _call(self, what: str, fn: Callable[[], T]) -> T:
         verb, _, rest = what.partition(" ")

@@ -14,12 +14,14 @@ from canary.kube.client import Kube
 
 
 class _Resources:
-    """The dynamic client's discoverer, serving no kind at all; counts full rediscoveries."""
+    """The dynamic client's discoverer, serving no kind at all; counts full rediscoveries (it makes one
+    at every miss, as the real one does)."""
 
     def __init__(self) -> None:
         self.refreshes = 0
 
     def get(self, **_: Any) -> Any:
+        self.invalidate_cache()
         raise ResourceNotFoundError("no such kind")
 
     def invalidate_cache(self) -> None:
@@ -36,14 +38,21 @@ def test_missing_kinds_share_one_rediscovery_per_period() -> None:
     kube = Kube(ApiClient(Configuration()), rediscover_seconds=client.REDISCOVER_SECONDS, clock=lambda: clock[0])
     dynamic = _Dynamic()
     kube._dynamic_client = dynamic  # type: ignore[assignment]
-    for kind in ("TrafficSplit", "ScaledObject", "TrafficSplit", "RouteTable"):
+    for kind in ("TrafficSplit", "ScaledObject", "RouteTable"):
         with pytest.raises(PermanentError, match=f"the API server serves no {kind} in x/v1"):
             kube._resource("x/v1", kind)
-    assert dynamic.resources.refreshes == 1, "one look for all of them within the period"
+    assert dynamic.resources.refreshes == 3, "each kind is looked for once"
+    for _ in range(5):  # the caches of those kinds retry all the time
+        for kind in ("TrafficSplit", "ScaledObject", "RouteTable"):
+            with pytest.raises(PermanentError):
+                kube._resource("x/v1", kind)
+        clock[0] += client.REDISCOVER_SECONDS / 10
+    assert dynamic.resources.refreshes == 3, "within the period, kinds found missing are refused from memory"
     clock[0] += client.REDISCOVER_SECONDS
-    with pytest.raises(PermanentError):
-        kube._resource("x/v1", "TrafficSplit")
-    assert dynamic.resources.refreshes == 2, "a CRD installed since is found after the period"
+    for kind in ("TrafficSplit", "ScaledObject", "RouteTable"):
+        with pytest.raises(PermanentError):
+            kube._resource("x/v1", kind)
+    assert dynamic.resources.refreshes == 4, "after the period, one look (a CRD installed since is found) serves all"
 
 
 def test_other_clients_look_again_at_every_miss() -> None:
