@@ -156,8 +156,8 @@ def build(settings: ControllerSettings, *, dashboard: DashboardFactory | None = 
                                 user_agent=CONTROLLER_AGENT)
     namespace = settings.namespace
 
-    def informer(api_version: str, kind: str) -> Informer:
-        return Informer(kube, api_version, kind, namespace=namespace)
+    def informer(api_version: str, kind: str, *, lazy: bool = False) -> Informer:
+        return Informer(kube, api_version, kind, namespace=namespace, lazy=lazy)
 
     informers = {
         # Only this shard's Canaries (--shard), so that each is handled by exactly one controller.
@@ -169,14 +169,16 @@ def build(settings: ControllerSettings, *, dashboard: DashboardFactory | None = 
         "secrets": informer("v1", "Secret"),
         "services": informer("v1", "Service"),
         "hpas": informer(*autoscalers.HPA),
-        "scaledobjects": informer(*autoscalers.SCALED_OBJECT),
+        "scaledobjects": informer(*autoscalers.SCALED_OBJECT, lazy=True),
         "metrictemplates": informer(API_VERSION, "MetricTemplate"),  # with --namespace, only its own
         "alertproviders": informer(API_VERSION, "AlertProvider"),
     }
-    optional = {"scaledobjects"}  # KEDA's CRD may not be installed
+    # KEDA's and the routers' kinds may not be installed, or not used: their caches start at their first
+    # read (a canary that uses them), and the controller is ready without them.
+    optional = {"scaledobjects"}
     for watch in router_registry.watches():
         name = f"{watch.kind.lower()}s.{watch.api_version}"
-        informers.setdefault(name, informer(watch.api_version, watch.kind))
+        informers.setdefault(name, informer(watch.api_version, watch.kind, lazy=watch.optional))
         if watch.optional:
             optional.add(name)
     by_kind = {(i.api_version, i.kind): i for i in informers.values()}

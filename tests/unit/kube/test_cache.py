@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import time
+
 from canary.kube.cache import Informer
 from tests.builders import make_deployment
 from tests.fakes import FakeKube, informer
+from tests.unit.local.fakekube import FakeKube as CountingKube
 
 
 def _cache() -> Informer:
@@ -37,3 +40,47 @@ def test_peek_all_lists_one_namespace_or_all() -> None:
     cache = _cache()
     assert sorted(o["metadata"]["name"] for o in cache.peek_all("apps")) == ["api", "web"]
     assert len(cache.peek_all()) == 3
+
+
+
+def test_a_lazy_informer_asks_nothing_until_its_first_read_and_that_read_waits_for_the_list() -> None:
+    kube = CountingKube([make_deployment("web", "apps")])
+    cache = Informer(kube, "apps/v1", "Deployment", lazy=True).start()  # type: ignore[arg-type]
+    try:
+        assert not cache.started
+        assert kube.lists == [], "started, but nothing asked of the API server"
+        assert cache.peek("apps", "web") is not None, "the first read waited for the list"
+        assert cache.started
+        assert len(kube.lists) == 1
+    finally:
+        cache.stop()
+
+
+def test_the_first_read_of_a_kind_that_is_not_served_waits_only_until_a_deadline() -> None:
+    kube = CountingKube([], unserved=["VirtualService"])
+    cache = Informer(kube, "networking.istio.io/v1", "VirtualService", lazy=True,  # type: ignore[arg-type]
+                     first_read_seconds=0.3).start()
+    try:
+        began = time.monotonic()
+        assert cache.peek("apps", "web") is None
+        assert cache.peek_all() == []
+        assert cache.peek("apps", "web") is None
+        assert time.monotonic() - began < 1.5, "readers give up at one deadline, not one per read"
+        assert not cache.synced
+    finally:
+        cache.stop()
+
+
+def test_the_cache_keeps_objects_without_managed_fields_and_kubectls_copy() -> None:
+    cache = _cache()
+    written = make_deployment("web", "apps")
+    written["metadata"]["annotations"] = {"canary.dev/enabled": "true",
+                                          "kubectl.kubernetes.io/last-applied-configuration": "{...}"}
+    written["metadata"]["managedFields"] = [{"manager": "kubectl", "operation": "Apply"}]
+    written["metadata"]["resourceVersion"] = "9"
+    cache.store(written)
+    kept = cache.peek("apps", "web") or {}
+    assert "managedFields" not in kept["metadata"]
+    assert kept["metadata"]["annotations"] == {"canary.dev/enabled": "true"}
+    assert kept["spec"] == written["spec"]
+    assert "managedFields" in written["metadata"], "the writer's own object is left as it was"
