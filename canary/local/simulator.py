@@ -5,7 +5,8 @@ and has Prometheus scrape it as job ``simulator``. Kwok's pods run no process, s
 ever answer a request; instead, every period this process reads each Canary, its target and
 primary Deployments, their pods and the weights its router holds (read by the router's own
 ``read_weights``, as the controller reads them), and counts the requests those workloads would
-have served at a steady total rate:
+have served at a steady total rate. It reads from watch-backed caches (``canary.local.watched``),
+so its API requests do not grow with the number of canaries; its User-Agent is ``USER_AGENT``.
 
 - with weights, the rate is split by them (primary ``rate * w/100``, canary likewise), and the
   canary also receives the mirrored share (``rate * mirror/100``), counted as its destination
@@ -70,11 +71,12 @@ import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
 from pydantic import ValidationError
 
-from canary import logging
+from canary import __version__, logging
 from canary.errors import PermanentError
 from canary.kube import Obj
 from canary.kube.client import Kube
 from canary.kube.conditions import is_true
+from canary.local.watched import WatchedCluster
 from canary.models.base import API_VERSION as CANARY_API_VERSION
 from canary.models.canary import Canary
 from canary.routers import apisix, gloo, kuma, skipper
@@ -85,6 +87,8 @@ from canary.telemetry.server import HttpServer
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
+USER_AGENT = f"canary-simulator/{__version__}"
+"""How the simulator's requests are told from the controllers' (in kube-apiserver's audit log, say)."""
 ERROR_RATE = "sim.canary.dev/error-rate"
 LATENCY_MS = "sim.canary.dev/latency-ms"
 DEFAULT_LATENCY_MS = 20.0
@@ -480,6 +484,7 @@ def observe(kube: Cluster, *, rate: float, problems: LogOnce) -> list[Workload]:
         problems.warn(f"no canaries to simulate: {exc}")
         return []
     workloads: list[Workload] = []
+    pods = PodsByOwner(kube)
     for obj in canaries:
         meta = obj.get("metadata") or {}
         where = f"Canary {meta.get('namespace')}/{meta.get('name')}"
@@ -493,13 +498,55 @@ def observe(kube: Cluster, *, rate: float, problems: LogOnce) -> list[Workload]:
                           "only Deployments and DaemonSets are")
             continue
         try:
-            workloads.extend(_observe_canary(kube, canary, rate=rate, problems=problems))
+            workloads.extend(_observe_canary(kube, canary, pods=pods, rate=rate, problems=problems))
         except PermanentError as exc:
             problems.warn(f"{where} is not simulated: {exc}")
     return workloads
 
 
-def _observe_canary(kube: Cluster, canary: Canary, *, rate: float, problems: LogOnce) -> list[Workload]:
+class PodsByOwner:
+    """The pods of each namespace, read once per pass and grouped by the workload that controls them.
+
+    Handing ``plan`` only the pods of a canary's two workloads, instead of every pod of the
+    namespace, keeps a pass linear in the number of pods (1000 canaries in one namespace would
+    otherwise look at each of their 2000 pods 2000 times); ``ready_pods`` picks from them as before.
+    """
+
+    def __init__(self, kube: Cluster) -> None:
+        self._kube = kube
+        self._namespaces: dict[str, dict[str, list[Obj]]] = {}
+
+    def of(self, namespace: str, workloads: Iterable[str]) -> list[Obj]:
+        """The pods of ``namespace`` that a ReplicaSet of, or a DaemonSet named as, one of ``workloads`` controls."""
+        if namespace not in self._namespaces:
+            grouped: dict[str, list[Obj]] = {}
+            for pod in self._kube.list_objects("v1", "Pod", namespace=namespace):
+                for owner in _owner_workloads(pod):
+                    grouped.setdefault(owner, []).append(pod)
+            self._namespaces[namespace] = grouped
+        found = self._namespaces[namespace]
+        return [pod for name in dict.fromkeys(workloads) for pod in found.get(name, [])]
+
+
+def _owner_workloads(pod: Obj) -> set[str]:
+    """Names of the Deployments (by their ReplicaSets' ``<name>-<pod-template-hash>``) and DaemonSets
+    that may control ``pod``; ``ready_pods`` decides."""
+    meta = pod.get("metadata") or {}
+    template_hash = (meta.get("labels") or {}).get("pod-template-hash")
+    names = set()
+    for ref in meta.get("ownerReferences") or []:
+        if not ref.get("controller"):
+            continue
+        name = str(ref.get("name") or "")
+        if ref.get("kind") == "DaemonSet":
+            names.add(name)
+        elif ref.get("kind") == "ReplicaSet" and template_hash is not None and name.endswith(f"-{template_hash}"):
+            names.add(name.removesuffix(f"-{template_hash}"))
+    return names
+
+
+def _observe_canary(kube: Cluster, canary: Canary, *, pods: PodsByOwner, rate: float,
+                    problems: LogOnce) -> list[Workload]:
     namespace = canary.metadata.namespace or "default"
     spec = canary.spec
     kind = spec.target_ref.kind
@@ -507,7 +554,6 @@ def _observe_canary(kube: Cluster, canary: Canary, *, rate: float, problems: Log
     primary = kube.get("apps/v1", kind, spec.primary_name, namespace=namespace)
     if target is None and primary is None:
         return []
-    pods = kube.list_objects("v1", "Pod", namespace=namespace)
 
     def get(api_version: str, kind: str, namespace: str, name: str) -> Obj | None:
         try:
@@ -519,7 +565,8 @@ def _observe_canary(kube: Cluster, canary: Canary, *, rate: float, problems: Log
     weights = routers.read_weights(get, canary)
     skipper_routes = skipper.served_routes(get, canary) if spec.provider == "skipper" else {}
     apisix_route = apisix.metric_route(get, canary) if spec.provider == "apisix" else ""
-    return plan(canary, target=target, primary=primary, pods=pods, weights=weights, rate=rate,
+    workload_pods = pods.of(namespace, (spec.target_ref.name, spec.primary_name))
+    return plan(canary, target=target, primary=primary, pods=workload_pods, weights=weights, rate=rate,
                 skipper_routes=skipper_routes, apisix_route=apisix_route)
 
 
@@ -594,12 +641,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     server = HttpServer(args.port, wsgi_app(registry), host="127.0.0.1").start()
-    kube = Kube.from_kubeconfig(args.kubeconfig)
+    # Missing kinds (routers' CRDs not installed, or installed a moment ago) are looked for at most once a
+    # period for all of them: each look is several requests.
+    kube = Kube.from_kubeconfig(args.kubeconfig, rediscover_seconds=args.period, user_agent=USER_AGENT)
+    cluster = WatchedCluster(kube)
     log.info("simulating traffic", port=server.port, rate=args.rate, period=args.period)
     try:
-        run(kube, simulator, rate=args.rate, period=args.period, stop=stop)
+        run(cluster, simulator, rate=args.rate, period=args.period, stop=stop)
     finally:
         server.stop()
+        cluster.close()
         kube.close()
     log.info("stopped")
 

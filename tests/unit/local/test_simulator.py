@@ -19,6 +19,7 @@ from canary.local.simulator import (
     Exporter,
     Load,
     LogOnce,
+    PodsByOwner,
     Simulator,
     Workload,
     WorkloadTraffic,
@@ -250,6 +251,32 @@ class TestObserve:
         cluster = FakeCluster(_cluster_objects("kubernetes"))
         observe(cluster, rate=20, problems=LogOnce())
         assert "HTTPRoute" not in cluster.reads
+
+    def test_the_pods_of_a_namespace_are_read_once_a_pass_whatever_the_number_of_canaries(self) -> None:
+        objects = [*_cluster_objects("kubernetes"), make_canary("api", NS, provider="kubernetes"),
+                   make_deployment("api-primary", NS),
+                   {"kind": "Pod", **_pod("api-primary-7f6e5d4c3-z9", deployment="api-primary",
+                                          template_hash="7f6e5d4c3")}]
+        cluster = FakeCluster(objects)
+        workloads = observe(cluster, rate=20, problems=LogOnce())
+        assert cluster.reads.count("Pod") == 1
+        assert [(w.name, w.pods) for w in workloads] == [
+            ("web-primary", ("web-primary-6c7d8e9f0-x1",)), ("web", ("web-5d8f7c9b4-a1",)),
+            ("api-primary", ("api-primary-7f6e5d4c3-z9",))]
+
+    def test_pods_are_handed_to_the_workloads_whose_replicaset_or_daemonset_controls_them(self) -> None:
+        daemon = _pod("agent-x1", deployment="agent")
+        daemon["metadata"]["ownerReferences"] = [{"kind": "DaemonSet", "name": "agent", "controller": True}]
+        not_controller = _pod("web-5d8f7c9b4-b2", deployment="web")
+        not_controller["metadata"]["ownerReferences"][0]["controller"] = False
+        pods = [_pod("web-5d8f7c9b4-a1", deployment="web"), _pod("web-primary-6c7d8e9f0-x1", deployment="web-primary",
+                                                                template_hash="6c7d8e9f0"),
+                daemon, not_controller]
+        by_owner = PodsByOwner(FakeCluster([{"kind": "Pod", **pod} for pod in pods]))
+        assert [p["metadata"]["name"] for p in by_owner.of(NS, ["web"])] == ["web-5d8f7c9b4-a1"]
+        assert [p["metadata"]["name"] for p in by_owner.of(NS, ["web-primary", "agent"])] == [
+            "web-primary-6c7d8e9f0-x1", "agent-x1"]
+        assert by_owner.of(NS, ["other"]) == []
 
     def test_a_canary_with_a_bad_annotation_is_skipped_and_the_problem_logged_once(self) -> None:
         objects = _cluster_objects("kubernetes")
