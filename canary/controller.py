@@ -211,7 +211,7 @@ def build(settings: ControllerSettings, *, dashboard: DashboardFactory | None = 
                                 on_failure=reconciler.report)
     informers["canaries"].subscribe(scheduler.on_canary)
     informers["canaries"].subscribe(reconciler.forget)
-    informers["canaries"].subscribe(lambda event, obj: _count_canaries(informers["canaries"], obj))
+    informers["canaries"].subscribe(lambda event, obj: _count_canaries(informers["canaries"], event, obj))
     metrics.INFO.labels(version=__version__, mesh_provider=settings.mesh_provider).set(1)
     informers["metrictemplates"].subscribe(scheduler.on_template)
     informers["deployments"].subscribe(scheduler.on_target)
@@ -333,10 +333,13 @@ def cache_root() -> Path:
     return Path(os.environ.get("CANARY_CACHE_DIR", Path.home() / ".cache" / "canary-delivery"))
 
 
-def _count_canaries(canaries: Informer, obj: Obj) -> None:
-    """canary_total{namespace}: the Canaries of the namespace an event came from."""
+def _count_canaries(canaries: Informer, event: str, obj: Obj) -> None:
+    """canary_total{namespace}: the Canaries of the namespace an event came from (only an addition or a
+    deletion changes it: status writes, most of the events, do not)."""
+    if event not in ("ADDED", "DELETED"):
+        return
     namespace = obj["metadata"].get("namespace") or ""
-    metrics.TOTAL.labels(namespace=namespace).set(len(canaries.list_objects(namespace)))
+    metrics.TOTAL.labels(namespace=namespace).set(canaries.count(namespace))
 
 
 def _lead(scheduler: CanaryScheduler, leading: bool) -> None:

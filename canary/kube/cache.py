@@ -160,6 +160,14 @@ class Informer:
                 return list(self._objects.values())
             return [o for (ns, _), o in self._objects.items() if ns == namespace]
 
+    def count(self, namespace: str | None = None) -> int:
+        """How many objects are cached, in one namespace or all."""
+        self._first_read()
+        with self._lock:
+            if namespace is None:
+                return len(self._objects)
+            return sum(1 for ns, _ in self._objects if ns == namespace)
+
     def store(self, obj: Obj) -> None:
         """Record an object the API server returned from a write, unless a newer one is cached."""
         self._upsert(obj)
@@ -199,11 +207,12 @@ class Informer:
         fresh = {_key(o): _slim(o) for o in items}
         with self._lock:
             gone = [o for k, o in self._objects.items() if k not in fresh]
-            changed = [o for k, o in fresh.items() if self._objects.get(k) != o]
+            changed = [("ADDED" if k not in self._objects else "MODIFIED", o) for k, o in fresh.items()
+                       if self._objects.get(k) != o]
             self._objects = fresh
         self._synced.set()
-        for obj in changed:
-            self._notify("MODIFIED", obj)
+        for event, obj in changed:
+            self._notify(event, obj)
         for obj in gone:
             self._notify("DELETED", obj)
         return version

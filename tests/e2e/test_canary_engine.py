@@ -191,6 +191,7 @@ def test_a_canary_without_its_target_gets_a_condition_and_two_canaries_on_one_ta
                lambda found: any(e["reason"] == "TargetConflict" for e in found),
                what="a TargetConflict event on the second Canary", timeout=30)
     assert canary_status(kube, namespace, "web").get("phase") == "Initialized"
+    assert metric_total(controller, "canary_total", namespace=namespace) == 3, "canary_total counts all three"
 
     kube.create(make_deployment("ghost", namespace, replicas=1))
     wait_phase(kube, namespace, "ghost", "Initialized")

@@ -84,3 +84,18 @@ def test_the_cache_keeps_objects_without_managed_fields_and_kubectls_copy() -> N
     assert kept["metadata"]["annotations"] == {"canary.dev/enabled": "true"}
     assert kept["spec"] == written["spec"]
     assert "managedFields" in written["metadata"], "the writer's own object is left as it was"
+
+
+def test_the_first_list_announces_each_object_as_added_and_count_follows() -> None:
+    kube = CountingKube([make_deployment("web", "apps"), make_deployment("api", "apps"),
+                         make_deployment("web", "other")])
+    seen: list[tuple[str, str]] = []
+    cache = Informer(kube, "apps/v1", "Deployment")  # type: ignore[arg-type]
+    cache.subscribe(lambda event, obj: seen.append((event, obj["metadata"]["name"])))
+    cache.start()
+    try:
+        assert cache.wait_synced(5)
+        assert sorted(seen) == [("ADDED", "api"), ("ADDED", "web"), ("ADDED", "web")]
+        assert (cache.count("apps"), cache.count("other"), cache.count()) == (2, 1, 3)
+    finally:
+        cache.stop()
