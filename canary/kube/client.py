@@ -38,6 +38,12 @@ API_REQUESTS = Counter("canary_api_requests_total", "Requests to the Kubernetes 
                        ["verb", "kind"])
 
 
+def _raw(_client: object, data: Obj) -> Obj:
+    """The dynamic client's answer as the JSON it parsed, without wrapping it in ResourceInstance objects
+    that would only be turned back into dicts (a good part of each request's CPU)."""
+    return data
+
+
 def _reason(exc: HTTPError) -> str:
     """urllib3's words for why a connection failed, without its retry and pool wording."""
     reason = getattr(exc, "reason", None) or exc
@@ -141,10 +147,10 @@ class Kube:
         resource = self._resource(api_version, kind)
         try:
             found = self._call(f"get {kind} {_ref(namespace, name)}",
-                               lambda: self._dynamic.get(resource, name=name, namespace=namespace))
+                               lambda: self._dynamic.get(resource, name=name, namespace=namespace, serializer=_raw))
         except _Missing:
             return None
-        return cast(Obj, found.to_dict())
+        return cast(Obj, found)
 
     def list_objects(
         self, api_version: str, kind: str, *, namespace: str | None = None, label_selector: str | None = None,
@@ -153,8 +159,9 @@ class Kube:
         """Every object of a kind (matching the selectors), in one namespace or in all."""
         resource = self._resource(api_version, kind)
         found = self._call(f"list {kind}", lambda: self._dynamic.get(
-            resource, namespace=namespace, label_selector=label_selector, field_selector=field_selector))
-        return [cast(Obj, item) for item in found.to_dict().get("items", [])]
+            resource, namespace=namespace, label_selector=label_selector, field_selector=field_selector,
+            serializer=_raw))
+        return [cast(Obj, item) for item in found.get("items", [])]
 
     def list_with_version(self, api_version: str, kind: str, *, namespace: str | None = None,
                           label_selector: str | None = None) -> tuple[list[Obj], str]:
@@ -162,8 +169,8 @@ class Kube:
         watch from."""
         resource = self._resource(api_version, kind)
         found = self._call(f"list {kind}", lambda: self._dynamic.get(resource, namespace=namespace,
-                                                                     label_selector=label_selector))
-        listed = found.to_dict()
+                                                                     label_selector=label_selector, serializer=_raw))
+        listed = cast(Obj, found)
         return [cast(Obj, item) for item in listed.get("items", [])], str(listed["metadata"]["resourceVersion"])
 
     def watch(
@@ -201,8 +208,9 @@ class Kube:
         resource = self._resource(body["apiVersion"], body["kind"])
         meta = body.get("metadata", {})
         created = self._call(f"create {body['kind']} {_ref(meta.get('namespace'), meta.get('name'))}",
-                             lambda: self._dynamic.create(resource, body=body, namespace=meta.get("namespace")))
-        return cast(Obj, created.to_dict())
+                             lambda: self._dynamic.create(resource, body=body, namespace=meta.get("namespace"),
+                                                          serializer=_raw))
+        return cast(Obj, created)
 
     def apply(self, body: Obj, *, field_manager: str, subresource: str | None = None) -> Obj:
         """Server-side apply ``body`` as ``field_manager``, taking over conflicting fields."""
@@ -214,9 +222,9 @@ class Kube:
             f"apply {body['kind']} {_ref(meta.get('namespace'), meta['name'])}",
             lambda: self._dynamic.server_side_apply(
                 resource, body=body, name=meta["name"], namespace=meta.get("namespace"),
-                field_manager=field_manager, force_conflicts=True),
+                field_manager=field_manager, force_conflicts=True, serializer=_raw),
         )
-        return cast(Obj, applied.to_dict())
+        return cast(Obj, applied)
 
     def apply_dry_run(self, body: Obj, *, field_manager: str) -> Obj:
         """What server-side apply of ``body`` as ``field_manager`` would make of the object (dryRun=All).
@@ -230,9 +238,9 @@ class Kube:
             f"apply {body['kind']} {_ref(meta.get('namespace'), meta['name'])} (dry run)",
             lambda: self._dynamic.server_side_apply(
                 resource, body=body, name=meta["name"], namespace=meta.get("namespace"),
-                field_manager=field_manager, force_conflicts=True, dry_run="All"),
+                field_manager=field_manager, force_conflicts=True, dry_run="All", serializer=_raw),
         )
-        return cast(Obj, applied.to_dict())
+        return cast(Obj, applied)
 
     def is_namespaced(self, api_version: str, kind: str) -> bool:
         """Whether objects of this kind live in namespaces (from discovery)."""
@@ -249,9 +257,9 @@ class Kube:
         patched = self._call(
             f"patch {kind} {_ref(namespace, name)}",
             lambda: self._dynamic.patch(resource, body=patch, name=name, namespace=namespace,
-                                        content_type="application/merge-patch+json"),
+                                        content_type="application/merge-patch+json", serializer=_raw),
         )
-        return cast(Obj, patched.to_dict())
+        return cast(Obj, patched)
 
     def delete(
         self, api_version: str, kind: str, name: str, *, namespace: str | None = None,
