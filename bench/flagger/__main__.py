@@ -140,14 +140,14 @@ def _measure(chosen: list[int], *, idle: float, keep: bool) -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-OTHER_SECTIONS = "\n## Git sync at size"
+OTHER_SECTIONS = ("\n## One process at size", "\n## Git sync at size")
 """Where the sections other benchmarks write into docs/benchmarks.md begin; a new run keeps them."""
 
 
 def _kept_sections() -> str:
     current = DOC.read_text() if DOC.exists() else ""
-    start = current.find(OTHER_SECTIONS)
-    return current[start:] if start >= 0 else ""
+    starts = [found for found in (current.find(heading) for heading in OTHER_SECTIONS) if found >= 0]
+    return current[min(starts):] if starts else ""
 
 
 def _write_doc(results: list[SizeResult], *, date: str, idle: float) -> None:
