@@ -117,8 +117,9 @@ def metric_svg(series: MetricSeries, *, start: dt.datetime | None = None, salt: 
         values = [p.value for p in known if p.value is not None]
         low = series.min if series.min is not None else min([*values, series.max or 0]) - 1
         high = series.max if series.max is not None else max([*values, series.min or 0]) + 1
-        span = max(high - low, 1e-9)
-        bottom, top = min([*values, low]) - 0.1 * span, max([*values, high]) + 0.1 * span
+        lowest, highest = min([*values, low]), max([*values, high])
+        pad = 0.08 * ((highest - lowest) or 1.0)
+        bottom, top = lowest - pad, highest + pad
         axes.set_ylim(bottom, top)
         axes.axhspan(low if series.min is not None else bottom, high if series.max is not None else top,
                      color=BAND_COLOUR, alpha=0.35, gid=f"{name}-band", label="threshold range")
@@ -134,6 +135,8 @@ def metric_svg(series: MetricSeries, *, start: dt.datetime | None = None, salt: 
             if chosen:
                 axes.plot([x for x, _ in chosen], [v for _, v in chosen], linestyle="none", marker="o",
                           markersize=5, color=colour, gid=f"{name}-points-{label}", label=label)
+        if start is not None:  # every chart of a run begins at its start, so that their steps line up
+            axes.set_xlim(left=min(0.0, *xs))
         _time_axis(axes, axis)
         axes.legend(loc="best", fontsize=8, frameon=False)
         return _svg(figure, salt)

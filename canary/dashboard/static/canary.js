@@ -18,11 +18,17 @@ function chartId(metric) {
   return metric.replace(/[^A-Za-z0-9-]+/g, "-").replace(/^-+|-+$/g, "") || "metric";
 }
 
+let requested = 0;
+
+// Charts of two refreshes may arrive out of order: only the newest request's answer is shown.
 async function svgInto(container, url) {
+  const mine = String(++requested);
+  container.dataset.requested = mine;
   const response = await fetch(url);
-  if (!response.ok) { container.textContent = "chart unavailable: " + (await response.text()); return; }
-  container.innerHTML = await response.text();  // our own server's SVG (matplotlib escapes its text)
-  container.dataset.drawn = String(Date.now());
+  const text = await response.text();
+  if (container.dataset.requested !== mine) return;
+  if (!response.ok) { container.textContent = "chart unavailable: " + text; return; }
+  container.innerHTML = text;  // our own server's SVG (matplotlib escapes its text)
 }
 
 function fillTable(id, items, columns) {
@@ -34,6 +40,14 @@ function fillTable(id, items, columns) {
     }
     return tr;
   }));
+}
+
+// An Event's time as the browser's local clock; today's without the date.
+function clock(iso) {
+  const when = new Date(iso);
+  if (Number.isNaN(when.getTime())) return iso;
+  const today = when.toDateString() === new Date().toDateString();
+  return today ? when.toLocaleTimeString() : when.toLocaleString();
 }
 
 function range(min, max) {
@@ -53,14 +67,15 @@ function show(detail) {
   document.getElementById("revision").textContent = detail.revision || "-";
   document.getElementById("promoted").textContent = detail.promotedRevision || "-";
   document.getElementById("git").textContent = detail.git
-    ? "source " + detail.git.source + ", commit " + (detail.git.commit || "-").slice(0, 12) + " (synced " + detail.git.synced + ")"
+    ? "source " + detail.git.source + ", last applied commit " + (detail.git.commit || "-").slice(0, 12)
+      + " (synced " + detail.git.synced + ")"
     : "-";
   document.getElementById("message").textContent = detail.message || "";
   fillTable("analysis", detail.metrics, [(m) => m.name, (m) => (m.value === null ? "no data" : number(m.value)),
     (m) => range(m.min, m.max), (m) => [m.verdict, "verdict-" + m.verdict], (m) => m.message]);
   fillTable("webhooks", detail.webhooks, [(w) => w.name, (w) => w.type,
     (w) => [w.result || "nothing refused", w.warning ? "warn" : ""], (w) => w.time || ""]);
-  fillTable("events", detail.events, [(e) => e.time, (e) => [e.type, e.type === "Warning" ? "warn" : ""],
+  fillTable("events", detail.events, [(e) => clock(e.time), (e) => [e.type, e.type === "Warning" ? "warn" : ""],
     (e) => e.reason, (e) => e.message]);
   const charts = document.getElementById("metric-charts");
   for (const metric of detail.charts) {
