@@ -115,8 +115,8 @@ def local_build(
 def local_up(
     state_dir: StateDir = None,
     nodes: Annotated[int | None, typer.Option(
-        min=1, help=f"How many kwok nodes to create (each holds {kwok.MAX_PODS} pods, a kubelet's default) "
-        "[default: 2]")] = None,
+        min=1, help=f"How many kwok nodes to create, 2 for a new stack; each holds {kwok.MAX_PODS} pods (a "
+        "kubelet's default), so 1000 canaries of each of two controllers need 20 or more.")] = None,
     audit_log: Annotated[Path | None, typer.Option(
         "--audit-log", dir_okay=False, help="Have kube-apiserver write an audit log (one JSON line per request at "
         "Metadata level: user, User-Agent, verb, resource, code) to this file. It is never rotated; the stack "
