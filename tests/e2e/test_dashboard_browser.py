@@ -16,6 +16,7 @@ import sys
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
@@ -102,7 +103,18 @@ def _timeline_values(kube: Kube, namespace: str, metric: str) -> list[float]:
             if (p.get("metrics") or {}).get(metric) is not None]
 
 
-def test_the_list_follows_a_release_live_and_the_canary_page_charts_its_metrics_against_their_thresholds(
+def _drawn(page: Page, chart: str, metric: str) -> dict[str, Any]:
+    """Where the browser laid out a metric chart's threshold band (top and bottom) and the centres of its passed
+    and failed markers, in page pixels (y grows downwards)."""
+    return dict(page.evaluate("""([chart, metric]) => {
+        const band = document.querySelector(`${chart} g#${metric}-band path`).getBoundingClientRect();
+        const centres = kind => [...document.querySelectorAll(`${chart} g#${metric}-points-${kind} use`)]
+            .map(u => u.getBoundingClientRect()).map(r => r.top + r.height / 2);
+        return {top: band.top, bottom: band.bottom, passed: centres("passed"), failed: centres("failed")};
+    }""", [chart, metric]))
+
+
+def test_the_list_follows_a_release_live_and_the_canary_page_charts_metrics_against_their_thresholds(
     kube: Kube, namespace: str, controller: ControllerProcess, dashboard: str, page: Page, tmp_path: Path
 ) -> None:
     _judged_web(kube, namespace, stepWeight=25, maxWeight=50)
@@ -140,18 +152,33 @@ def test_the_list_follows_a_release_live_and_the_canary_page_charts_its_metrics_
     values = _timeline_values(kube, namespace, "request-success-rate")
     assert values, "the timeline recorded the success rate"
     # The markers the browser laid out, and the threshold band: every passing value is drawn inside it.
-    drawn = page.evaluate("""chart => {
-        const band = document.querySelector(`${chart} g#request-success-rate-band path`).getBoundingClientRect();
-        const points = [...document.querySelectorAll(`${chart} g#request-success-rate-points-passed use`)]
-            .map(u => u.getBoundingClientRect()).map(r => r.top + r.height / 2);
-        return {top: band.top, bottom: band.bottom, points};
-    }""", chart)
-    assert len(drawn["points"]) == len(values) == len([v for v in values if v >= 99])
-    assert all(drawn["top"] <= y <= drawn["bottom"] for y in drawn["points"]), drawn
+    drawn = _drawn(page, chart, "request-success-rate")
+    assert len(drawn["passed"]) == len(values) == len([v for v in values if v >= 99])
+    assert all(drawn["top"] <= y <= drawn["bottom"] for y in drawn["passed"]), drawn
     weights = page.locator("#chart-weights g#weights-canary use")
     assert weights.count() == len(canary_status(kube, namespace, "web")["timeline"]["points"])
-    assert page.locator("#events tbody tr", has_text="Promotion completed").count() + page.locator(
-        "#events tbody tr", has_text="Copying web template").count() >= 1
+    assert page.locator("#events tbody tr", has_text="Promotion completed").count() == 1
+
+    # A bad release, watched on the same page: its failing values are drawn red, below the band. Five steps
+    # of analysis leave the traffic simulator time to see the new pods' errors on a loaded machine.
+    kube.merge_patch("canary.dev/v1alpha1", "Canary", "web", {"spec": {"analysis": {"stepWeight": 10}}},
+                     namespace=namespace)
+    release(kube, namespace, "web:3", annotations={"sim.canary.dev/error-rate": "30"})
+    _wait_in_page(page, "() => document.querySelector('#phase').dataset.phase === 'Failed'",
+                  what="the canary page to show Failed")
+    failing = [v for v in _timeline_values(kube, namespace, "request-success-rate") if v < 99]
+    assert len(failing) >= 2, "two failed checks rolled it back"
+    _wait_in_page(page, "([chart, count]) => document.querySelectorAll("
+                  "`${chart} g#request-success-rate-points-failed use`).length === count",
+                  arg=[chart, len(failing)], what=f"the chart to draw the {len(failing)} failing values",
+                  timeout=10_000)
+    drawn = _drawn(page, chart, "request-success-rate")
+    assert all(y > drawn["bottom"] for y in drawn["failed"]), drawn
+    steps = len(canary_status(kube, namespace, "web")["timeline"]["points"])
+    _wait_in_page(page, "count => document.querySelectorAll('#chart-weights g#weights-canary use').length === count",
+                  arg=steps, what=f"the weights chart to draw the run's {steps} steps, the rollback last",
+                  timeout=10_000)
+    assert page.locator("#chart-weights text", has_text="rollback").count() == 1
     _screenshot(page, tmp_path, "dashboard-canary")
 
 
