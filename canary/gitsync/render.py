@@ -7,14 +7,24 @@ is built with ``kustomize build`` or ``kubectl kustomize`` (``canary.gitsync.kus
 holding a Chart.yaml with ``helm template`` (``canary.gitsync.helm``), instead of reading its files.
 Rendering goes on after a problem so that one ``RenderError`` reports every broken file at once: a
 commit with any problem must apply nothing, and its author should see all of them in one go.
+
+A ``DocumentCache`` (one per source, kept by the sync loop) keeps each plain file's parsed objects by
+the digest of its bytes, so that a commit changing one file of thousands parses one file: rendered
+objects are shared with the cache, never copied, and so never mutated by their readers.
 """
 
 from __future__ import annotations
 
+import base64
+import functools
+import hashlib
 import json
+import os
+import stat
 import subprocess
+import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -28,6 +38,9 @@ from canary.kube import Obj
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
+RACY_SECONDS = 2  # see DocumentCache
+# libyaml's parser (with PyYAML's safe constructor) reads a tree of thousands of files five times faster.
+_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 # A kustomization's entries that name files or folders it loads.
 _KUSTOMIZE_PATH_FIELDS = ("resources", "bases", "components")
 KUSTOMIZE_TIMEOUT = 60.0
@@ -45,12 +58,48 @@ class Source:
         return f"{self.file}, document {self.document}"
 
 
+def digest(body: Obj) -> str:
+    """A short digest of a manifest's content (its canonical JSON): equal manifests, equal digests."""
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
+    return base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()[:16]).decode().rstrip("=")
+
+
 @dataclass(frozen=True)
 class RenderedObject:
-    """One Kubernetes object as written in Git."""
+    """One Kubernetes object as written in Git; ``body`` is shared (with the render cache) and never changed."""
 
     body: Obj
     source: Source
+
+    @functools.cached_property
+    def digest(self) -> str:
+        """The digest of ``body`` (``digest``), worked out once."""
+        return digest(self.body)
+
+
+@dataclass(frozen=True)
+class _Parsed:
+    """One file as the cache keeps it: the digest of its bytes, what ``stat`` said of it, when it was read,
+    and its objects."""
+
+    key: bytes
+    stat: tuple[int, int, int, int]
+    read_at: int
+    objects: tuple[RenderedObject, ...]
+
+
+@dataclass
+class DocumentCache:
+    """The objects of each plain manifest file rendered last time, by the file's name and the digest of its
+    bytes; files with problems are not kept (their problems are reported at every render).
+
+    A file whose inode, size, modification and change times are those it had when it was read is
+    not even read again, like the entries of Git's index; unless it changed within ``RACY_SECONDS``
+    before that read, since a write in the same tick of the file system's clock would leave its
+    times as they were (Git's "racily clean" files).
+    """
+
+    files: dict[str, _Parsed] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -70,9 +119,11 @@ class RenderError(PermanentError):
 
 
 def render(root: Path, paths: Sequence[str], *, charts: Sequence[HelmChart] = (),
-           kustomize_timeout: float = KUSTOMIZE_TIMEOUT, helm_timeout: float = HELM_TIMEOUT) -> Rendered:
+           kustomize_timeout: float = KUSTOMIZE_TIMEOUT, helm_timeout: float = HELM_TIMEOUT,
+           cache: DocumentCache | None = None) -> Rendered:
     """Render every manifest under ``paths`` (relative to ``root``), each chart with its settings from
-    ``charts`` (by path; defaults for a chart not listed); raise ``RenderError`` on any problem."""
+    ``charts`` (by path; defaults for a chart not listed); raise ``RenderError`` on any problem. Plain
+    files unchanged since the render that filled ``cache`` are not parsed again."""
     root = root.resolve()
     problems: list[str] = []
     units: dict[str, Path] = {}
@@ -81,11 +132,18 @@ def render(root: Path, paths: Sequence[str], *, charts: Sequence[HelmChart] = ()
             units.setdefault(_relative(root, unit), unit)
     settings = {_normal(chart.path): chart for chart in charts}
     objects: list[RenderedObject] = []
+    kept: dict[str, _Parsed] = {}
     for name in sorted(units):
         unit = units[name]
-        if not unit.is_dir():
-            documents = [(Source(name, index), body) for index, body in _documents(unit, name, problems)]
-        elif (unit / CHART_FILE).is_file():
+        try:
+            status = unit.stat()
+        except OSError as exc:
+            problems.append(f"{name}: cannot read: {exc}")
+            continue
+        if not stat.S_ISDIR(status.st_mode):
+            objects.extend(_file_objects(unit, status, name, problems, cached=cache.files if cache else {}, kept=kept))
+            continue
+        if (unit / CHART_FILE).is_file():
             documents = _helm(root, unit, name, settings.pop(name, HelmChart(path=name)), problems,
                               timeout=helm_timeout)
         else:
@@ -100,9 +158,43 @@ def render(root: Path, paths: Sequence[str], *, charts: Sequence[HelmChart] = ()
     for path in settings:
         problems.append(f"{path}: the source's charts name it, but there is no chart (a folder with {CHART_FILE}) "
                         "there under the source's paths")
+    if cache is not None:
+        cache.files = kept  # files gone from the tree leave the cache
     if problems:
         raise RenderError(problems)
     return Rendered(objects=tuple(objects))
+
+
+def _file_objects(path: Path, status: os.stat_result, name: str, problems: list[str], *,
+                  cached: dict[str, _Parsed], kept: dict[str, _Parsed]) -> tuple[RenderedObject, ...]:
+    """The objects of one manifest file: from ``cached`` when it is the same file (see ``DocumentCache``),
+    else parsed (and put in ``kept`` when it has no problem)."""
+    hit = cached.get(name)
+    seen = (status.st_ino, status.st_size, status.st_mtime_ns, status.st_ctime_ns)
+    if hit is not None and hit.stat == seen and status.st_ctime_ns < hit.read_at - RACY_SECONDS * 1_000_000_000:
+        kept[name] = hit
+        return hit.objects
+    read_at = time.time_ns()
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        problems.append(f"{name}: cannot read: {exc}")
+        return ()
+    key = hashlib.sha256(data).digest()
+    if hit is not None and hit.key == key:
+        kept[name] = _Parsed(key, seen, read_at, hit.objects)
+        return hit.objects
+    before = len(problems)
+    found = []
+    for index, body in _documents(path, data, name, problems):
+        missing = _missing_fields(body)
+        if missing:
+            problems.append(f"{Source(name, index)}: missing {', '.join(missing)}")
+        else:
+            found.append(RenderedObject(body=body, source=Source(name, index)))
+    if len(problems) == before:
+        kept[name] = _Parsed(key, seen, read_at, tuple(found))
+    return tuple(found)
 
 
 def _normal(path: str) -> str:
@@ -140,9 +232,20 @@ def _walk(root: Path, folder: Path, problems: list[str], *, seen: set[Path]) -> 
     if (folder / CHART_FILE).is_file() or any((folder / name).is_file() for name in KUSTOMIZATION_FILES):
         yield folder  # rendered by helm or kustomize as a whole; its files are not manifests
         return
-    for entry in sorted(folder.iterdir()):
-        if entry.name.startswith("."):
+    with os.scandir(folder) as listing:
+        found = sorted(listing, key=lambda e: e.name)
+    for item in found:
+        if item.name.startswith("."):
             continue  # .git and editor files are not manifests
+        entry = folder / item.name
+        if not item.is_symlink():
+            # ``folder`` is a real path, so an entry that is no symlink is real too (no resolve: a
+            # tree of thousands of files would pay a system call per part of each path).
+            if item.is_dir(follow_symlinks=False):
+                yield from _walk(root, entry, problems, seen=seen)
+            elif item.is_file(follow_symlinks=False) and entry.suffix in MANIFEST_SUFFIXES:
+                yield entry
+            continue
         real = entry.resolve()
         if not _inside(root, real):
             if entry.is_dir() or entry.suffix in MANIFEST_SUFFIXES:
@@ -155,11 +258,12 @@ def _walk(root: Path, folder: Path, problems: list[str], *, seen: set[Path]) -> 
             yield real
 
 
-def _documents(path: Path, name: str, problems: list[str]) -> list[tuple[int, Obj]]:
-    """The non-empty documents of one file with their positions; problems recorded, not raised."""
+def _documents(path: Path, data: bytes, name: str, problems: list[str]) -> list[tuple[int, Obj]]:
+    """The non-empty documents of one file (its bytes ``data``) with their positions; problems recorded, not
+    raised."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
         problems.append(f"{name}: cannot read: {exc}")
         return []
     if path.suffix == ".json":
@@ -174,6 +278,15 @@ def _documents(path: Path, name: str, problems: list[str]) -> list[tuple[int, Ob
 
 
 def _yaml_documents(text: str, name: str, problems: list[str]) -> list[tuple[int, Obj]]:
+    try:
+        return _mappings(list(yaml.load_all(text, Loader=_LOADER)), name, problems)
+    except (yaml.YAMLError, ValueError, RecursionError):
+        # Read it again with PyYAML's own parser, whose messages (and the documents read before the
+        # problem) are the ones to report; only broken files pay for the second read.
+        return _yaml_documents_slowly(text, name, problems)
+
+
+def _yaml_documents_slowly(text: str, name: str, problems: list[str]) -> list[tuple[int, Obj]]:
     loaded: list[Any] = []
     try:
         for document in yaml.safe_load_all(text):
@@ -263,16 +376,16 @@ def _escaping_entries(root: Path, folder: Path, name: str) -> list[str]:
     if not isinstance(kustomization, dict):
         return [f"{name}/{path.name}: expected a mapping"]
     problems = []
-    for field in _KUSTOMIZE_PATH_FIELDS:
-        entries = kustomization.get(field) or []
+    for key in _KUSTOMIZE_PATH_FIELDS:
+        entries = kustomization.get(key) or []
         for entry in entries if isinstance(entries, list) else []:
             if not isinstance(entry, str):
                 continue
             if "://" in entry or entry.startswith(("github.com/", "git@")):
-                problems.append(f"{name}/{path.name}: {field} entry {entry!r} is remote; only files in the "
+                problems.append(f"{name}/{path.name}: {key} entry {entry!r} is remote; only files in the "
                                 "repository may be rendered")
             elif not _inside(root, (folder / entry).resolve()):
-                problems.append(f"{name}/{path.name}: {field} entry {entry!r} resolves outside the repository")
+                problems.append(f"{name}/{path.name}: {key} entry {entry!r} resolves outside the repository")
     return problems
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from canary.gitsync import kustomize
-from canary.gitsync.render import RenderError, Source, render
+from canary.gitsync.render import DocumentCache, RenderError, Source, digest, render
 
 DEPLOYMENT = """\
 apiVersion: apps/v1
@@ -262,3 +262,32 @@ def test_a_kustomizations_generators_are_built(tmp_path: Path) -> None:
 
     assert settings.body["data"] == {"color": "blue"}
     assert settings.body["metadata"]["name"].startswith("settings-"), "kustomize's name suffix hash"
+
+
+def test_with_a_cache_only_changed_files_are_parsed_again_and_removed_files_leave_it(tmp_path: Path) -> None:
+    for name in ("a", "b", "c"):
+        write(tmp_path, f"k8s/{name}.yaml", configmap(name))
+    cache = DocumentCache()
+    first = {o.body["metadata"]["name"]: o for o in render(tmp_path, ["k8s"], cache=cache).objects}
+    write(tmp_path, "k8s/b.yaml", configmap("b") + "data:\n  key: new\n")
+    (tmp_path / "k8s/c.yaml").unlink()
+
+    second = {o.body["metadata"]["name"]: o for o in render(tmp_path, ["k8s"], cache=cache).objects}
+
+    assert second["a"] is first["a"], "an unchanged file's objects are the ones rendered before"
+    assert second["b"].body["data"] == {"key": "new"}
+    assert second["b"].digest != first["b"].digest
+    assert sorted(cache.files) == ["k8s/a.yaml", "k8s/b.yaml"]
+
+
+def test_with_a_cache_a_broken_file_is_reported_at_every_render(tmp_path: Path) -> None:
+    write(tmp_path, "k8s/a.yaml", "apiVersion: v1\nkind: ConfigMap\n")
+    cache = DocumentCache()
+    for _ in range(2):
+        with pytest.raises(RenderError) as caught:
+            render(tmp_path, ["k8s"], cache=cache)
+        assert caught.value.problems == ("k8s/a.yaml, document 1: missing metadata.name",)
+
+
+def test_a_digest_is_the_same_for_the_same_content_whatever_the_order_of_keys() -> None:
+    assert digest({"a": 1, "b": {"c": 2}}) == digest({"b": {"c": 2}, "a": 1}) != digest({"a": 1, "b": {"c": 3}})
