@@ -8,6 +8,14 @@ cluster, runs the plan and records the source's inventory.
 Rules that keep the sync from losing anything or fighting the engine:
 - A server-side dry run comes before every write; an object whose dry run equals the live object
   (content and our field ownership) is not written, so its resourceVersion stays.
+- An object is neither dry-run nor written when the inventory confirms it (``Confirmed``): Git's
+  manifest has the digest it had when the sync last saw the object match it, and, with ``verify``
+  ``cluster``, the object still has the resourceVersion it had then (nobody has written to it since,
+  so it still matches) or, after writes, the same content and our field ownership (a status update
+  does not make it differ from Git). ``cluster`` reads every object with one LIST per kind and
+  namespace; a write by anyone (kubectl edit, a deletion) that touches content changes both, so
+  drift is found and corrected. ``changes`` (the controller's sync of a new commit between
+  resyncs) reads and checks only what Git changed and trusts the rest until the next resync.
 - Namespaces and CRDs are applied first and the CRDs waited on, so the rest can use them. A stage
   whose dry runs fail writes nothing, and later stages do not run.
 - Objects the canary engine generates (owned by a canary.dev Canary) are never touched, and a
@@ -21,16 +29,24 @@ from __future__ import annotations
 import copy
 import difflib
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
-from canary.errors import CanaryError, PermanentError, WaitTimeout
-from canary.gitsync.inventory import FIELD_MANAGER, Inventory, InventoryStore, ObjectRef, ordered_union
-from canary.gitsync.render import Rendered, RenderedObject, RenderError
+from canary.errors import CanaryError, Forbidden, PermanentError, WaitTimeout
+from canary.gitsync.inventory import (
+    FIELD_MANAGER,
+    Confirmed,
+    Identity,
+    Inventory,
+    InventoryStore,
+    ObjectRef,
+    ordered_union,
+)
+from canary.gitsync.render import Rendered, RenderedObject, RenderError, digest
 from canary.kube import Obj
 from canary.kube.client import Kube
 from canary.kube.conditions import is_true
@@ -38,7 +54,7 @@ from canary.models.base import API_VERSION as CANARY_API_VERSION
 from canary.models.canary import CanaryHead
 from canary.waiting import wait_until
 
-Identity = tuple[str, str, str, str]
+Verify = Literal["cluster", "changes"]
 IGNORE_ANNOTATION = "canary.dev/ignore"
 PRUNE_ANNOTATION = "canary.dev/prune"
 ENABLED_ANNOTATION = "canary.dev/enabled"
@@ -46,6 +62,11 @@ CRD_API_VERSION = "apiextensions.k8s.io/v1"
 _CANARY_GROUP = CANARY_API_VERSION.partition("/")[0]
 _FIRST_STAGE = {("", "Namespace"), ("apiextensions.k8s.io", "CustomResourceDefinition")}
 _VOLATILE_METADATA = ("resourceVersion", "generation", "managedFields")
+NOT_VALIDATED = "not validated: it needs a namespace or CRD that this sync creates"
+# From this many objects of one kind in one namespace, one LIST reads them instead of a GET each.
+LIST_FROM = 4
+# From this many namespaces, one LIST of Canaries in all namespaces instead of one per namespace.
+CANARIES_LIST_ALL_FROM = 4
 
 
 @dataclass(frozen=True)
@@ -59,10 +80,13 @@ class PrunePolicy:
 
 @dataclass(frozen=True)
 class ClusterView:
-    """What ``plan`` needs to know of the cluster: live objects by identity, and canary targets."""
+    """What ``plan`` needs to know of the cluster: live objects by identity, canary targets, and the objects
+    known to match Git already (``trusted``: confirmed by the inventory; their live copies are not kept)."""
 
     live: Mapping[Identity, Obj]
     canary_targets: frozenset[tuple[str, str]] = frozenset()  # (namespace, Deployment name)
+    trusted: frozenset[Identity] = frozenset()
+    reconfirmed: Mapping[Identity, Confirmed] = field(default_factory=dict)  # trusted at a new resourceVersion
 
     def get(self, ref: ObjectRef) -> Obj | None:
         """The live object at ``ref``, or None."""
@@ -78,6 +102,7 @@ class Step:
     source: str
     live: Obj | None
     note: str = ""
+    digest: str = ""  # of Git's manifest (RenderedObject.digest)
 
 
 @dataclass(frozen=True)
@@ -97,6 +122,8 @@ class Plan:
     prune: tuple[ObjectRef, ...]  # candidates, in deletion order (the reverse of apply order)
     prune_blocked: str | None
     problems: tuple[str, ...]
+    unchanged: tuple[ObjectRef, ...] = ()  # trusted: neither read, dry-run nor written
+    order: tuple[ObjectRef, ...] = ()  # the steps and the unchanged objects, in apply order
 
     @property
     def steps(self) -> tuple[Step, ...]:
@@ -106,7 +133,8 @@ class Plan:
 
 @dataclass(frozen=True)
 class Change:
-    """An object created or changed (or that would be, in a dry run), with a unified diff of live vs desired."""
+    """An object created or changed (or that would be, in a dry run), with a unified diff of live vs desired
+    in a dry run (a real sync does not spend the time: nothing shows it)."""
 
     ref: ObjectRef
     diff: str
@@ -172,14 +200,21 @@ def plan(desired: Sequence[RenderedObject], inventory: Inventory | None, cluster
     problems: list[str] = []
     skipped: list[Skip] = []
     stages: tuple[list[Step], list[Step]] = ([], [])
-    seen: dict[Identity, str] = {}
+    unchanged: list[ObjectRef] = []
+    order: tuple[list[ObjectRef], list[ObjectRef]] = ([], [])
+    seen: dict[Identity, Any] = {}
     for obj in desired:
         ref = ObjectRef.of(obj.body)
-        where = str(obj.source)
         if ref.identity in seen:
-            problems.append(f"{where}: {ref} is also defined in {seen[ref.identity]}")
+            problems.append(f"{obj.source}: {ref} is also defined in {seen[ref.identity]}")
             continue
-        seen[ref.identity] = where
+        seen[ref.identity] = obj.source  # formatted only for a problem: thousands of objects pass here
+        stage = 0 if ref.identity[:2] in _FIRST_STAGE else 1
+        if ref.identity in cluster.trusted:
+            unchanged.append(ref)
+            order[stage].append(ref)
+            continue
+        where = str(obj.source)
         live = cluster.get(ref)
         if "true" in (_annotation(obj.body, IGNORE_ANNOTATION), _annotation(live, IGNORE_ANNOTATION)):
             skipped.append(Skip(ref, f'annotated {IGNORE_ANNOTATION}: "true"'))
@@ -189,7 +224,8 @@ def plan(desired: Sequence[RenderedObject], inventory: Inventory | None, cluster
             skipped.append(Skip(ref, f"generated by the canary engine for Canary {owner}; not synced"))
             continue
         body, note = _leave_engine_fields(ref, obj.body, live, cluster)
-        stages[0 if ref.identity[:2] in _FIRST_STAGE else 1].append(Step(ref, body, where, live, note))
+        stages[stage].append(Step(ref, body, where, live, note, obj.digest))
+        order[stage].append(ref)
 
     candidates: list[ObjectRef] = []
     left = [r for r in (inventory.objects if inventory else ()) if r.identity not in seen]
@@ -206,7 +242,8 @@ def plan(desired: Sequence[RenderedObject], inventory: Inventory | None, cluster
         else:
             candidates.append(ref)
     return Plan(stages=(tuple(stages[0]), tuple(stages[1])), skipped=tuple(skipped), prune=tuple(candidates),
-                prune_blocked=_prune_guard(candidates, inventory, policy), problems=tuple(problems))
+                prune_blocked=_prune_guard(candidates, inventory, policy), problems=tuple(problems),
+                unchanged=tuple(unchanged), order=(*order[0], *order[1]))
 
 
 def _prune_guard(candidates: Sequence[ObjectRef], inventory: Inventory | None, policy: PrunePolicy) -> str | None:
@@ -253,6 +290,8 @@ class _Run:
     skipped: list[Skip] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     prune_blocked: str | None = None
+    confirmed: dict[Identity, Confirmed] = field(default_factory=dict)  # what this sync saw match Git
+    unconfirmed: set[Identity] = field(default_factory=set)  # earlier confirmations this sync makes stale
 
     def report(self) -> SyncReport:
         return SyncReport(source=self.source, revision=self.revision, dry_run=self.dry_run,
@@ -263,11 +302,14 @@ class _Run:
 
 def sync(kube: Kube, rendered: Rendered | RenderError, *, source: str, inventory_store: InventoryStore,
          dry_run: bool, prune: bool, max_prune_fraction: float = 0.5, allow_mass_prune: bool = False,
-         revision: str | None = None, default_namespace: str = "default", crd_timeout: float = 60.0) -> SyncReport:
+         revision: str | None = None, default_namespace: str = "default", crd_timeout: float = 60.0,
+         verify: Verify = "cluster") -> SyncReport:
     """Apply ``rendered`` (the commit ``revision`` of ``source``), prune, and save the inventory.
 
     A ``RenderError`` is accepted in place of a render so that the failure is recorded in the
     inventory like any other: nothing is applied or pruned. ``dry_run`` writes nothing at all.
+    ``verify`` says which objects confirmed by the inventory are checked against the cluster (see the
+    module's docstring): ``cluster`` for a resync, which corrects drift; ``changes`` for a new commit.
     """
     run = _Run(source=source, revision=revision, dry_run=dry_run)
     try:
@@ -281,7 +323,7 @@ def sync(kube: Kube, rendered: Rendered | RenderError, *, source: str, inventory
         return run.report()
     try:
         desired = _with_namespaces(kube, rendered.objects, default_namespace)
-        view = _observe(kube, desired, previous)
+        view = _observe(kube, desired, previous, verify=verify)
     except CanaryError as exc:
         run.errors.append(str(exc))
         _record(inventory_store, run, previous, applied=())
@@ -289,16 +331,24 @@ def sync(kube: Kube, rendered: Rendered | RenderError, *, source: str, inventory
     decided = plan(desired, previous, view, policy=PrunePolicy(enabled=prune, max_fraction=max_prune_fraction,
                                                               allow_mass_prune=allow_mass_prune))
     run.skipped.extend(decided.skipped)
+    run.unchanged.extend(decided.unchanged)
+    run.confirmed.update(view.reconfirmed)
     if decided.problems:
         run.errors.extend(decided.problems)
         _record(inventory_store, run, previous, applied=())
         return run.report()
     pending: tuple[ObjectRef, ...] = ()
+    # What this sync may write, or leaves alone, loses its earlier confirmation unless the sync confirms it
+    # again: a body trimmed for the engine, or a failed apply, may have changed the object, and a later
+    # commit going back to the confirmed manifest must apply it (without ``cluster``'s resourceVersion
+    # check, a stale confirmation would hide that).
+    run.unconfirmed.update(s.ref.identity for s in decided.steps)
+    run.unconfirmed.update(s.ref.identity for s in decided.skipped)
     if _apply_stages(kube, decided, run, crd_timeout=crd_timeout):
         pending = _prune(kube, decided, run)
     elif decided.prune:
         run.prune_blocked = f"nothing pruned: {len(run.errors)} error(s) while applying"
-    _record(inventory_store, run, previous, applied=tuple(s.ref for s in decided.steps), pending=pending)
+    _record(inventory_store, run, previous, applied=decided.order, pending=pending)
     return run.report()
 
 
@@ -309,6 +359,10 @@ def _record(store: InventoryStore, run: _Run, previous: Inventory | None, *, app
         return
     revision: str | None
     last_error: str | None
+    # Confirmations are facts about the past (this digest matched at that resourceVersion); those of the
+    # objects this sync did not touch stay, the others are replaced by what this sync saw.
+    confirmed = {k: v for k, v in (previous.confirmed if previous else {}).items() if k not in run.unconfirmed}
+    confirmed.update(run.confirmed)
     if run.errors:
         objects = ordered_union(applied, previous.objects if previous else ())
         revision, last_error = (previous.revision if previous else None), "\n".join(run.errors)
@@ -316,9 +370,11 @@ def _record(store: InventoryStore, run: _Run, previous: Inventory | None, *, app
         # Objects the guard kept stay listed, so that a later sync (with the override) can prune them.
         objects = ordered_union(applied, tuple(reversed(pending)))
         revision, last_error = run.revision, run.prune_blocked
+    listed = {r.identity for r in objects}
     try:
         store.save(Inventory(source=run.source, revision=revision, objects=objects, last_error=last_error,
-                             synced_at=datetime.now(UTC).isoformat(timespec="seconds")))
+                             synced_at=datetime.now(UTC).isoformat(timespec="seconds"),
+                             confirmed={k: v for k, v in confirmed.items() if k in listed}))
     except CanaryError as exc:
         run.errors.append(f"saving the inventory of source {run.source}: {exc}")
 
@@ -338,12 +394,18 @@ def _with_namespaces(kube: Kube, objects: Sequence[RenderedObject], default: str
         except PermanentError as exc:
             problems.append(f"{obj.source}: {exc}")
             continue
-        body = copy.deepcopy(obj.body)
-        if namespaced:
-            body["metadata"]["namespace"] = body["metadata"].get("namespace") or default
+        meta = obj.body["metadata"]
+        if namespaced and meta.get("namespace"):
+            resolved.append(obj)  # as written: shared, not copied (the render may keep it for the next pass)
+        elif namespaced:
+            resolved.append(RenderedObject(body={**obj.body, "metadata": {**meta, "namespace": default}},
+                                           source=obj.source))
+        elif "namespace" in meta:
+            resolved.append(RenderedObject(body={**obj.body, "metadata": {k: v for k, v in meta.items()
+                                                                          if k != "namespace"}},
+                                           source=obj.source))
         else:
-            body["metadata"].pop("namespace", None)
-        resolved.append(RenderedObject(body=body, source=obj.source))
+            resolved.append(obj)
     if problems:
         raise PermanentError("; ".join(problems))
     return resolved
@@ -366,44 +428,105 @@ def _new_kinds(desired: Sequence[RenderedObject] | Sequence[Step], live: Callabl
     return found
 
 
-def _observe(kube: Kube, desired: Sequence[RenderedObject], previous: Inventory | None) -> ClusterView:
-    """Read the live copy of every desired and previously applied object, and the canary targets."""
+def _observe(kube: Kube, desired: Sequence[RenderedObject], previous: Inventory | None, *,
+             verify: Verify) -> ClusterView:
+    """Read what the plan needs of the cluster: the live copy of each desired object that the inventory does
+    not confirm (with ``cluster``, of each one, to confirm it by its resourceVersion), of each previously
+    applied object that left Git (to prune it), and the canary targets among the Deployments to apply."""
+    confirmed = previous.confirmed if previous else {}
+    refs = [ObjectRef.of(o.body) for o in desired]
+    same = {ref.identity for ref, obj in zip(refs, desired, strict=True)
+            if (seen := confirmed.get(ref.identity)) is not None and seen.digest == obj.digest}
+    trusted = set(same) if verify == "changes" else set()
     live: dict[Identity, Obj] = {}
-    for obj in desired:
-        if _is_crd(obj.body) or obj.body["kind"] == "Namespace":
-            ref = ObjectRef.of(obj.body)
-            if (found := kube.get(ref.api_version, ref.kind, ref.name)) is not None:
-                live[ref.identity] = found
-    unserved = _new_kinds(desired, lambda ref: live.get(ref.identity))
-    for obj in desired:
-        ref = ObjectRef.of(obj.body)
-        if ref.identity in live or ref.identity[:2] in unserved:
-            continue
-        if (found := kube.get(ref.api_version, ref.kind, ref.name, namespace=ref.namespace or None)) is not None:
-            live[ref.identity] = found
-    wanted = {ObjectRef.of(o.body).identity for o in desired}
-    for ref in previous.objects if previous else ():
-        if ref.identity in wanted:
-            continue
+
+    reconfirmed: dict[Identity, Confirmed] = {}
+
+    def keep(identity: Identity, obj: Obj) -> None:
+        version = str((obj.get("metadata") or {}).get("resourceVersion"))
+        seen = confirmed.get(identity)
+        if identity in same and seen is not None and version == seen.resource_version:
+            trusted.add(identity)  # nobody has written to it since it matched Git: no copy needed
+        elif identity in same and seen is not None and seen.live and seen.live == _live_digest(obj):
+            trusted.add(identity)  # written since, but not where Git's manifest or our ownership is
+            reconfirmed[identity] = Confirmed(seen.digest, version, seen.live)
+        else:
+            live[identity] = obj
+
+    # CRDs first: the kinds they define may not be served yet, and objects of those kinds cannot be read.
+    crds = {ref.identity for ref, obj in zip(refs, desired, strict=True) if _is_crd(obj.body)}
+    for identity, found in _read(kube, [r for r in refs if r.identity in crds and r.identity not in trusted]):
+        keep(identity, found)
+    unserved = _new_kinds([o for r, o in zip(refs, desired, strict=True) if r.identity not in trusted],
+                          lambda ref: live.get(ref.identity))
+    for identity, found in _read(kube, [r for r in refs if r.identity not in crds and r.identity not in trusted
+                                        and r.identity[:2] not in unserved]):
+        keep(identity, found)
+    wanted = {r.identity for r in refs}
+    for identity, found in _read(kube, [r for r in previous.objects if r.identity not in wanted] if previous
+                                 else [], lenient=True):
+        live[identity] = found
+    namespaces = {r.namespace for r in refs if r.identity[:2] == ("apps", "Deployment") and r.identity not in trusted}
+    return ClusterView(live=live, canary_targets=_canary_targets(kube, namespaces), trusted=frozenset(trusted),
+                       reconfirmed=reconfirmed)
+
+
+def _read(kube: Kube, refs: Iterable[ObjectRef], *, lenient: bool = False) -> Iterator[tuple[Identity, Obj]]:
+    """The live copies of those of ``refs`` that exist. ``lenient``: a kind no longer served (its CRD went)
+    has none, instead of being an error."""
+    groups: dict[tuple[str, str, str], list[ObjectRef]] = {}
+    for ref in refs:
+        groups.setdefault((ref.api_version, ref.kind, ref.namespace), []).append(ref)
+    for (api_version, kind, namespace), members in groups.items():
         try:
-            found = kube.get(ref.api_version, ref.kind, ref.name, namespace=ref.namespace or None)
+            yield from _read_group(kube, api_version, kind, namespace, members)
         except PermanentError:
-            continue  # its kind is no longer served (the CRD went), so neither is the object
+            if not lenient:
+                raise
+
+
+def _read_group(kube: Kube, api_version: str, kind: str, namespace: str,
+                members: Collection[ObjectRef]) -> Iterator[tuple[Identity, Obj]]:
+    """Objects of one kind in one namespace: one LIST from LIST_FROM of them (unless listing is forbidden;
+    not for CRDs, whose schemas make a list of all of them heavy), else a GET each."""
+    if len(members) >= LIST_FROM and kind != "CustomResourceDefinition":
+        wanted = {r.identity for r in members}
+        try:
+            listed = kube.list_objects(api_version, kind, namespace=namespace or None)
+        except Forbidden:
+            listed = None  # may read them one by one, not list them
+        if listed is not None:
+            for item in listed:
+                item["apiVersion"], item["kind"] = api_version, kind  # a list's items do not say
+                identity = ObjectRef.of(item).identity
+                if identity in wanted:
+                    yield identity, item
+            return
+    for ref in members:
+        found = kube.get(ref.api_version, ref.kind, ref.name, namespace=ref.namespace or None)
         if found is not None:
-            live[ref.identity] = found
-    return ClusterView(live=live, canary_targets=_canary_targets(kube, desired))
+            yield ref.identity, found
 
 
-def _canary_targets(kube: Kube, desired: Sequence[RenderedObject]) -> frozenset[tuple[str, str]]:
-    namespaces = {o.body["metadata"]["namespace"] for o in desired if o.body["kind"] == "Deployment"}
+def _canary_targets(kube: Kube, namespaces: Collection[str]) -> frozenset[tuple[str, str]]:
+    """The Deployments that Canaries in ``namespaces`` target, as (namespace, name)."""
     if not namespaces or not _canaries_served(kube):
         return frozenset()
+    canaries = None
+    if len(namespaces) >= CANARIES_LIST_ALL_FROM:
+        try:
+            canaries = kube.list_objects(CANARY_API_VERSION, "Canary")
+        except Forbidden:
+            canaries = None  # a namespaced install: one list per namespace
+    if canaries is None:
+        canaries = [c for namespace in sorted(namespaces)
+                    for c in kube.list_objects(CANARY_API_VERSION, "Canary", namespace=namespace)]
     targets = set()
-    for namespace in namespaces:
-        for canary in map(CanaryHead.of, kube.list_objects(CANARY_API_VERSION, "Canary", namespace=namespace)):
-            target = canary.spec.target_ref
-            if target.kind == "Deployment" and target.name:
-                targets.add((namespace, target.name))
+    for obj in canaries:
+        namespace = obj["metadata"].get("namespace") or ""
+        target = CanaryHead.of(obj).spec.target_ref
+        if namespace in namespaces and target.kind == "Deployment" and target.name:
+            targets.add((namespace, target.name))
     return frozenset(targets)
 
 
@@ -423,18 +546,21 @@ def _apply_stages(kube: Kube, decided: Plan, run: _Run, *, crd_timeout: float) -
     new_namespaces = {s.ref.name for s in first if s.ref.kind == "Namespace" and s.live is None}
     new_kinds = _new_kinds(first, lambda ref: next((s.live for s in first if s.ref == ref), None))
     for stage in decided.stages:
-        outcomes: list[tuple[Step, Obj | None]] = []
+        # Only the verdict of each dry run is kept until the stage is written, not its answer: a
+        # stage of thousands of objects would hold a second copy of each.
+        verdicts: list[tuple[Step, Change | None]] = []
         for step in stage:
             # A dry run cannot see the namespaces and CRDs that an earlier stage would have made.
             unseen = run.dry_run and (step.ref.namespace in new_namespaces or step.ref.identity[:2] in new_kinds)
             try:
-                outcomes.append((step, None if unseen else kube.apply_dry_run(step.body, field_manager=FIELD_MANAGER)))
+                verdicts.append((step, _verdict(step, None if unseen else kube.apply_dry_run(
+                    step.body, field_manager=FIELD_MANAGER), dry_run=run.dry_run)))
             except CanaryError as exc:
                 run.errors.append(f"{step.source}: {exc}")
         if run.errors:
             return False
-        for step, result in outcomes:
-            _write(kube, step, result, run)
+        for step, change in verdicts:
+            _write(kube, step, change, run)
         if run.errors:
             return False
         crds = [s.ref.name for s in stage if _is_crd(s.body)]
@@ -443,23 +569,48 @@ def _apply_stages(kube: Kube, decided: Plan, run: _Run, *, crd_timeout: float) -
     return True
 
 
-def _write(kube: Kube, step: Step, result: Obj | None, run: _Run) -> None:
-    """Apply ``step`` unless its dry run ``result`` equals the live object; tally either way."""
-    if result is None:  # not validated: see _apply_stages
-        run.created.append(Change(step.ref, _diff(step.ref, None, step.body), "not validated: it needs a "
-                                  "namespace or CRD that this sync creates"))
-        return
+def _verdict(step: Step, result: Obj | None, *, dry_run: bool) -> Change | None:
+    """None when the dry run's ``result`` equals the live object, else the change (with its diff in a dry
+    run; a ``result`` of None is an object the dry run could not validate: see _apply_stages)."""
+    if result is None:
+        return Change(step.ref, _diff(step.ref, None, step.body), NOT_VALIDATED)
     if step.live is not None and _comparable(result) == _comparable(step.live):
+        return None
+    return Change(step.ref, (_diff(step.ref, step.live, result) or "(field ownership only)\n") if dry_run else "",
+                  step.note)
+
+
+def _write(kube: Kube, step: Step, change: Change | None, run: _Run) -> None:
+    """Apply ``step`` when its dry run found a ``change``; tally either way."""
+    if change is None:
         run.unchanged.append(step.ref)
+        if step.live is not None:
+            _confirm(run, step, step.live)
         return
-    change = Change(step.ref, _diff(step.ref, step.live, result) or "(field ownership only)\n", step.note)
+    if change.note == NOT_VALIDATED:
+        run.created.append(change)
+        return
     if not run.dry_run:
         try:
-            kube.apply(step.body, field_manager=FIELD_MANAGER)
+            _confirm(run, step, kube.apply(step.body, field_manager=FIELD_MANAGER))
         except CanaryError as exc:
             run.errors.append(f"{step.source}: {exc}")
             return
     (run.created if step.live is None else run.changed).append(change)
+
+
+def _confirm(run: _Run, step: Step, seen: Obj) -> None:
+    """Record that the object ``seen`` matches Git's manifest of ``step``, unless what is applied depends on
+    more than the manifest and the object (a body trimmed for the engine depends on Canaries too)."""
+    version = (seen.get("metadata") or {}).get("resourceVersion")
+    if version is not None and step.digest and not step.note:
+        run.confirmed[step.ref.identity] = Confirmed(step.digest, str(version), _live_digest(seen))
+
+
+def _live_digest(obj: Obj) -> str:
+    """The digest of a live object as ``_comparable`` sees it: its content and our field ownership."""
+    content, ours = _comparable(obj)
+    return digest({"content": content, "ours": ours})
 
 
 def _wait_established(kube: Kube, names: Sequence[str], run: _Run, *, timeout: float) -> bool:

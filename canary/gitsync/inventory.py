@@ -3,17 +3,23 @@
 ``canary.gitsync.apply.sync`` loads the inventory before a sync (to find objects that left Git)
 and saves it after. It lives in the source's sync-state object ``canary-gitsync-<source>``, a
 ConfigMap or (``--git-sync-state secret``) a Secret, as JSON: the last applied commit, the objects
-in apply order, the last error and the time of the sync. The same object keeps the rollbacks the
-sync handled (``canary.gitsync.rollbacks``), each key written by its own field manager.
+in apply order (each with what the sync last confirmed of it: the digest of its manifest and the
+resourceVersion at which the cluster's object matched it, which lets a resync skip it while both
+hold), the last error and the time of the sync. The same object keeps the rollbacks the sync
+handled (``canary.gitsync.rollbacks``), each key written by its own field manager.
+
+The payload is compact (an object is a list, not a mapping; no indentation) because a ConfigMap
+holds at most 1 MiB: about 10,000 objects of typical names.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal, Protocol, get_args
 
 import structlog
@@ -47,7 +53,7 @@ class ObjectRef:
         meta = body["metadata"]
         return cls(body["apiVersion"], body["kind"], meta.get("namespace") or "", meta["name"])
 
-    @property
+    @functools.cached_property
     def identity(self) -> tuple[str, str, str, str]:
         """Group, kind, namespace and name: the same object whichever version of its API names it."""
         group = self.api_version.rpartition("/")[0]
@@ -57,34 +63,71 @@ class ObjectRef:
         return f"{self.kind} {self.namespace}/{self.name}" if self.namespace else f"{self.kind} {self.name}"
 
 
+Identity = tuple[str, str, str, str]
+
+
+@dataclass(frozen=True)
+class Confirmed:
+    """What a sync saw of one object: the cluster's object at ``resource_version`` matched (or was made to
+    match) the manifest whose ``digest`` (``canary.gitsync.render.RenderedObject.digest``) it applied, and
+    ``live`` is the digest of that object without what changes on every write (``canary.gitsync.apply``).
+
+    A fact about the past, so always safe to keep: it lets a later sync skip the object only while
+    Git's manifest still has that digest and the object still has that resourceVersion (which any
+    write to it, by anyone, changes) or, after a write, still has that content (a status update,
+    say, changes neither the object's spec and metadata nor the fields our apply owns).
+    """
+
+    digest: str
+    resource_version: str
+    live: str = ""
+
+
 @dataclass(frozen=True)
 class Inventory:
-    """The sync state of one source."""
+    """The sync state of one source; ``confirmed`` is keyed by ``ObjectRef.identity``."""
 
     source: str
     revision: str | None
     objects: tuple[ObjectRef, ...]
     last_error: str | None
     synced_at: str
+    confirmed: Mapping[Identity, Confirmed] = field(default_factory=dict)
 
     def to_json(self) -> str:
-        """The ConfigMap's payload."""
-        return json.dumps({
-            "source": self.source, "revision": self.revision, "lastError": self.last_error,
-            "syncedAt": self.synced_at,
-            "objects": [{"apiVersion": r.api_version, "kind": r.kind, "namespace": r.namespace, "name": r.name}
-                        for r in self.objects],
-        }, indent=1)
+        """The ConfigMap's payload: each object ``[apiVersion, kind, namespace, name]``, followed by its digest,
+        resourceVersion and live digest when confirmed."""
+        objects = []
+        for r in self.objects:
+            entry = [r.api_version, r.kind, r.namespace, r.name]
+            seen = self.confirmed.get(r.identity)
+            if seen is not None:
+                entry += [seen.digest, seen.resource_version, seen.live]
+            objects.append(entry)
+        return json.dumps({"source": self.source, "revision": self.revision, "lastError": self.last_error,
+                           "syncedAt": self.synced_at, "objects": objects}, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, text: str, *, where: str) -> Inventory:
-        """Parse a payload; ``where`` names its ConfigMap in errors."""
+        """Parse a payload (this format, or the earlier one of a mapping per object); ``where`` names its
+        ConfigMap in errors."""
         try:
             raw = json.loads(text)
-            objects = tuple(ObjectRef(str(o["apiVersion"]), str(o["kind"]), str(o.get("namespace") or ""),
-                                      str(o["name"])) for o in raw["objects"])
-            return cls(source=str(raw["source"]), revision=raw.get("revision"), objects=objects,
-                       last_error=raw.get("lastError"), synced_at=str(raw.get("syncedAt") or ""))
+            objects = []
+            confirmed = {}
+            for item in raw["objects"]:
+                entry = [item["apiVersion"], item["kind"], item.get("namespace") or "", item["name"]] \
+                    if isinstance(item, dict) else item
+                if not isinstance(entry, list) or len(entry) not in {4, 7}:
+                    raise ValueError(f"an object must be [apiVersion, kind, namespace, name(, digest, "
+                                     f"resourceVersion, live digest)], got {entry!r}")
+                ref = ObjectRef(*(str(part) for part in entry[:4]))
+                objects.append(ref)
+                if len(entry) == 7:
+                    confirmed[ref.identity] = Confirmed(str(entry[4]), str(entry[5]), str(entry[6]))
+            return cls(source=str(raw["source"]), revision=raw.get("revision"), objects=tuple(objects),
+                       last_error=raw.get("lastError"), synced_at=str(raw.get("syncedAt") or ""),
+                       confirmed=confirmed)
         except (ValueError, KeyError, TypeError) as exc:
             raise PermanentError(f"{where}: data.{DATA_KEY} is not a valid inventory ({exc!r}); fix or delete it, "
                                  "which forgets what this source applied (nothing will be pruned)") from exc
@@ -182,6 +225,9 @@ class KubeInventoryStore:
 
     def __init__(self, state: SyncState) -> None:
         self.state = state
+        # The last payload read or written per source, parsed: a pass reads the inventory several times
+        # and thousands of objects take longer to parse than to fetch.
+        self._parsed: dict[str, tuple[str, Inventory]] = {}
 
     def load(self, source: str) -> Inventory | None:
         """The last saved inventory of ``source``, or None before its first sync."""
@@ -189,7 +235,12 @@ class KubeInventoryStore:
         if found is None:
             return None
         text, where = found
-        return Inventory.from_json(text, where=where)
+        known = self._parsed.get(source)
+        if known is not None and known[0] == text:
+            return known[1]
+        inventory = Inventory.from_json(text, where=where)
+        self._parsed[source] = (text, inventory)
+        return inventory
 
     def sources(self) -> list[str]:
         """The names of the sources with a saved inventory, sorted."""
@@ -197,8 +248,10 @@ class KubeInventoryStore:
 
     def save(self, inventory: Inventory) -> None:
         """Replace the inventory of ``inventory.source``."""
-        self.state.write(inventory.source, {DATA_KEY: inventory.to_json()}, field_manager=FIELD_MANAGER,
+        text = inventory.to_json()
+        self.state.write(inventory.source, {DATA_KEY: text}, field_manager=FIELD_MANAGER,
                          labels={"app.kubernetes.io/managed-by": "canary-gitsync"})
+        self._parsed[inventory.source] = (text, inventory)
 
 
 def ordered_union(first: Sequence[ObjectRef], then: Sequence[ObjectRef]) -> tuple[ObjectRef, ...]:

@@ -7,6 +7,12 @@ gitRollback policy is applied to releases the engine rolled back (``canary.gitsy
 pushed revert is synced at once. Polling asks the remote for its head
 (``git ls-remote``) and syncs only when it differs from the inventory's commit, or when the resync
 interval has passed (which corrects drift).
+
+A sync of a new commit checks only what Git changed (``verify="changes"``: objects whose manifests
+kept their digest are trusted); a resync, due every ``sync_interval`` since the last one whatever
+commits came between, checks every object against the cluster (``verify="cluster"``), and so
+corrects drift at that interval. Each source keeps the parsed files of its last render, so that a
+commit changing one file parses one file.
 """
 
 from __future__ import annotations
@@ -22,9 +28,9 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from canary.defaults import CONTROLLER_NAMESPACE
 from canary.errors import CanaryError
-from canary.gitsync.apply import SyncReport, sync
+from canary.gitsync.apply import SyncReport, Verify, sync
 from canary.gitsync.inventory import Inventory, InventoryStore, KubeInventoryStore, StateKind, SyncState
-from canary.gitsync.render import Rendered, RenderError, render
+from canary.gitsync.render import DocumentCache, Rendered, RenderError, render
 from canary.gitsync.rollbacks import NoRollbacks, RollbackHandler
 from canary.gitsync.source import Checkout, GitSource, fetch, ls_remote_head
 from canary.kube.client import Kube
@@ -36,6 +42,7 @@ LAST_SUCCESS = Gauge("canary_gitsync_last_success_timestamp_seconds", "When a sy
 APPLIED = Counter("canary_gitsync_objects_applied_total", "Objects created or changed by the sync.", ["source"])
 PRUNED = Counter("canary_gitsync_objects_pruned_total", "Objects deleted because they left Git.", ["source"])
 MAX_BACKOFF = 300.0
+CATCH_UP = 3  # passes one poll may run for commits pushed while it synced
 REMOTE_UNREACHABLE = "remote unreachable"
 FAILURES = Counter("canary_gitsync_failures_total", "Sync passes that failed.", ["source"])
 
@@ -71,7 +78,8 @@ class GitSync:
         self._rollbacks = rollbacks or NoRollbacks()
         self._on_report = on_report or (lambda report: None)
         self._failing: dict[str, bool] = {}
-        self._last_sync: dict[str, float] = {}
+        self._last_resync: dict[str, float] = {}  # the last sync that checked every object
+        self._documents: dict[str, DocumentCache] = {}
         self._backoff: dict[str, tuple[int, float]] = {}
         self._failed_commit: dict[str, tuple[str, int, float]] = {}
         for source in settings.sources:  # counters exist at 0 from the start, so rates and alerts see them
@@ -89,8 +97,10 @@ class GitSync:
         """What the cluster records of the source's last sync."""
         return self._store.load(name)
 
-    def sync(self, source: GitSource, *, dry_run: bool = False, allow_mass_prune: bool = False) -> SyncReport:
-        """One pass: fetch, render, apply, prune, record."""
+    def sync(self, source: GitSource, *, dry_run: bool = False, allow_mass_prune: bool = False,
+             verify: Verify = "cluster") -> SyncReport:
+        """One pass: fetch, render, apply, prune, record; ``verify`` as ``canary.gitsync.apply.sync``'s (by
+        default every object is checked against the cluster, which corrects drift)."""
         began = time.monotonic()
         if source.name not in self._failing and not dry_run:
             previous = self._store.load(source.name)
@@ -106,17 +116,18 @@ class GitSync:
             raise
         rendered: Rendered | RenderError
         try:
-            rendered = render(checkout.path, source.paths, charts=source.charts)
+            rendered = render(checkout.path, source.paths, charts=source.charts,
+                              cache=self._documents.setdefault(source.name, DocumentCache()))
         except RenderError as exc:
             rendered = exc
         report = sync(self._kube, rendered, source=source.name, inventory_store=self._store,
                       dry_run=dry_run, prune=self.settings.prune,
                       max_prune_fraction=self.settings.max_prune_fraction, allow_mass_prune=allow_mass_prune,
-                      revision=checkout.commit)
-        self._record(source, report, time.monotonic() - began)
+                      revision=checkout.commit, verify=verify)
+        self._record(source, report, time.monotonic() - began, checked_all=verify == "cluster")
         if not dry_run and report.ok and isinstance(rendered, Rendered) and self._handle_rollbacks(
                 source, checkout, rendered):
-            return self.sync(source)
+            return self.sync(source, verify="changes")
         return report
 
     def _handle_rollbacks(self, source: GitSource, checkout: Checkout, rendered: Rendered) -> bool:
@@ -131,16 +142,25 @@ class GitSync:
                         error=str(exc))
             return False
 
-    def poll(self, name: str) -> str:
+    def poll(self, name: str, *, catch_up: int = CATCH_UP) -> str:
         """Sync ``name`` if its remote moved or a resync is due; returns what happened, for the log.
 
         A remote that cannot be reached is retried with exponential backoff (from the poll
-        interval up to MAX_BACKOFF), and the cluster is left as it is meanwhile.
+        interval up to MAX_BACKOFF), and the cluster is left as it is meanwhile. A commit pushed
+        during a sync is synced at once after it (up to ``catch_up`` more passes): the webhook of
+        that push found this poll running, and a poll does not queue behind itself.
         """
+        text, synced = self._poll_once(name)
+        if synced is not None and catch_up > 0 and self._moved(self.source(name), synced):
+            return f"{text}; pushed meanwhile: {self.poll(name, catch_up=catch_up - 1)}"
+        return text
+
+    def _poll_once(self, name: str) -> tuple[str, str | None]:
+        """One poll: what happened, and the commit it synced (None when it synced none)."""
         source = self.source(name)
         failures, retry_at = self._backoff.get(name, (0, 0.0))
         if time.monotonic() < retry_at:
-            return f"{name}: waiting {retry_at - time.monotonic():.0f}s before retrying the remote"
+            return f"{name}: waiting {retry_at - time.monotonic():.0f}s before retrying the remote", None
         try:
             head = ls_remote_head(source)
         except CanaryError as exc:
@@ -151,27 +171,34 @@ class GitSync:
             log.warning("git remote unreachable; cluster left as it is", source=name, error=str(exc),
                         retry_in=round(delay, 1))
             self._remember_error(name, f"{REMOTE_UNREACHABLE} ({failures} in a row, retrying in {delay:.0f}s): {exc}")
-            return f"{name}: remote failed ({failures} in a row), retrying in {delay:.0f}s"
+            return f"{name}: remote failed ({failures} in a row), retrying in {delay:.0f}s", None
         recovered = self._backoff.pop(name, None) is not None
         known = self._store.load(name)
         if recovered and known is not None and (known.last_error or "").startswith(REMOTE_UNREACHABLE):
             self._store.save(replace(known, last_error=None))
-        due = time.monotonic() - self._last_sync.get(name, float("-inf")) >= self.settings.sync_interval
+        due = time.monotonic() - self._last_resync.get(name, float("-inf")) >= self.settings.sync_interval
         if known is not None and known.revision == head and not due and not self._rollbacks.pending(source, known):
-            return f"{name}: up to date at {head[:12]}"
+            return f"{name}: up to date at {head[:12]}", None
         retry = self._failed_commit.get(name)
         if retry is not None and retry[0] == head and time.monotonic() < retry[2] and not due:
-            return f"{name}: commit {head[:12]} failed to sync, retrying in {retry[2] - time.monotonic():.0f}s"
+            return f"{name}: commit {head[:12]} failed to sync, retrying in {retry[2] - time.monotonic():.0f}s", None
         try:
-            report = self.sync(source)
+            report = self.sync(source, verify="cluster" if due else "changes")
         except CanaryError as exc:
             self._commit_failed(name, head, retry)
-            return f"{name}: {exc}"
+            return f"{name}: {exc}", None
         if report.ok:
             self._failed_commit.pop(name, None)
         else:
             self._commit_failed(name, head, retry)
-        return summary(report)
+        return summary(report), report.revision if report.ok else None
+
+    def _moved(self, source: GitSource, revision: str) -> bool:
+        """Whether the remote's head is another commit than ``revision`` (not when it cannot be asked)."""
+        try:
+            return ls_remote_head(source) != revision
+        except CanaryError:
+            return False  # the next poll retries it, with its backoff
 
     def _commit_failed(self, name: str, head: str, retry: tuple[str, int, float] | None) -> None:
         """Try the same commit again with backoff (its problem may pass, like an API error, or be
@@ -194,11 +221,12 @@ class GitSync:
         except CanaryError as exc:
             log.warning("could not record the failure in the sync state", source=name, error=str(exc))
 
-    def _record(self, source: GitSource, report: SyncReport, seconds: float) -> None:
+    def _record(self, source: GitSource, report: SyncReport, seconds: float, *, checked_all: bool) -> None:
         DURATION.labels(source=source.name).observe(seconds)
         if report.dry_run:
             return
-        self._last_sync[source.name] = time.monotonic()
+        if checked_all:
+            self._last_resync[source.name] = time.monotonic()
         self._on_report(report)
         APPLIED.labels(source=source.name).inc(len(report.created) + len(report.changed))
         PRUNED.labels(source=source.name).inc(len(report.pruned))

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -52,7 +53,7 @@ def test_an_unreachable_remote_is_retried_with_growing_backoff(monkeypatch: pyte
     monkeypatch.setattr(loop, "fetch", lambda source, cache: Checkout(
         path=tmp_path, commit="a" * 40, ref="refs/heads/main", message="m", author="a", time=datetime.now(UTC),
         source=source))
-    monkeypatch.setattr(loop, "render", lambda root, paths, charts: Rendered(objects=()))
+    monkeypatch.setattr(loop, "render", lambda root, paths, charts, cache: Rendered(objects=()))
     monkeypatch.setattr(loop, "sync", lambda *args, **kwargs: _report("app"))
     now[0] += 10_000
     gitsync.poll("app")
@@ -82,7 +83,7 @@ def test_a_failure_is_announced_once_and_so_is_the_recovery(monkeypatch: pytest.
     monkeypatch.setattr(loop, "fetch", lambda source, cache: Checkout(
         path=tmp_path, commit="c0ffee" * 6, ref="refs/heads/main", message="m", author="a",
         time=datetime.now(UTC), source=source))
-    monkeypatch.setattr(loop, "render", lambda root, paths, charts: Rendered(objects=()))
+    monkeypatch.setattr(loop, "render", lambda root, paths, charts, cache: Rendered(objects=()))
     monkeypatch.setattr(loop, "sync", lambda *args, **kwargs: _report("app", errors=next(outcomes)))
     source = GitSource(name="app", url="file:///nowhere")
     gitsync = GitSync(NoKube(), SyncSettings(sources=(source,)), cache_root=tmp_path,  # type: ignore[arg-type]
@@ -105,7 +106,7 @@ def test_a_commit_that_failed_to_sync_is_retried_with_backoff_and_a_new_commit_a
     monkeypatch.setattr(loop, "fetch", lambda source, cache: Checkout(
         path=tmp_path, commit=head[0], ref="refs/heads/main", message="m", author="a", time=datetime.now(UTC),
         source=source))
-    monkeypatch.setattr(loop, "render", lambda root, paths, charts: Rendered(objects=()))
+    monkeypatch.setattr(loop, "render", lambda root, paths, charts, cache: Rendered(objects=()))
 
     def broken_then_fixed(*args: object, **kwargs: object) -> SyncReport:
         synced.append(head[0])
@@ -125,3 +126,64 @@ def test_a_commit_that_failed_to_sync_is_retried_with_backoff_and_a_new_commit_a
     head[0] = "b" * 40
     gitsync.poll("app")
     assert synced[-1] == "b" * 40, "a new commit is synced at once"
+
+
+def test_new_commits_check_only_what_changed_and_a_resync_checks_everything_at_its_interval(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    now = [1000.0]
+    head = ["a" * 40]
+    verified: list[str] = []
+    monkeypatch.setattr(time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(loop, "ls_remote_head", lambda source: head[0])
+    monkeypatch.setattr(loop, "fetch", lambda source, cache: Checkout(
+        path=tmp_path, commit=head[0], ref="refs/heads/main", message="m", author="a", time=datetime.now(UTC),
+        source=source))
+    monkeypatch.setattr(loop, "render", lambda root, paths, charts, cache: Rendered(objects=()))
+    store = MemoryStore()
+
+    def synced(*args: object, verify: str, **kwargs: object) -> SyncReport:
+        verified.append(verify)
+        store.save(Inventory(source="app", revision=head[0], objects=(), last_error=None, synced_at=""))
+        return _report("app")
+
+    monkeypatch.setattr(loop, "sync", synced)
+    source = GitSource(name="app", url="file:///nowhere")
+    gitsync = GitSync(NoKube(), SyncSettings(sources=(source,), poll_interval=10, sync_interval=300),  # type: ignore[arg-type]
+                      cache_root=tmp_path, store=store)
+    gitsync.poll("app")
+    for commit in "bcdefghijk":  # a commit every 40 s: more often than the resync interval
+        now[0] += 40
+        head[0] = commit * 40
+        gitsync.poll("app")
+
+    assert verified[0] == "cluster", "the first sync checks everything"
+    assert verified[1:8] == ["changes"] * 7
+    assert verified[8] == "cluster", "300 s after the last full check, whatever commits came between"
+
+
+def test_a_commit_pushed_during_a_sync_is_synced_right_after_it(monkeypatch: pytest.MonkeyPatch,
+                                                                tmp_path: Path) -> None:
+    pushes = iter(["b" * 40, "c" * 40])
+    head = ["a" * 40]
+    synced: list[str] = []
+    monkeypatch.setattr(loop, "ls_remote_head", lambda source: head[0])
+    monkeypatch.setattr(loop, "fetch", lambda source, cache: Checkout(
+        path=tmp_path, commit=head[0], ref="refs/heads/main", message="m", author="a", time=datetime.now(UTC),
+        source=source))
+    monkeypatch.setattr(loop, "render", lambda root, paths, charts, cache: Rendered(objects=()))
+    store = MemoryStore()
+
+    def sync_and_get_pushed(*args: object, **kwargs: object) -> SyncReport:
+        synced.append(head[0])
+        store.save(Inventory(source="app", revision=head[0], objects=(), last_error=None, synced_at=""))
+        report = replace(_report("app"), revision=head[0])
+        head[0] = next(pushes, head[0])  # the webhook of this push finds the poll busy
+        return report
+
+    monkeypatch.setattr(loop, "sync", sync_and_get_pushed)
+    source = GitSource(name="app", url="file:///nowhere")
+    gitsync = GitSync(NoKube(), SyncSettings(sources=(source,)), cache_root=tmp_path, store=store)  # type: ignore[arg-type]
+
+    gitsync.poll("app")
+
+    assert synced == ["a" * 40, "b" * 40, "c" * 40]
