@@ -35,7 +35,9 @@ RESULTS = binaries.cache_root() / "bench-flagger"
 """Each size's last result, as JSON: the document can show sizes measured in different runs."""
 NOTES = (
     "Each controller runs with its own defaults but for the namespace, the router, Prometheus and info logs: "
-    "Flagger ticks canaries with 2 workers (-threadiness), ours with 10 (--workers).",
+    "Flagger ticks canaries with 2 workers (-threadiness), ours with 10 (--workers). Flagger's client is "
+    "also capped at 100 requests/s (-kubeconfig-qps, burst 250): it ran at exactly that at N=100, and at "
+    "N=1000 it would need about 900/s, so there its ticks fall behind by its own limit.",
     "Flagger runs each canary's tick on a timer of its own and only then looks at the target (9 GETs per canary "
     "per tick: the target, the primary, three Services, the Canary), so its reaction to a change takes up to one "
     "interval (10 s), more when its workers are busy; ours reacts to the target's watch event.",
