@@ -204,7 +204,7 @@ def plan(desired: Sequence[RenderedObject], inventory: Inventory | None, cluster
     order: tuple[list[ObjectRef], list[ObjectRef]] = ([], [])
     seen: dict[Identity, Any] = {}
     for obj in desired:
-        ref = ObjectRef.of(obj.body)
+        ref = obj.ref
         if ref.identity in seen:
             problems.append(f"{obj.source}: {ref} is also defined in {seen[ref.identity]}")
             continue
@@ -385,12 +385,15 @@ def _with_namespaces(kube: Kube, objects: Sequence[RenderedObject], default: str
               for crd in (o.body for o in objects) if _is_crd(crd) and isinstance(crd.get("spec"), dict)}
     problems = []
     resolved = []
+    known: dict[tuple[str, str], bool] = {}
     for obj in objects:
         api_version, kind = obj.body["apiVersion"], obj.body["kind"]
         group = api_version.rpartition("/")[0]
         try:
-            namespaced = (scopes[group, kind] == "Namespaced") if (group, kind) in scopes \
-                else kube.is_namespaced(api_version, kind)
+            if (api_version, kind) not in known:
+                known[api_version, kind] = (scopes[group, kind] == "Namespaced") if (group, kind) in scopes \
+                    else kube.is_namespaced(api_version, kind)
+            namespaced = known[api_version, kind]
         except PermanentError as exc:
             problems.append(f"{obj.source}: {exc}")
             continue
@@ -434,7 +437,7 @@ def _observe(kube: Kube, desired: Sequence[RenderedObject], previous: Inventory 
     not confirm (with ``cluster``, of each one, to confirm it by its resourceVersion), of each previously
     applied object that left Git (to prune it), and the canary targets among the Deployments to apply."""
     confirmed = previous.confirmed if previous else {}
-    refs = [ObjectRef.of(o.body) for o in desired]
+    refs = [o.ref for o in desired]
     same = {ref.identity for ref, obj in zip(refs, desired, strict=True)
             if (seen := confirmed.get(ref.identity)) is not None and seen.digest == obj.digest}
     trusted = set(same) if verify == "changes" else set()

@@ -33,6 +33,7 @@ import yaml
 from canary.errors import PermanentError
 from canary.gitsync import kustomize
 from canary.gitsync.helm import CHART_FILE, HELM_TIMEOUT, HelmChart, HelmError, template
+from canary.gitsync.inventory import ObjectRef
 from canary.gitsync.kustomize import KUSTOMIZE_ENV, KustomizeError
 from canary.kube import Obj
 
@@ -70,6 +71,11 @@ class RenderedObject:
 
     body: Obj
     source: Source
+
+    @functools.cached_property
+    def ref(self) -> ObjectRef:
+        """The object's address, worked out once."""
+        return ObjectRef.of(self.body)
 
     @functools.cached_property
     def digest(self) -> str:
@@ -203,7 +209,14 @@ def _normal(path: str) -> str:
 
 
 def _relative(root: Path, path: Path) -> str:
-    return path.relative_to(root).as_posix() or "."
+    # The strings, not pathlib's relative_to: a render names thousands of files, and both are resolved
+    # paths, ``path`` inside ``root``.
+    text, prefix = str(path), str(root)
+    if text == prefix:
+        return "."
+    if text.startswith(prefix + os.sep):
+        return text[len(prefix) + 1:].replace(os.sep, "/")
+    return path.relative_to(root).as_posix()
 
 
 def _inside(root: Path, path: Path) -> bool:
