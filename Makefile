@@ -55,6 +55,7 @@ lint: $(INSTALLED)
 bench: setup
 	$(BIN)/python -m bench.local_stack 3
 	$(BIN)/python -m bench.gitsync_noop
+	$(BIN)/python -m bench.gitsync_scale
 
 # Not part of the suite: our controller and Flagger side by side on a stack of their own, written to
 # docs/benchmarks.md (builds Flagger from its Go module once, about 4 minutes). SIZES=10,100,1000 for more.

@@ -1,11 +1,12 @@
 """The Git sync at size: a repository of 5000 objects next to ``kubectl apply --server-side`` of the same tree.
 
 Run: ``.venv/bin/python -m bench.gitsync_scale [--objects 5000] [--pushes 100] [--state-dir DIR]``
-(``make bench`` runs it). It starts a local stack of its own (binaries must be built; taken down at
-the end), commits N objects (Namespaces, Deployments at 0 replicas, Services, ConfigMaps: one a
+(``make bench`` runs it). It starts a local stack of its own (binaries must be built; taken down and
+purged at the end), commits N objects (Namespaces, Deployments at 0 replicas, Services, ConfigMaps: one a
 file, a hundred a namespace) to a bare repository, and prints:
 
-- a first sync, a no-op resync and a one-file change (sync start to applied), run by a sync process
+- a first sync, the resync after it (which sees what the Deployment controller wrote), a no-op resync
+  and a one-file change (sync start to applied), run by a sync process
   of their own (``GitSync`` as the controller runs it), with that process's peak RSS (VmHWM), and the
   peak RSS of a process that only renders the tree (one copy of the rendered objects);
 - ``kubectl apply --server-side -R -f`` of the same tree (namespaces renamed ``kc-...``, so that its
@@ -23,6 +24,7 @@ import argparse
 import contextlib
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -37,20 +39,23 @@ from typing import Any
 
 import yaml
 
+from canary.gitsync.config import DEFAULT_SOURCE
 from canary.gitsync.loop import GitSync, SyncSettings, summary
 from canary.gitsync.render import render
 from canary.gitsync.source import GitSource
 from canary.gitsync.webhook import signature
 from canary.kube.client import Kube
 from canary.local import stack
+from canary.local.install import CANARY_CRDS, install_crds
 from canary.local.ports import free_ports
 
 NAMESPACE_PREFIX = "scale-"
 PUSHED = "pushed"  # the ConfigMap every push changes, with the label below
 PUSHED_LABEL = "bench.canary.dev/pushed"
-SOURCE = "bench"
+SOURCE = DEFAULT_SOURCE  # the name of the controller's --git-url source: both keep one inventory
 SECRET = "bench-webhook-secret"  # noqa: S105 - the bench's own controller
 PER_NAMESPACE = 100
+PASSES = "canary_gitsync_duration_seconds_count"  # the controller's sync passes so far
 GIT_ENV = {"GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "b@x", "GIT_COMMITTER_NAME": "bench",
            "GIT_COMMITTER_EMAIL": "b@x", "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
 
@@ -146,6 +151,9 @@ def worker(args: argparse.Namespace) -> None:
         print(f"  {name}: {outcome if isinstance(outcome, str) else summary(outcome)}", file=sys.stderr)
 
     timed("first", lambda: gitsync.sync(source))
+    # Right after the first sync, the Deployment controller has annotated each Deployment (its revision)
+    # and written its status: the first resync sees them changed and checks them once more.
+    timed("settle", lambda: gitsync.sync(source))
     timed("noop", lambda: gitsync.sync(source))
     work = Path(args.work)
     names = namespaces(args.objects, NAMESPACE_PREFIX)
@@ -181,18 +189,20 @@ class Watcher:
 
     def _run(self) -> None:
         while not self.stopped:
-            items, version = self.kube.list_with_version("v1", "ConfigMap", namespace=self.namespace,
-                                                         label_selector=f"{PUSHED_LABEL}=true")
-            for item in items:
-                self._saw(item)
             try:
+                items, version = self.kube.list_with_version("v1", "ConfigMap", namespace=self.namespace,
+                                                             label_selector=f"{PUSHED_LABEL}=true")
+                for item in items:
+                    self._saw(item)
                 for _, obj in self.kube.watch("v1", "ConfigMap", namespace=self.namespace, resource_version=version,
                                               label_selector=f"{PUSHED_LABEL}=true", timeout_seconds=60):
                     self._saw(obj)
                     if self.stopped:
                         return
             except Exception as exc:  # an expired or broken watch: list again
-                print(f"watch ended ({exc}); listing again", file=sys.stderr)
+                if not self.stopped:
+                    print(f"watch ended ({exc}); listing again", file=sys.stderr)
+                    time.sleep(0.5)
 
     def _saw(self, obj: dict[str, Any]) -> None:
         value = (obj.get("data") or {}).get("push")
@@ -202,7 +212,7 @@ class Watcher:
             self.seen.setdefault(str(value), time.perf_counter())
             self.changed.notify_all()
 
-    def wait_for(self, value: str, timeout: float = 60.0) -> float:
+    def wait_for(self, value: str, timeout: float = 300.0) -> float:
         with self.changed:
             if not self.changed.wait_for(lambda: value in self.seen, timeout=timeout):
                 raise SystemExit(f"push {value} was not applied within {timeout:g}s")
@@ -268,26 +278,47 @@ def _hook(port: int) -> None:
 
 def _pushes(kubeconfig: str, url: str, folder: Path, work: Path, *, count: int, objects: int) -> dict[str, Any]:
     (port,) = free_ports(1)
+    started = time.perf_counter()
     controller = _controller(kubeconfig, url, folder, port)
+    # BENCH_PY_SPY=FILE: py-spy samples the controller and writes its folded stacks there.
+    profile = os.environ.get("BENCH_PY_SPY")
+    spy = subprocess.Popen([str(Path(sys.executable).with_name("py-spy")), "record", "--format", "raw", "--rate", "200",
+                            "-o", profile, "-p", str(controller.pid)], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL) if profile else None
     try:
-        _wait(lambda: _metric(port, "canary_gitsync_duration_seconds_count") >= 1, "the controller's first sync "
-              f"(log {folder / 'controller.log'})", timeout=900)
+        def synced_once() -> bool:
+            if controller.poll() is not None:
+                raise SystemExit(f"the controller exited with {controller.returncode}: see {folder / 'controller.log'}")
+            return _metric(port, PASSES) >= 1
+
+        _wait(synced_once, f"the controller's first sync (log {folder / 'controller.log'})", timeout=1800)
+        first_sync = time.perf_counter() - started
         namespace = namespaces(objects, NAMESPACE_PREFIX)[0]
         watcher = Watcher(Kube.from_kubeconfig(Path(kubeconfig)), namespace)
         pushed = work / "k8s" / namespace / "00-pushed.yaml"
         delays = []
-        for push in range(1, count + 1):
-            pushed.write_text(yaml.safe_dump(pushed_map(namespace, push)))
-            git("commit", "--quiet", "--all", "-m", f"push {push}", cwd=work)
-            git("push", "--quiet", "origin", "main", cwd=work)
-            began = time.perf_counter()
-            _hook(port)
-            delays.append(watcher.wait_for(str(push)) - began)
-        watcher.stopped = True
+        passes = _metric(port, PASSES)
+        try:
+            for push in range(1, count + 1):
+                pushed.write_text(yaml.safe_dump(pushed_map(namespace, push)))
+                git("commit", "--quiet", "--all", "-m", f"push {push}", cwd=work)
+                git("push", "--quiet", "origin", "main", cwd=work)
+                began = time.perf_counter()
+                _hook(port)
+                delays.append(watcher.wait_for(str(push)) - began)
+                # The next push once this pass has ended: each push is timed alone.
+                _wait(lambda seen=passes: _metric(port, PASSES) > seen, "the sync pass to end", timeout=120)
+                passes = _metric(port, PASSES)
+        finally:
+            watcher.stopped = True
         cuts = statistics.quantiles(delays, n=100, method="inclusive")
         return {"pushes": count, "p50": cuts[49], "p99": cuts[98], "max": max(delays),
-                "controller_rss_mib": peak_rss_mib(str(controller.pid))}
+                "controller_rss_mib": peak_rss_mib(str(controller.pid)), "first_sync": first_sync,
+                "delays": delays}
     finally:
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)  # py-spy writes what it sampled
+            spy.wait(timeout=60)
         controller.terminate()
         controller.wait(timeout=30)
 
@@ -295,11 +326,13 @@ def _pushes(kubeconfig: str, url: str, folder: Path, work: Path, *, count: int, 
 @contextlib.contextmanager
 def _stack(state_dir: Path | None, root: Path) -> Iterator[Any]:
     folder = state_dir or root / "stack"
+    if folder.exists():
+        stack.down(folder, purge=True)  # what an interrupted run left: the first sync must create everything
     state = stack.up(stack.StackOptions(state_dir=folder))
     try:
         yield state
     finally:
-        stack.down(folder)
+        stack.down(folder, purge=True)
 
 
 def main(args: argparse.Namespace) -> dict[str, Any]:
@@ -308,6 +341,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         with _stack(args.state_dir, root) as state:
             kube = Kube.from_kubeconfig(Path(state.kubeconfig))
             kube.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "canary-system"}})
+            install_crds(kube, CANARY_CRDS)  # the controller is ready once its caches of them are
             bare, work = root / "app.git", root / "work"
             git("init", "--quiet", "--bare", "--initial-branch=main", str(bare), cwd=root)
             git("clone", "--quiet", str(bare), str(work), cwd=root)
@@ -320,6 +354,14 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
             print(f"{args.objects} objects in {len(namespaces(args.objects, NAMESPACE_PREFIX))} namespaces",
                   flush=True)
             me = [sys.executable, "-m", "bench.gitsync_scale"]
+            if not args.sync_process:
+                if args.pushes:
+                    figures["push"] = _pushes(state.kubeconfig, bare.as_uri(), root, work, count=args.pushes,
+                                              objects=args.objects)
+                    _print_pushes(figures["push"])
+                if args.json:
+                    Path(args.json).write_text(json.dumps(figures, indent=1))
+                return figures
             synced, rss = _run_child([*me, "worker", "--kubeconfig", state.kubeconfig, "--url", bare.as_uri(),
                                       "--cache", str(root / "cache"), "--work", str(work),
                                       "--objects", str(args.objects)])
@@ -327,7 +369,8 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
             checkout = next((root / "cache").rglob("repo"))
             figures["render_only"], figures["render_only"]["peak_rss_mib"] = _run_child(
                 [*me, "render-only", "--checkout", str(checkout)])
-            print(f"sync process: first {synced['first']:.2f}s, no-op resync {synced['noop']:.2f}s, one-file "
+            print(f"sync process: first {synced['first']:.2f}s, first resync {synced['settle']:.2f}s, no-op resync "
+                  f"{synced['noop']:.2f}s, one-file "
                   f"change {synced['change']:.2f}s; peak RSS {rss:.0f} MiB (a process that only renders the tree: "
                   f"{figures['render_only']['peak_rss_mib']:.0f} MiB, of which imports "
                   f"{figures['render_only']['imports_mib']:.0f} MiB)", flush=True)
@@ -346,13 +389,16 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
             if args.pushes:
                 figures["push"] = _pushes(state.kubeconfig, bare.as_uri(), root, work, count=args.pushes,
                                           objects=args.objects)
-                push = figures["push"]
-                print(f"push-to-applied by webhook over {push['pushes']} pushes: p50 {push['p50']:.3f}s, p99 "
-                      f"{push['p99']:.3f}s, max {push['max']:.3f}s; controller peak RSS "
-                      f"{push['controller_rss_mib']:.0f} MiB", flush=True)
+                _print_pushes(figures["push"])
             if args.json:
                 Path(args.json).write_text(json.dumps(figures, indent=1))
             return figures
+
+
+def _print_pushes(push: dict[str, Any]) -> None:
+    print(f"push-to-applied by webhook over {push['pushes']} pushes: p50 {push['p50']:.3f}s, p99 "
+          f"{push['p99']:.3f}s, max {push['max']:.3f}s; controller peak RSS {push['controller_rss_mib']:.0f} MiB "
+          f"(from its start to the end of its first sync: {push['first_sync']:.1f}s)", flush=True)
 
 
 def _arguments() -> argparse.Namespace:
@@ -367,8 +413,10 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--objects", type=int, default=5000)
     parser.add_argument("--pushes", type=int, default=100)
     parser.add_argument("--state-dir", type=Path, default=None, help="the stack's folder (a temporary one by "
-                        "default); the stack is taken down at the end")
+                        "default); the stack is taken down and its files removed at the start and the end")
     parser.add_argument("--no-kubectl", dest="kubectl", action="store_false")
+    parser.add_argument("--no-sync-process", dest="sync_process", action="store_false",
+                        help="only the pushes (the controller's first sync then creates the objects)")
     parser.add_argument("--json", default=None)
     return parser.parse_args()
 
