@@ -282,8 +282,8 @@ def _pushes(kubeconfig: str, url: str, folder: Path, work: Path, *, count: int, 
     controller = _controller(kubeconfig, url, folder, port)
     # BENCH_PY_SPY=FILE: py-spy samples the controller and writes its folded stacks there.
     profile = os.environ.get("BENCH_PY_SPY")
-    spy = subprocess.Popen([str(Path(sys.executable).with_name("py-spy")), "record", "--format", "raw", "--rate", "200",
-                            "-o", profile, "-p", str(controller.pid)], stdout=subprocess.DEVNULL,
+    spy = subprocess.Popen([str(Path(sys.executable).with_name("py-spy")), "record", "--nonblocking", "--format", "raw",
+                            "--rate", "200", "-o", profile, "-p", str(controller.pid)], stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL) if profile else None
     try:
         def synced_once() -> bool:
