@@ -353,39 +353,32 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
             figures: dict[str, Any] = {"objects": args.objects}
             print(f"{args.objects} objects in {len(namespaces(args.objects, NAMESPACE_PREFIX))} namespaces",
                   flush=True)
-            me = [sys.executable, "-m", "bench.gitsync_scale"]
-            if not args.sync_process:
-                if args.pushes:
-                    figures["push"] = _pushes(state.kubeconfig, bare.as_uri(), root, work, count=args.pushes,
-                                              objects=args.objects)
-                    _print_pushes(figures["push"])
-                if args.json:
-                    Path(args.json).write_text(json.dumps(figures, indent=1))
-                return figures
-            synced, rss = _run_child([*me, "worker", "--kubeconfig", state.kubeconfig, "--url", bare.as_uri(),
-                                      "--cache", str(root / "cache"), "--work", str(work),
-                                      "--objects", str(args.objects)])
-            figures["sync"] = {**synced, "peak_rss_mib": rss}
-            checkout = next((root / "cache").rglob("repo"))
-            figures["render_only"], figures["render_only"]["peak_rss_mib"] = _run_child(
-                [*me, "render-only", "--checkout", str(checkout)])
-            print(f"sync process: first {synced['first']:.2f}s, first resync {synced['settle']:.2f}s, no-op resync "
-                  f"{synced['noop']:.2f}s, one-file "
-                  f"change {synced['change']:.2f}s; peak RSS {rss:.0f} MiB (a process that only renders the tree: "
-                  f"{figures['render_only']['peak_rss_mib']:.0f} MiB, of which imports "
-                  f"{figures['render_only']['imports_mib']:.0f} MiB)", flush=True)
-            if args.kubectl:
-                tree = root / "kubectl"
-                write_tree(tree, args.objects, "kc-")
-                first = _kubectl(tree, state.kubeconfig)
-                noop = _kubectl(tree, state.kubeconfig)
-                changed = tree / f"{namespaces(args.objects, 'kc-')[0]}/00-pushed.yaml"
-                changed.write_text(yaml.safe_dump(pushed_map(namespaces(args.objects, "kc-")[0], -1)))
-                change = _kubectl(tree, state.kubeconfig)
-                figures["kubectl"] = {"first": first, "noop": noop, "change": change}
-                print(f"kubectl apply --server-side -R -f: first {first:.2f}s, no-op {noop:.2f}s, one file changed "
-                      f"{change:.2f}s; ours/kubectl: first {synced['first'] / first:.3f}x, no-op "
-                      f"{synced['noop'] / noop:.3f}x, one-file change {synced['change'] / change:.3f}x", flush=True)
+            if args.sync_process:
+                me = [sys.executable, "-m", "bench.gitsync_scale"]
+                synced, rss = _run_child([*me, "worker", "--kubeconfig", state.kubeconfig, "--url", bare.as_uri(),
+                                          "--cache", str(root / "cache"), "--work", str(work),
+                                          "--objects", str(args.objects)])
+                figures["sync"] = {**synced, "peak_rss_mib": rss}
+                checkout = next((root / "cache").rglob("repo"))
+                figures["render_only"], figures["render_only"]["peak_rss_mib"] = _run_child(
+                    [*me, "render-only", "--checkout", str(checkout)])
+                print(f"sync process: first {synced['first']:.2f}s, first resync {synced['settle']:.2f}s, no-op resync "
+                      f"{synced['noop']:.2f}s, one-file "
+                      f"change {synced['change']:.2f}s; peak RSS {rss:.0f} MiB (a process that only renders the tree: "
+                      f"{figures['render_only']['peak_rss_mib']:.0f} MiB, of which imports "
+                      f"{figures['render_only']['imports_mib']:.0f} MiB)", flush=True)
+                if args.kubectl:
+                    tree = root / "kubectl"
+                    write_tree(tree, args.objects, "kc-")
+                    first = _kubectl(tree, state.kubeconfig)
+                    noop = _kubectl(tree, state.kubeconfig)
+                    changed = tree / f"{namespaces(args.objects, 'kc-')[0]}/00-pushed.yaml"
+                    changed.write_text(yaml.safe_dump(pushed_map(namespaces(args.objects, "kc-")[0], -1)))
+                    change = _kubectl(tree, state.kubeconfig)
+                    figures["kubectl"] = {"first": first, "noop": noop, "change": change}
+                    print(f"kubectl apply --server-side -R -f: first {first:.2f}s, no-op {noop:.2f}s, one file changed "
+                          f"{change:.2f}s; ours/kubectl: first {synced['first'] / first:.3f}x, no-op "
+                          f"{synced['noop'] / noop:.3f}x, one-file change {synced['change'] / change:.3f}x", flush=True)
             if args.pushes:
                 figures["push"] = _pushes(state.kubeconfig, bare.as_uri(), root, work, count=args.pushes,
                                           objects=args.objects)

@@ -46,10 +46,11 @@ def _slim(obj: Obj) -> Obj:
     fields, and kubectl's copy of the whole object in an annotation (a new dict: the caller's is kept)."""
     meta = obj.get("metadata") or {}
     annotations = meta.get("annotations") or {}
-    if "managedFields" not in meta and not any(k in annotations for k in _UNREAD_ANNOTATIONS):
+    unread = any(k in annotations for k in _UNREAD_ANNOTATIONS)
+    if "managedFields" not in meta and not unread:
         return obj
     slim_meta = {k: v for k, v in meta.items() if k != "managedFields"}
-    if any(k in annotations for k in _UNREAD_ANNOTATIONS):
+    if unread:
         slim_meta["annotations"] = {k: v for k, v in annotations.items() if k not in _UNREAD_ANNOTATIONS}
     return {**obj, "metadata": slim_meta}
 
