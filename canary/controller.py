@@ -38,7 +38,7 @@ from canary.gitsync.rollbacks import FailedRelease, Ledger, Rollbacks
 from canary.gitsync.webhook import receiver
 from canary.kube import Obj
 from canary.kube.cache import Informer
-from canary.kube.client import CONTROLLER_AGENT, REDISCOVER_SECONDS, Kube
+from canary.kube.client import REDISCOVER_SECONDS, Kube, controller_agent
 from canary.kube.events import EventRecorder
 from canary.kube.lease import LeaseElector
 from canary.kube.namespaces import ensure_namespace
@@ -153,7 +153,7 @@ def build(settings: ControllerSettings, *, dashboard: DashboardFactory | None = 
         raise PermanentError("--dashboard: no dashboard was wired in (canary.cli passes it)")
     # Its caches of routers' kinds retry all the time: one rediscovery per period serves them all.
     kube = Kube.from_kubeconfig(settings.kubeconfig, rediscover_seconds=REDISCOVER_SECONDS,
-                                user_agent=CONTROLLER_AGENT)
+                                user_agent=controller_agent(settings.shard))
     namespace = settings.namespace
 
     def informer(api_version: str, kind: str, *, lazy: bool = False) -> Informer:

@@ -31,8 +31,16 @@ REDISCOVER_SECONDS = 30.0
 routers' kinds retry all the time); other clients look again at every miss."""
 CONTROLLER_AGENT = f"canary-delivery/{__version__}"
 """The controller's User-Agent, so that its requests are told apart in the API server's audit log."""
+
 CLI_AGENT = f"canary-cli/{__version__}"
 """Every other client of ours (commands, the local stack, tests) unless it names itself."""
+
+
+def controller_agent(shard: str | None) -> str:
+    """The User-Agent of the controller of ``shard``: a shard's requests are told apart from its peers'."""
+    return f"{CONTROLLER_AGENT} shard/{shard}" if shard else CONTROLLER_AGENT
+
+
 # Watches are not counted: they are long-lived streams, not per-tick work.
 API_REQUESTS = Counter("canary_api_requests_total", "Requests to the Kubernetes API server, by verb and kind.",
                        ["verb", "kind"])
