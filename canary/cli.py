@@ -346,7 +346,8 @@ def controller(
         from canary.dashboard import serve  # noqa: PLC0415 - the controller's start stays lean without it
 
         served = serve.for_controller(settings.dashboard, git=serve.GitOptions(
-            settings.git.inventory_namespace, settings.git.sync_state) if settings.git.enabled else None)
+            settings.git.inventory_namespace, settings.git.sync_state) if settings.git.enabled else None,
+            metrics=serve.MetricsServer(settings.metrics_server, settings.mesh_provider))
     controller_app.run(settings, stop, dashboard=served)
     busy = [t.name for t in threading.enumerate()
             if t.is_alive() and not t.daemon and t is not threading.main_thread()]
@@ -624,6 +625,13 @@ def dashboard(
     all_namespaces: Annotated[bool, typer.Option("--all-namespaces", "-A", help="Every namespace.")] = False,
     git_inventory_namespace: GitInventory = CONTROLLER_NAMESPACE,
     git_sync_state: GitSyncState = "configmap",
+    metrics_server: Annotated[str | None, typer.Option(
+        "--metrics-server", help="A Prometheus URL: the metric charts also draw each metric's query over the run, "
+        "as Prometheus has it (as canary report --metrics-server).")] = None,
+    mesh_provider: Annotated[str, typer.Option(
+        envvar="CANARY_MESH_PROVIDER", help="With --metrics-server: the router whose built-in queries apply when "
+        "the Canary sets no spec.provider (the controller's --mesh-provider).")
+    ] = ControllerSettings.model_fields["mesh_provider"].default,
     kubeconfig: Kubeconfig = None,
 ) -> None:
     """Serve a live web dashboard of the canaries on loopback, with your kubeconfig: phases and weights as they
@@ -636,6 +644,7 @@ def dashboard(
     shown = None if all_namespaces else (namespace or "default")
     serve.run_local(kubeconfig=kubeconfig, port=port, namespace=shown,
                     git=serve.GitOptions(git_inventory_namespace, _state_kind(git_sync_state)),
+                    metrics=serve.MetricsServer(metrics_server, mesh_provider) if metrics_server else None,
                     announce=lambda url: err.print(f"dashboard of {'every namespace' if shown is None else shown} "
                                                    f"on {url} (Ctrl-C stops it)", highlight=False))
 

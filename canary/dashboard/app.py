@@ -32,6 +32,7 @@ from canary.dashboard import charts, views
 from canary.dashboard.actions import CSRF_COOKIE, Action, Guard, Mode, Refused, new_csrf_token, perform
 from canary.dashboard.feed import Feed
 from canary.dashboard.gitstate import GitState
+from canary.dashboard.ranges import NONE, NoRanges, Ranges
 from canary.errors import CanaryError, PermanentError
 from canary.kube import Obj
 from canary.kube.client import Kube
@@ -65,6 +66,8 @@ class Dashboard:
     """``canary dashboard`` or ``canary controller``, as the page says."""
     loopback: bool = False
     """Served on loopback only: requests must name a loopback host (no DNS rebinding)."""
+    ranges: Ranges = field(default_factory=NoRanges)
+    """Each metric's Prometheus series over the run, when a metrics server is set."""
     _charts: OrderedDict[tuple[str, str, str], bytes] = field(default_factory=OrderedDict)
 
     def canary(self, namespace: str, name: str) -> Obj:
@@ -77,7 +80,8 @@ class Dashboard:
         return found
 
     def chart(self, obj: Obj, name: str, draw: Callable[[Canary], bytes]) -> bytes:
-        """A chart of this version of the Canary, drawn once however many pages show it."""
+        """A chart of this version of the Canary (and of the Prometheus series, read or not), drawn once
+        however many pages show it."""
         key = (views.key(obj), name, str(obj["metadata"].get("resourceVersion") or ""))
         if key in self._charts:
             self._charts.move_to_end(key)
@@ -127,10 +131,12 @@ class _Handlers:
         obj = self.d.canary(namespace, name)
         parsed = views.parse(obj)
         events = await run_in_threadpool(_events, self.d.kube, namespace, name)
-        git = None
-        if self.d.git is not None and isinstance(parsed, Canary):
-            git = await run_in_threadpool(self.d.git.provenance, parsed)
-        return JSONResponse(views.detail(obj, events=events, git=git))
+        git, ranged = None, NONE
+        if isinstance(parsed, Canary):
+            if self.d.git is not None:
+                git = await run_in_threadpool(self.d.git.provenance, parsed)
+            ranged = await run_in_threadpool(self.d.ranges.of, obj, parsed)
+        return JSONResponse(views.detail(obj, events=events, git=git) | {"prometheus": ranged.as_json()})
 
     async def weights(self, request: Request) -> Response:
         obj = self.d.canary(request.path_params["namespace"], request.path_params["name"])
@@ -141,14 +147,19 @@ class _Handlers:
     async def metric(self, request: Request) -> Response:
         obj = self.d.canary(request.path_params["namespace"], request.path_params["name"])
         wanted = request.path_params["metric"]
+        parsed = views.parse(obj)
+        ranged = NONE if isinstance(parsed, str) else await run_in_threadpool(self.d.ranges.of, obj, parsed)
 
         def draw(canary: Canary) -> bytes:
             series = next((s for s in views.metric_series(canary) if s.name == wanted), None)
             if series is None:
                 raise HTTPException(404, f"Canary {views.key(obj)} has no metric {wanted!r} in spec.analysis.metrics")
-            return charts.metric_svg(series, start=views.run_start(canary), salt=f"metric-{charts.chart_id(wanted)}")
+            return charts.metric_svg(series, start=views.run_start(canary), salt=f"metric-{charts.chart_id(wanted)}",
+                                     prometheus=ranged.series.get(wanted, ()))
 
-        svg = await run_in_threadpool(self.d.chart, obj, f"metric/{wanted}", draw)
+        # A chart drawn while Prometheus did not answer is drawn again once it does.
+        read = "prometheus" if ranged.problem is None else "no-prometheus"
+        svg = await run_in_threadpool(self.d.chart, obj, f"metric/{wanted}/{read}", draw)
         return Response(svg, media_type="image/svg+xml", headers={"Cache-Control": "no-store"})
 
     async def gitsync(self, request: Request) -> Response:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import math
 import re
 import threading
 from collections.abc import Sequence
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 _LOCK = threading.Lock()  # matplotlib's text layout and font caches are not thread-safe
 _SIZE = (7.2, 2.6)
 PASS_COLOUR, FAIL_COLOUR, BAND_COLOUR = "#2e7d32", "#c62828", "#a5d6a7"
-CANARY_COLOUR, PRIMARY_COLOUR = "#ef6c00", "#1565c0"
+CANARY_COLOUR, PRIMARY_COLOUR, PROMETHEUS_COLOUR = "#ef6c00", "#1565c0", "#6a1b9a"
 
 
 def chart_id(name: str) -> str:
@@ -103,18 +104,21 @@ def weights_svg(steps: Sequence[WeightStep], *, start: dt.datetime | None = None
         return _svg(figure, salt)
 
 
-def metric_svg(series: MetricSeries, *, start: dt.datetime | None = None, salt: str) -> bytes:
+def metric_svg(series: MetricSeries, *, start: dt.datetime | None = None, salt: str,
+               prometheus: Sequence[tuple[dt.datetime, float]] = ()) -> bytes:
     """A metric's values over time (passing points green, failing red, missing data as a gap) and the
-    range it must stay in, shaded: points inside the band passed."""
+    range it must stay in, shaded: points inside the band passed. ``prometheus``, when given, is the
+    metric's query over the run as Prometheus has it, drawn as a thin line under the points."""
     name = chart_id(series.name)
+    ranged = [(t, v) for t, v in prometheus if math.isfinite(v)]
     with _LOCK:
         figure, axes = _figure()
         axes.set_title(series.name, fontsize=10, loc="left")
         known = [p for p in series.points if p.value is not None]
-        if not known:
+        if not known and not ranged:
             _empty(axes, "no values yet")
             return _svg(figure, salt)
-        values = [p.value for p in known if p.value is not None]
+        values = [p.value for p in known if p.value is not None] + [v for _, v in ranged]
         low = series.min if series.min is not None else min([*values, series.max or 0]) - 1
         high = series.max if series.max is not None else max([*values, series.min or 0]) + 1
         lowest, highest = min([*values, low]), max([*values, high])
@@ -126,7 +130,12 @@ def metric_svg(series: MetricSeries, *, start: dt.datetime | None = None, salt: 
         for bound, kind in ((series.min, "min"), (series.max, "max")):
             if bound is not None:
                 axes.axhline(bound, color=PASS_COLOUR, linestyle="--", linewidth=1, gid=f"{name}-{kind}")
-        xs, axis = _elapsed([p.time for p in series.points], start or series.points[0].time)
+        origin = start or min([p.time for p in series.points] + [t for t, _ in ranged])
+        xs, axis = _elapsed([p.time for p in series.points] + [t for t, _ in ranged], origin)
+        xs, ranged_xs = xs[:len(series.points)], xs[len(series.points):]
+        if ranged:
+            axes.plot(ranged_xs, [v for _, v in ranged], color=PROMETHEUS_COLOUR, linewidth=1, alpha=0.8,
+                      gid=f"{name}-prometheus", label="Prometheus")
         axes.plot(xs, [p.value if p.value is not None else float("nan") for p in series.points], color="#555",
                   linewidth=1)
         for passed, colour, label in ((True, PASS_COLOUR, "passed"), (False, FAIL_COLOUR, "failed")):
@@ -136,7 +145,7 @@ def metric_svg(series: MetricSeries, *, start: dt.datetime | None = None, salt: 
                 axes.plot([x for x, _ in chosen], [v for _, v in chosen], linestyle="none", marker="o",
                           markersize=5, color=colour, gid=f"{name}-points-{label}", label=label)
         if start is not None:  # every chart of a run begins at its start, so that their steps line up
-            axes.set_xlim(left=min(0.0, *xs))
+            axes.set_xlim(left=min(0.0, *xs, *ranged_xs))
         _time_axis(axes, axis)
         axes.legend(loc="best", fontsize=8, frameon=False)
         return _svg(figure, salt)

@@ -20,6 +20,7 @@ from canary.dashboard.actions import Guard, Mode, tokens_from
 from canary.dashboard.app import Dashboard, create_app
 from canary.dashboard.feed import Feed
 from canary.dashboard.gitstate import GitState
+from canary.dashboard.ranges import NoRanges, PrometheusRanges
 from canary.gitsync.inventory import StateKind
 from canary.kube.cache import Informer
 from canary.kube.client import Kube
@@ -34,6 +35,20 @@ STOP_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
+class MetricsServer:
+    """The Prometheus whose range series the metric charts add (``--metrics-server``), and the router whose
+    built-in queries apply to a Canary without spec.provider (``--mesh-provider``)."""
+
+    url: str
+    mesh_provider: str
+
+    def ranges(self, kube: Kube) -> PrometheusRanges:
+        """The series source, reading MetricTemplates through ``kube``."""
+        return PrometheusRanges(self.url, mesh_provider=self.mesh_provider,
+                                templates=lambda ns, n: kube.get(API_VERSION, "MetricTemplate", n, namespace=ns))
+
+
+@dataclass(frozen=True)
 class GitOptions:
     """Where the Git sync keeps its state (the controller's --git-inventory-namespace and --git-sync-state)."""
 
@@ -42,24 +57,26 @@ class GitOptions:
 
 
 def build(kube: Kube, canaries: Informer, *, namespace: str | None, guard: Guard, git: GitOptions | None,
-          served_by: str, loopback: bool) -> ASGIApp:
+          metrics: MetricsServer | None, served_by: str, loopback: bool) -> ASGIApp:
     """The app over an informer of Canaries; call before the informer starts (it subscribes to it)."""
     feed = Feed(canaries.list_objects, namespace=namespace)
     canaries.subscribe(feed.on_canary)
     return create_app(Dashboard(kube=kube, feed=feed, get_canary=canaries.get, guard=guard,
                                 git=GitState(kube, git.namespace, git.kind) if git else None, namespace=namespace,
-                                served_by=served_by, loopback=loopback))
+                                served_by=served_by, loopback=loopback,
+                                ranges=metrics.ranges(kube) if metrics else NoRanges()))
 
 
-def for_controller(settings: DashboardSettings, *,
-                   git: GitOptions | None) -> Callable[[Kube, Informer, str | None], ASGIApp]:
-    """What ``canary controller --dashboard`` serves: read-only, or with actions for holders of its tokens."""
+def for_controller(settings: DashboardSettings, *, git: GitOptions | None,
+                   metrics: MetricsServer | None) -> Callable[[Kube, Informer, str | None], ASGIApp]:
+    """What ``canary controller --dashboard`` serves: read-only, or with actions for holders of its tokens;
+    its charts add the series of the controller's own --metrics-server."""
 
     def make(kube: Kube, canaries: Informer, namespace: str | None) -> ASGIApp:
         tokens = settings.tokens
         guard = Guard(Mode.TOKEN, tokens_from(tokens, kube)) if settings.actions and tokens else Guard(Mode.OFF)
-        return build(kube, canaries, namespace=namespace, guard=guard, git=git, served_by="canary controller",
-                     loopback=False)
+        return build(kube, canaries, namespace=namespace, guard=guard, git=git, metrics=metrics,
+                     served_by="canary controller", loopback=False)
 
     return make
 
@@ -74,13 +91,13 @@ def serve(app: ASGIApp, sock: socket.socket) -> None:
 
 
 def run_local(*, kubeconfig: Path | None, port: int, namespace: str | None, git: GitOptions,
-              announce: Callable[[str], None]) -> None:
+              metrics: MetricsServer | None, announce: Callable[[str], None]) -> None:
     """``canary dashboard``: watch the Canaries (of ``namespace``, or all) with the user's kubeconfig and serve
     the page on loopback until Ctrl-C; ``announce`` is told the URL once it answers."""
     kube = Kube.from_kubeconfig(kubeconfig)
     canaries = Informer(kube, API_VERSION, "Canary", namespace=namespace)
-    app = build(kube, canaries, namespace=namespace, guard=Guard(Mode.LOCAL), git=git, served_by="canary dashboard",
-                loopback=True)
+    app = build(kube, canaries, namespace=namespace, guard=Guard(Mode.LOCAL), git=git, metrics=metrics,
+                served_by="canary dashboard", loopback=True)
     sock = socket.create_server((LOOPBACK, port))
     canaries.start()
     try:

@@ -29,11 +29,14 @@ QUERY_SECONDS = 15.0
 
 
 def with_prometheus(run: Run, canary: Canary, *, url: str, mesh: str,
-                    templates: Callable[[str | None, str], Obj | None]) -> Run:
+                    templates: Callable[[str | None, str], Obj | None], timeout: float = QUERY_SECONDS) -> Run:
     """``run`` with each metric's series from the Prometheus at ``url``; ``mesh`` is the router whose
-    built-in queries apply (the canary's spec.provider, else the controller's default)."""
+    built-in queries apply (the canary's spec.provider, else the controller's default). ``timeout`` bounds
+    each query (the dashboard, which answers a page, asks with a short one and no second attempt)."""
+    attempts = 1 if timeout < QUERY_SECONDS else ProviderConfig.attempts
     try:
-        provider = from_config(ProviderConfig("prometheus", url, timeout=QUERY_SECONDS), field="--metrics-server")
+        provider = from_config(ProviderConfig("prometheus", url, timeout=timeout, attempts=attempts),
+                               field="--metrics-server")
     except AnalysisSpecError as exc:
         raise PermanentError(str(exc)) from exc
     start, end = run.started, max(run.ended, run.started + timedelta(seconds=1))
@@ -51,7 +54,7 @@ def with_prometheus(run: Run, canary: Canary, *, url: str, mesh: str,
         except (AnalysisSpecError, _NoSeries) as exc:
             missing[series.name] = str(exc)
             continue
-        result = provider.query_range(query, start=start, end=end, step=step, deadline=QUERY_SECONDS)
+        result = provider.query_range(query, start=start, end=end, step=step, deadline=timeout)
         if result.outcome is Outcome.UNAVAILABLE:
             raise TemporaryError(f"--metrics-server: {result.message}")
         if result.outcome is Outcome.VALUE:

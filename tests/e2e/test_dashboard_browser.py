@@ -54,11 +54,13 @@ def page(browser: Browser) -> Iterator[Page]:
 
 @pytest.fixture
 def dashboard(local_stack: stack.StackState, namespace: str, tmp_path: Path) -> Iterator[str]:
-    """``canary dashboard -n <namespace>`` on a free port; its URL."""
+    """``canary dashboard -n <namespace> --metrics-server <the stack's Prometheus>`` on a free port; its URL."""
     log = tmp_path / "dashboard.log"
     with log.open("wb") as out:
         process = subprocess.Popen([sys.executable, "-m", "canary", "dashboard", "--port", "0", "-n", namespace,
-                                    "--kubeconfig", local_stack.kubeconfig], stdout=out, stderr=subprocess.STDOUT)
+                                    "--kubeconfig", local_stack.kubeconfig, "--metrics-server",
+                                    local_stack.prometheus_url, "--mesh-provider", "gatewayapi"],
+                                   stdout=out, stderr=subprocess.STDOUT)
     try:
         said = wait_until(log.read_text, lambda text: " on http://" in text or process.poll() is not None,
                           what=f"canary dashboard to say where it serves (log {log})", timeout=30)
@@ -115,7 +117,8 @@ def _drawn(page: Page, chart: str, metric: str) -> dict[str, Any]:
 
 
 def test_the_list_follows_a_release_live_and_the_canary_page_charts_metrics_against_their_thresholds(
-    kube: Kube, namespace: str, controller: ControllerProcess, dashboard: str, page: Page, tmp_path: Path
+    kube: Kube, namespace: str, controller: ControllerProcess, dashboard: str, page: Page, tmp_path: Path,
+    local_stack: stack.StackState,
 ) -> None:
     _judged_web(kube, namespace, stepWeight=25, maxWeight=50)
     key = f"{namespace}/web"
@@ -155,6 +158,13 @@ def test_the_list_follows_a_release_live_and_the_canary_page_charts_metrics_agai
     drawn = _drawn(page, chart, "request-success-rate")
     assert len(drawn["passed"]) == len(values) == len([v for v in values if v >= 99])
     assert all(drawn["top"] <= y <= drawn["bottom"] for y in drawn["passed"]), drawn
+    # The success rate as Prometheus has it over the run, read by the dashboard: inside the band all along.
+    page.wait_for_selector("#prometheus-note[data-read='yes']")
+    assert local_stack.prometheus_url in page.inner_text("#prometheus-note")
+    line = page.evaluate("""chart => { const path = document.querySelector(`${chart} g#request-success-rate-prometheus
+        path`); if (!path) return null; const r = path.getBoundingClientRect(); return [r.top, r.bottom]; }""", chart)
+    assert line is not None, "the chart draws the Prometheus series"
+    assert drawn["top"] - 2 <= line[0] <= line[1] <= drawn["bottom"] + 2, (line, drawn)
     weights = page.locator("#chart-weights g#weights-canary use")
     assert weights.count() == len(canary_status(kube, namespace, "web")["timeline"]["points"])
     assert page.locator("#events tbody tr", has_text="Promotion completed").count() == 1

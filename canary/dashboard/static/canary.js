@@ -77,6 +77,7 @@ function show(detail) {
     (w) => [w.result || "nothing refused", w.warning ? "warn" : ""], (w) => w.time || ""]);
   fillTable("events", detail.events, [(e) => clock(e.time), (e) => [e.type, e.type === "Warning" ? "warn" : ""],
     (e) => e.reason, (e) => e.message]);
+  prometheusNote(detail.prometheus);
   const charts = document.getElementById("metric-charts");
   for (const metric of detail.charts) {
     const id = "chart-metric-" + chartId(metric);
@@ -94,6 +95,20 @@ function show(detail) {
       ? "refused by the controller: " + detail.requestRefused : "handled by the controller";
     pending = null;
   }
+}
+
+// Where the charts' Prometheus lines come from, or why they are missing (the charts keep the analysis values).
+function prometheusNote(prometheus) {
+  const note = document.getElementById("prometheus-note");
+  note.hidden = !prometheus.server;
+  if (!prometheus.server) return;
+  const missing = Object.entries(prometheus.missing).map(([metric, why]) => metric + ": " + why);
+  note.className = prometheus.problem ? "warn" : "muted";
+  note.dataset.read = prometheus.problem ? "no" : "yes";
+  note.textContent = prometheus.problem
+    ? prometheus.problem + "; the charts show the analysis values only."
+    : "The purple line is each metric's query over the run, from " + prometheus.server
+      + (missing.length ? "; no line for " + missing.join("; ") : "") + ".";
 }
 
 async function refresh() {
