@@ -130,13 +130,19 @@ class _Handlers:
         namespace, name = request.path_params["namespace"], request.path_params["name"]
         obj = self.d.canary(namespace, name)
         parsed = views.parse(obj)
-        events = await run_in_threadpool(_events, self.d.kube, namespace, name)
+        events, unread = self.d.feed.events.cached(namespace, name), None
+        if events is None:
+            try:
+                events = await run_in_threadpool(_events, self.d.kube, namespace, name)
+            except CanaryError as exc:  # say so on the page (RBAC without Events, say), not a 500
+                events, unread = [], f"the Events could not be read: {exc}"
         git, ranged = None, NONE
         if isinstance(parsed, Canary):
             if self.d.git is not None:
                 git = await run_in_threadpool(self.d.git.provenance, parsed)
             ranged = await run_in_threadpool(self.d.ranges.of, obj, parsed)
-        return JSONResponse(views.detail(obj, events=events, git=git) | {"prometheus": ranged.as_json()})
+        return JSONResponse(views.detail(obj, events=events, git=git) | {"prometheus": ranged.as_json(),
+                                                                         "eventsProblem": unread})
 
     async def weights(self, request: Request) -> Response:
         obj = self.d.canary(request.path_params["namespace"], request.path_params["name"])
@@ -169,18 +175,21 @@ class _Handlers:
 
     async def stream(self, request: Request) -> Response:
         namespace = request.query_params.get("namespace") or self.d.namespace
+        if self.d.namespace is not None and namespace != self.d.namespace:
+            raise HTTPException(404, f"this dashboard shows namespace {self.d.namespace} only, not {namespace}")
         feed = self.d.feed
-        subscription = feed.subscribe(namespace)
+        # A canary page's stream also carries that canary's Events, from a watch held while it is open.
+        subscription = feed.subscribe(namespace, request.query_params.get("canary") or None)
 
         async def events() -> AsyncIterator[str]:
             try:
                 yield "retry: 2000\n\n"
                 while True:
-                    rows = await subscription.changes(timeout=HEARTBEAT_SECONDS)
-                    if not rows:
+                    changes = await subscription.changes(timeout=HEARTBEAT_SECONDS)
+                    if not changes:
                         yield ": alive\n\n"  # keeps proxies from closing an idle stream
-                    for row in rows:
-                        yield f"event: canary\ndata: {json.dumps(row)}\n\n"
+                    for what, row in changes:
+                        yield f"event: {what}\ndata: {json.dumps(row)}\n\n"
             finally:
                 feed.unsubscribe(subscription)
 

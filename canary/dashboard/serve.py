@@ -18,6 +18,7 @@ from starlette.types import ASGIApp
 
 from canary.dashboard.actions import Guard, Mode, tokens_from
 from canary.dashboard.app import Dashboard, create_app
+from canary.dashboard.events import CanaryEvents, informer_of
 from canary.dashboard.feed import Feed
 from canary.dashboard.gitstate import GitState
 from canary.dashboard.ranges import NoRanges, PrometheusRanges
@@ -59,8 +60,10 @@ class GitOptions:
 def build(kube: Kube, canaries: Informer, *, namespace: str | None, guard: Guard, git: GitOptions | None,
           metrics: MetricsServer | None, served_by: str, loopback: bool) -> ASGIApp:
     """The app over an informer of Canaries; call before the informer starts (it subscribes to it)."""
-    feed = Feed(canaries.list_objects, namespace=namespace)
+    events = CanaryEvents(informer_of(kube))
+    feed = Feed(canaries.list_objects, namespace=namespace, events=events)
     canaries.subscribe(feed.on_canary)
+    events.subscribe(feed.on_event)
     return create_app(Dashboard(kube=kube, feed=feed, get_canary=canaries.get, guard=guard,
                                 git=GitState(kube, git.namespace, git.kind) if git else None, namespace=namespace,
                                 served_by=served_by, loopback=loopback,

@@ -156,11 +156,17 @@ def event_time(event: Obj) -> str:
                or event["metadata"].get("creationTimestamp") or "")
 
 
+def event_row(event: Obj) -> Json:
+    """One Event as the page lists it; ``uid`` names it across its updates (a repeated Event counts up)."""
+    meta = event["metadata"]
+    return {"uid": meta.get("uid") or f"{meta.get('namespace') or ''}/{meta.get('name') or ''}",
+            "time": event_time(event), "type": event.get("type") or "Normal", "reason": event.get("reason") or "",
+            "message": event.get("message") or "", "count": event.get("count") or 1}
+
+
 def event_rows(events: Sequence[Obj]) -> list[Json]:
     """The newest Events first, as the page lists them."""
-    newest = sorted(events, key=event_time, reverse=True)[:EVENTS_SHOWN]
-    return [{"time": event_time(e), "type": e.get("type") or "Normal", "reason": e.get("reason") or "",
-             "message": e.get("message") or "", "count": e.get("count") or 1} for e in newest]
+    return [event_row(e) for e in sorted(events, key=event_time, reverse=True)[:EVENTS_SHOWN]]
 
 
 def detail(obj: Obj, *, events: Sequence[Obj], git: Json | None) -> Json:

@@ -63,15 +63,15 @@ def _version(obj: Obj) -> int:
 
 
 class Informer:
-    """A cache of one kind (optionally one namespace, and the objects matching a label selector), kept
+    """A cache of one kind (optionally one namespace, and the objects matching a label or field selector), kept
     current by a watch in a thread. Objects are kept without their managed fields and kubectl's
     last-applied annotation, which nothing reads from a cache."""
 
     def __init__(self, kube: Kube, api_version: str, kind: str, *, namespace: str | None = None,
-                 label_selector: str | None = None, retry_seconds: float = 2.0, lazy: bool = False,
-                 first_read_seconds: float = LAZY_SYNC_SECONDS) -> None:
+                 label_selector: str | None = None, field_selector: str | None = None, retry_seconds: float = 2.0,
+                 lazy: bool = False, first_read_seconds: float = LAZY_SYNC_SECONDS) -> None:
         self.api_version, self.kind, self.namespace = api_version, kind, namespace
-        self.label_selector = label_selector
+        self.label_selector, self.field_selector = label_selector, field_selector
         self.lazy = lazy
         self._wanted = False  # start was called; a lazy informer then starts at its first read
         self._first_deadline = 0.0
@@ -204,7 +204,8 @@ class Informer:
 
     def _relist(self) -> str:
         items, version = self._kube.list_with_version(self.api_version, self.kind, namespace=self.namespace,
-                                                      label_selector=self.label_selector)
+                                                      label_selector=self.label_selector,
+                                                      field_selector=self.field_selector)
         fresh = {_key(o): _slim(o) for o in items}
         with self._lock:
             gone = [o for k, o in self._objects.items() if k not in fresh]
@@ -222,7 +223,8 @@ class Informer:
         seconds = int(WATCH_SECONDS * (1 + random.random()))  # noqa: S311 - spreading, not secrecy
         for event, obj in self._kube.watch(self.api_version, self.kind, namespace=self.namespace,
                                            resource_version=version, timeout_seconds=seconds,
-                                           label_selector=self.label_selector):
+                                           label_selector=self.label_selector,
+                                           field_selector=self.field_selector):
             version = obj["metadata"].get("resourceVersion") or version
             if event == "BOOKMARK":
                 continue

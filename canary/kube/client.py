@@ -172,18 +172,20 @@ class Kube:
         return [cast(Obj, item) for item in found.get("items", [])]
 
     def list_with_version(self, api_version: str, kind: str, *, namespace: str | None = None,
-                          label_selector: str | None = None) -> tuple[list[Obj], str]:
-        """Every object of a kind (matching ``label_selector``) and the list's resourceVersion, to start a
+                          label_selector: str | None = None,
+                          field_selector: str | None = None) -> tuple[list[Obj], str]:
+        """Every object of a kind (matching the selectors) and the list's resourceVersion, to start a
         watch from."""
         resource = self._resource(api_version, kind)
-        found = self._call(f"list {kind}", lambda: self._dynamic.get(resource, namespace=namespace,
-                                                                     label_selector=label_selector, serializer=_raw))
+        found = self._call(f"list {kind}", lambda: self._dynamic.get(
+            resource, namespace=namespace, label_selector=label_selector, field_selector=field_selector,
+            serializer=_raw))
         listed = cast(Obj, found)
         return [cast(Obj, item) for item in listed.get("items", [])], str(listed["metadata"]["resourceVersion"])
 
     def watch(
         self, api_version: str, kind: str, *, resource_version: str, namespace: str | None = None,
-        timeout_seconds: int = 60, label_selector: str | None = None,
+        timeout_seconds: int = 60, label_selector: str | None = None, field_selector: str | None = None,
     ) -> Iterator[tuple[str, Obj]]:
         """Changes since ``resource_version`` as (type, object), ending after the timeout; a ``BOOKMARK``
         carries only a newer resourceVersion to resume from (so that a quiet kind never falls behind the
@@ -194,7 +196,7 @@ class Kube:
         resource = self._resource(api_version, kind)
         stream = self._dynamic.watch(resource, namespace=namespace, resource_version=resource_version,
                                      timeout=timeout_seconds, allow_watch_bookmarks=True,
-                                     label_selector=label_selector)
+                                     label_selector=label_selector, field_selector=field_selector)
         try:
             for event in stream:
                 kind_of_event = str(event["type"])

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import urllib.request
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +100,16 @@ def _wait_in_page(page: Page, expression: str, *, what: str, arg: object = None,
                              f"the page showed:\n{shown}") from None
 
 
+def _canary_event(namespace: str, canary: str, message: str) -> Obj:
+    """A Kubernetes Event about Canary ``canary``, as any component might write one."""
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {"apiVersion": "v1", "kind": "Event", "type": "Normal", "reason": "Noted", "message": message,
+            "metadata": {"name": f"{canary}.{os.urandom(4).hex()}", "namespace": namespace},
+            "involvedObject": {"apiVersion": "canary.dev/v1alpha1", "kind": "Canary", "name": canary,
+                               "namespace": namespace},
+            "source": {"component": "e2e-test"}, "firstTimestamp": now, "lastTimestamp": now, "count": 1}
+
+
 def _timeline_values(kube: Kube, namespace: str, metric: str) -> list[float]:
     timeline = canary_status(kube, namespace, "web")["timeline"]
     return [p["metrics"][metric] for p in timeline["points"]
@@ -168,6 +179,14 @@ def test_the_list_follows_a_release_live_and_the_canary_page_charts_metrics_agai
     weights = page.locator("#chart-weights g#weights-canary use")
     assert weights.count() == len(canary_status(kube, namespace, "web")["timeline"]["points"])
     assert page.locator("#events tbody tr", has_text="Promotion completed").count() == 1
+
+    # A new Event of the canary reaches the open page on its stream: the page cannot re-read its data meanwhile.
+    detail = f"**/api/canaries/{namespace}/web"
+    page.route(detail, lambda route: route.abort())
+    kube.create(_canary_event(namespace, "web", "a note the test wrote"))
+    page.wait_for_selector("#events tbody tr:has-text('a note the test wrote')", timeout=15_000)
+    page.unroute(detail)
+    assert page.evaluate("window.sameDocument") is True, "shown without a reload"
 
     # A bad release, watched on the same page: its failing values are drawn red, below the band. Five steps
     # of analysis leave the traffic simulator time to see the new pods' errors on a loaded machine.

@@ -13,6 +13,8 @@ const WHAT = {
 let config = {actions: "off"};
 let pending = null;   // the request value of the last promote/abort/retry sent from this page
 let refreshing = null;
+let events = new Map();  // this canary's Events by uid: from each refresh, and live from the stream
+const EVENTS_SHOWN = 30;
 
 function chartId(metric) {
   return metric.replace(/[^A-Za-z0-9-]+/g, "-").replace(/^-+|-+$/g, "") || "metric";
@@ -75,8 +77,12 @@ function show(detail) {
     (m) => range(m.min, m.max), (m) => [m.verdict, "verdict-" + m.verdict], (m) => m.message]);
   fillTable("webhooks", detail.webhooks, [(w) => w.name, (w) => w.type,
     (w) => [w.result || "nothing refused", w.warning ? "warn" : ""], (w) => w.time || ""]);
-  fillTable("events", detail.events, [(e) => clock(e.time), (e) => [e.type, e.type === "Warning" ? "warn" : ""],
-    (e) => e.reason, (e) => e.message]);
+  // Merged, not replaced: an Event the stream brought while this answer was on its way stays.
+  for (const event of detail.events) events.set(event.uid, event);
+  showEvents();
+  const unread = document.getElementById("events-problem");
+  unread.textContent = detail.eventsProblem || "";
+  unread.hidden = !detail.eventsProblem;
   prometheusNote(detail.prometheus);
   const charts = document.getElementById("metric-charts");
   for (const metric of detail.charts) {
@@ -95,6 +101,20 @@ function show(detail) {
       ? "refused by the controller: " + detail.requestRefused : "handled by the controller";
     pending = null;
   }
+}
+
+function showEvents() {
+  const newest = [...events.values()].sort((a, b) => (a.time < b.time ? 1 : a.time > b.time ? -1 : 0))
+    .slice(0, EVENTS_SHOWN);
+  events = new Map(newest.map((e) => [e.uid, e]));
+  fillTable("events", newest, [(e) => clock(e.time), (e) => [e.type, e.type === "Warning" ? "warn" : ""],
+    (e) => e.reason, (e) => e.message]);
+}
+
+// An Event from the stream, new or counted again: shown at once, without reloading the page's data.
+function eventArrived(event) {
+  events.set(event.uid, event);
+  showEvents();
 }
 
 // Where the charts' Prometheus lines come from, or why they are missing (the charts keep the analysis values).
@@ -183,8 +203,8 @@ document.addEventListener("DOMContentLoaded", async () => {
     document.getElementById("token-box").hidden = false;
     document.getElementById("token").value = sessionStorage.getItem("canary-token") || "";
   }
-  follow("/api/stream?namespace=" + encodeURIComponent(namespace), (row) => {
+  follow("/api/stream?namespace=" + encodeURIComponent(namespace) + "&canary=" + encodeURIComponent(name), (row) => {
     if (row.key === namespace + "/" + name) refreshSoon();
-  }, () => { refresh(); gitsync().catch((e) => console.error(e)); });
+  }, () => { refresh(); gitsync().catch((e) => console.error(e)); }, eventArrived);
   setInterval(() => { const a = document.getElementById("age"); a.textContent = age(a.dataset.since); }, 1000);
 });

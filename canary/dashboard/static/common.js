@@ -73,12 +73,13 @@ function weightBar(element, r) {
 }
 
 // Server-sent events fed by the cluster's watch; onOpen runs at each (re)connection, so a page reloads
-// its data once it is subscribed and misses no change.
-function follow(url, onRow, onOpen) {
+// its data once it is subscribed and misses no change. A canary page's stream also carries its Events (onEvent).
+function follow(url, onRow, onOpen, onEvent) {
   const live = document.getElementById("live");
   const source = new EventSource(url);
   source.addEventListener("open", () => { live.textContent = "live"; live.className = "live on"; onOpen(); });
   source.addEventListener("error", () => { live.textContent = "reconnecting…"; live.className = "live off"; });
   source.addEventListener("canary", (event) => onRow(JSON.parse(event.data)));
+  if (onEvent) source.addEventListener("event", (event) => onEvent(JSON.parse(event.data)));
   return source;
 }

@@ -144,6 +144,29 @@ def test_the_stream_sends_a_changed_row_when_the_watch_delivers_it(local: tuple[
     assert '"weight": 30' in received[2]
 
 
+def test_a_canary_pages_stream_carries_that_canarys_events_as_the_watch_delivers_them(
+        local: tuple[str, Feed]) -> None:
+    url, feed = local
+    event = {"apiVersion": "v1", "kind": "Event", "type": "Warning", "reason": "Halted", "message": "halted web",
+             "metadata": {"name": "web.1", "namespace": "shop", "uid": "u1"},
+             "involvedObject": {"kind": "Canary", "name": "web", "namespace": "shop"}}
+    with requests.get(url + "/api/stream?namespace=shop&canary=web", stream=True, timeout=10) as stream:
+        lines = stream.iter_lines(decode_unicode=True)
+        assert next(lines) == "retry: 2000"
+        other = event | {"involvedObject": {"kind": "Canary", "name": "api", "namespace": "shop"},
+                         "metadata": {"name": "api.1", "namespace": "shop", "uid": "u0"}}
+
+        def watch() -> None:
+            feed.on_event("ADDED", other)
+            feed.on_event("ADDED", event)
+
+        threading.Thread(target=watch).start()
+        received = [next(lines) for _ in range(3)]
+    assert received[1] == "event: event"
+    assert '"uid": "u1"' in received[2]
+    assert '"reason": "Halted"' in received[2]
+
+
 def test_a_read_only_dashboard_refuses_controls_and_the_controllers_paths_answer_beside_it(
         cluster: _Cluster) -> None:
     server, _ = _serve(cluster, Guard(Mode.OFF), loopback=False)

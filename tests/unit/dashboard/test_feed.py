@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 
-from canary.dashboard.feed import Feed
+from canary.dashboard.feed import Change, Feed
 from canary.kube import Obj
 from tests.builders import make_canary
 
@@ -19,7 +19,7 @@ def _canary(namespace: str, name: str, weight: int) -> Obj:
 def test_a_stream_gets_the_newest_row_of_each_changed_canary_of_its_namespace() -> None:
     feed = Feed(lambda namespace: [], namespace=None)
 
-    async def scenario() -> list[list[dict[str, object]]]:
+    async def scenario() -> list[list[Change]]:
         mine, everything = feed.subscribe("shop"), feed.subscribe(None)
         def watch_thread() -> None:
             feed.on_canary("MODIFIED", _canary("shop", "web", 10))
@@ -38,10 +38,11 @@ def test_a_stream_gets_the_newest_row_of_each_changed_canary_of_its_namespace() 
         return [first, quiet, every]
 
     first, quiet, every = asyncio.run(scenario())
-    assert [(r["key"], r["weight"]) for r in first] == [("shop/web", 20)], "the newest row only, of its namespace"
+    assert [(what, r["key"], r["weight"]) for what, r in first] == [("canary", "shop/web", 20)], \
+        "the newest row only, of its namespace"
     assert quiet == []
-    assert [r["key"] for r in every] == ["shop/web", "other/api", "other/old"]
-    assert every[-1] == {"key": "other/old", "deleted": True}
+    assert [r["key"] for _, r in every] == ["shop/web", "other/api", "other/old"]
+    assert every[-1] == ("canary", {"key": "other/old", "deleted": True})
 
 
 def test_the_first_picture_lists_the_cached_canaries_sorted() -> None:

@@ -12,7 +12,8 @@ from canary.kube import Obj
 class FakeKube:
     """Objects by kind, namespace and name; kinds in ``unserved`` raise as Kube does for a kind the server lacks.
 
-    ``direct`` records the reads a caller made itself, ``lists`` the lists informers made. While
+    ``direct`` records the reads a caller made itself, ``lists`` the lists informers made (and
+    ``field_selectors`` their field selectors, which the fake does not apply). While
     ``lists_wait`` is clear, informers' lists wait (as a slow API server would). ``change`` updates an
     object and sends the event to the watches.
     """
@@ -22,6 +23,7 @@ class FakeKube:
         self.unserved = set(unserved)
         self.direct: list[str] = []
         self.lists: list[str] = []
+        self.field_selectors: list[str | None] = []
         self.lists_wait = threading.Event()
         self.lists_wait.set()
         self._events: dict[str, list[tuple[str, Obj]]] = {}
@@ -67,16 +69,19 @@ class FakeKube:
         return self._of(kind, namespace)
 
     def list_with_version(self, api_version: str, kind: str, *, namespace: str | None = None,
-                          label_selector: str | None = None) -> tuple[list[Obj], str]:
+                          label_selector: str | None = None,
+                          field_selector: str | None = None) -> tuple[list[Obj], str]:
         self._served(api_version, kind)
         self.lists_wait.wait(10)
         with self._lock:
             self.lists.append(kind)
+            self.field_selectors.append(field_selector)
             self._events[kind] = []
         return self._of(kind, namespace), "1"
 
     def watch(self, api_version: str, kind: str, *, resource_version: str, namespace: str | None = None,
-              timeout_seconds: int = 60, label_selector: str | None = None) -> Iterator[tuple[str, Obj]]:
+              timeout_seconds: int = 60, label_selector: str | None = None,
+              field_selector: str | None = None) -> Iterator[tuple[str, Obj]]:
         with self._changed:  # a watch call that ends soon when nothing happens, so a stopped informer ends
             self._changed.wait_for(lambda: bool(self._events.get(kind)), timeout=0.05)
             events, self._events[kind] = self._events.get(kind, []), []
