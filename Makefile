@@ -60,7 +60,7 @@ bench: setup
 # Not part of the suite: our controller and Flagger side by side on a stack of their own, written to
 # docs/benchmarks.md (builds Flagger from its Go module once, about 4 minutes). SIZES=10,100,1000 for more.
 bench-flagger: setup
-	$(BIN)/python -m bench.flagger $(if $(SIZES),--sizes $(SIZES)) $(BENCH_FLAGGER_ARGS)
+	$(BIN)/python -m bench.flagger $(if $(SIZES),--sizes $(SIZES)) $(if $(SHARDS),--shards $(SHARDS)) $(BENCH_FLAGGER_ARGS)
 
 # Not part of the suite: kills, restarts and hangs on a stack of its own (docs/reliability.md).
 chaos: setup

@@ -9,6 +9,7 @@ per canary per tick while a release runs.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from canary.kube import Obj
@@ -36,11 +37,22 @@ class Fleet:
     api_version: str
     size: int
     prometheus_url: str
+    members: tuple[str, ...] = ()
+    """The canaries of a share of the fleet (``share``); empty for the whole fleet."""
 
     @property
     def names(self) -> list[str]:
+        if self.members:
+            return list(self.members)
         width = max(4, len(str(self.size - 1)))
         return [f"app-{index:0{width}d}" for index in range(self.size)]
+
+    def share(self, index: int, count: int) -> Fleet:
+        """Every ``count``-th canary from the ``index``-th: the canaries of one of ``count`` shards."""
+        if not 0 <= index < count:
+            raise ValueError(f"share {index} of {count} does not exist")
+        members = tuple(self.names[index::count])
+        return dataclasses.replace(self, size=len(members), members=members)
 
     def template(self) -> Obj:
         """The MetricTemplate every canary of the fleet refers to."""

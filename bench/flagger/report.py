@@ -9,6 +9,7 @@ at the end.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import math
 import statistics
@@ -44,6 +45,9 @@ class Measured:
     unfinished: int = 0
     lag_p50: float | None = None
     lag_p99: float | None = None
+    """Tick lag of the idle window (ours only)."""
+    release_lag_p50: float | None = None
+    release_lag_p99: float | None = None
     idle_kinds: Mapping[str, int] = field(default_factory=dict)
     """Requests of the idle window by verb and resource (``get deployments``), most first."""
     release_kinds: Mapping[str, int] = field(default_factory=dict)
@@ -82,6 +86,8 @@ class SizeResult:
     """Idle-window requests of the stack's other clients (simulator, kwok, ...), by User-Agent's first word."""
     commit: str = ""
     """The commit measured, with ``(with uncommitted changes)`` when the tree had some."""
+    shards: Mapping[str, Measured] = field(default_factory=dict)
+    """Ours again on the same canaries, split across these shards (``--shards``); empty when not run."""
 
 
 def save(result: SizeResult, path: Path) -> None:
@@ -94,7 +100,8 @@ def load(path: Path) -> SizeResult:
     """A result ``save`` kept."""
     raw = json.loads(path.read_text())
     measured = {name: Measured(**figures) for name, figures in raw.pop("measured").items()}
-    return SizeResult(measured=measured, **raw)
+    shards = {name: Measured(**figures) for name, figures in raw.pop("shards", {}).items()}
+    return SizeResult(measured=measured, shards=shards, **raw)
 
 
 def _number(value: float | None, digits: int = 1) -> str:
@@ -116,10 +123,10 @@ def _ratio(ours: float | None, flagger: float | None) -> str:
     return f"{ours / flagger:.2f}x"
 
 
-def _lag(measured: Measured) -> str:
-    if measured.lag_p50 is None or measured.lag_p99 is None:
+def _lag(p50: float | None, p99: float | None) -> str:
+    if p50 is None or p99 is None:
         return "n/a"
-    return f"{measured.lag_p50 * 1000:.0f} / {measured.lag_p99 * 1000:.0f}"
+    return f"{p50 * 1000:.0f} / {p99 * 1000:.0f}"
 
 
 def rows(result: SizeResult) -> list[tuple[str, str, str, str]]:
@@ -136,7 +143,8 @@ def rows(result: SizeResult) -> list[tuple[str, str, str, str]]:
     found = [(name, _number(get(flagger), digits), _number(get(ours), digits), _ratio(get(ours), get(flagger)))
              for name, get, digits in numeric]
     found += [
-        ("tick lag p50 / p99 ms (ours' histogram)", "n/a", _lag(ours), ""),
+        ("tick lag p50 / p99 ms, idle (ours' histogram)", "n/a", _lag(ours.lag_p50, ours.lag_p99), ""),
+        ("tick lag p50 / p99 ms, release", "n/a", _lag(ours.release_lag_p50, ours.release_lag_p99), ""),
         ("reaction s, change to Progressing, p50 / max", _spread(flagger.reactions), _spread(ours.reactions), ""),
         ("release wall time s, p50 / max", _spread(flagger.release_times), _spread(ours.release_times), ""),
         ("releases failed / unfinished", f"{flagger.failed} / {flagger.unfinished}",
@@ -154,6 +162,45 @@ def table(result: SizeResult) -> str:
              "| measure | Flagger | ours | ours / Flagger |", "|---|---:|---:|---:|"]
     lines += [f"| {name} | {flagger} | {ours} | {ratio} |" for name, flagger, ours, ratio in rows(result)]
     return "\n".join(lines)
+
+
+def shard_table(result: SizeResult) -> str:
+    """The sharded run of one size: each shard's share and figures beside the single process's, or ""."""
+    if not result.shards:
+        return ""
+    single = result.measured["ours"]
+    columns = {"one process": single, **{f"shard {name}": measured for name, measured in result.shards.items()}}
+    numeric: list[tuple[str, Callable[[Measured], str]]] = [
+        ("canaries", lambda m: str(m.size)),
+        ("API requests per canary per tick, idle", lambda m: _number(m.idle_requests_per_tick, 2)),
+        ("API requests per canary, one release", lambda m: _number(m.release_requests_per_canary)),
+        ("CPU ms per canary per tick, idle", lambda m: _number(m.idle_cpu_ms_per_tick, 2)),
+        ("CPU ms per canary per tick, release", lambda m: _number(m.release_cpu_ms_per_tick, 2)),
+        ("RSS MB, idle / peak", lambda m: f"{m.rss_idle_bytes / MB:.0f} / {m.rss_peak_bytes / MB:.0f}"),
+        ("tick lag p50 / p99 ms, idle", lambda m: _lag(m.lag_p50, m.lag_p99)),
+        ("tick lag p50 / p99 ms, release", lambda m: _lag(m.release_lag_p50, m.release_lag_p99)),
+        ("reaction s, p50 / max", lambda m: _spread(m.reactions)),
+        ("release wall time s, p50 / max", lambda m: _spread(m.release_times)),
+        ("releases failed / unfinished", lambda m: f"{m.failed} / {m.unfinished}"),
+    ]
+    lines = [f"#### N = {result.size} across {len(result.shards)} shards (ours only, the same canaries, "
+             "released again)", "", "| measure | " + " | ".join(columns) + " |",
+             "|---|" + "---:|" * len(columns)]
+    lines += [f"| {name} | " + " | ".join(get(m) for m in columns.values()) + " |" for name, get in numeric]
+    return "\n".join(lines)
+
+
+def growth(results: Sequence[SizeResult]) -> list[str]:
+    """Idle RSS bytes per added canary between each pair of successive sizes, per controller."""
+    ordered = sorted(results, key=lambda r: r.size)
+    lines = []
+    for low, high in itertools.pairwise(ordered):
+        added = high.size - low.size
+        spread = ", ".join(
+            f"{LABELS[c]} {(high.measured[c].rss_idle_bytes - low.measured[c].rss_idle_bytes) / added / 1024:.1f} KiB"
+            for c in CONTROLLERS)
+        lines.append(f"- N = {low.size} to {high.size}: {spread} per canary")
+    return lines
 
 
 def kinds(result: SizeResult, *, top: int = 8) -> str:
@@ -203,6 +250,11 @@ def document(results: Sequence[SizeResult], record: Record, notes: Sequence[str]
     ]
     for result in results:
         parts += [table(result), "", "Requests by verb and resource, in each whole window:", "", kinds(result), ""]
+        if result.shards:
+            parts += [shard_table(result), ""]
+    if len(results) > 1:
+        parts += ["Memory per canary (idle RSS added per canary, from one size to the next):", "",
+                  *growth(results), ""]
     parts += [f"![CPU and memory against N]({record.plot})", ""]
     if notes:
         parts += ["## Notes", "", *[f"- {note}" for note in notes], ""]

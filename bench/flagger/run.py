@@ -24,17 +24,21 @@ from bench.flagger import audit, binary, lag, phases, procstat
 from bench.flagger.controllers import FlaggerProcess, OurProcess
 from bench.flagger.fleet import INTERVAL_SECONDS, Fleet, flagger_fleet, our_fleet
 from bench.flagger.report import Measured, SizeResult
+from canary.defaults import SHARD_LABEL
 from canary.errors import LocalStackError, WaitTimeout
-from canary.kube.client import Kube
+from canary.kube.client import Kube, controller_agent
 from canary.local import stack
 from canary.local.install import CANARY_CRDS, install_crds
 from canary.local.kwok import node
 from canary.waiting import wait_until
 from tests.e2e.canaries import release
+from tests.e2e.controllers import metric_total
 
 PODS_PER_NODE = int(node("x")["status"]["allocatable"]["pods"])
 ENDED = frozenset({"Succeeded", "Failed"})
 NEW_IMAGE = "ghcr.io/stefanprodan/podinfo:6.7.1"
+SHARDED_IMAGE = "ghcr.io/stefanprodan/podinfo:6.7.2"
+"""The sharded run's release: a revision the canaries have not seen."""
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,8 @@ class Settings:
     folder: Path
     idle_seconds: float = 60
     settle_seconds: float = 2 * INTERVAL_SECONDS
+    shards: int = 0
+    """After the side-by-side release, run ours again as this many shards (0 or 1: not at all)."""
 
 
 def nodes_for(size: int) -> int:
@@ -153,8 +159,14 @@ def measure(size: int, settings: Settings, *, commit: str = "", progress: Callab
         measured = {name: _figures(name, fleet, logs[name], audit_log=audit_log, idle=idle, released=released,
                                    end=ends[name], identified=name not in unseen) for name, fleet in fleets.items()}
         other = audit.count(audit.read_from(audit_log, idle.offset), idle.window).other
+        shards = {}
+        if settings.shards > 1:
+            ours.stop()
+            shards = _sharded(kube, state, fleets["ours"], logs["ours"], count=settings.shards, folder=folder,
+                              audit_log=audit_log, settings=settings)
+            progress(f"[N={size}] {settings.shards} shards measured at {time.monotonic() - began:.0f} s")
         return SizeResult(size=size, nodes=nodes, measured=measured, minutes=(time.monotonic() - began) / 60,
-                          other_clients=dict(other.most_common(6)), commit=commit)
+                          other_clients=dict(other.most_common(6)), commit=commit, shards=shards)
     finally:
         for log in logs.values():
             log.stop()
@@ -165,16 +177,19 @@ def measure(size: int, settings: Settings, *, commit: str = "", progress: Callab
 
 
 def _figures(name: str, fleet: Fleet, log: phases.PhaseLog, *, audit_log: Path, idle: _Idle,
-             released: _Released, end: _Ended, identified: bool) -> Measured:
+             released: _Released, end: _Ended, identified: bool,
+             clients: Mapping[str, str] = audit.CLIENTS) -> Measured:
     """One controller's figures from the windows' samples, the audit log and the phases its canaries went
-    through; without requests ``identified`` by its User-Agent in the log, none are counted."""
-    counted_idle = audit.count(audit.read_from(audit_log, idle.offset), idle.window)
-    counted = audit.count(audit.read_from(audit_log, released.offset), audit.Window(released.wall, end.wall))
+    through; without requests ``identified`` by its User-Agent (``clients``) in the log, none are counted."""
+    counted_idle = audit.count(audit.read_from(audit_log, idle.offset), idle.window, clients)
+    counted = audit.count(audit.read_from(audit_log, released.offset), audit.Window(released.wall, end.wall),
+                          clients)
     transitions = log.transitions()
     reactions = phases.delays(released.moments[name], transitions, frozenset({"Progressing"}))
     endings = phases.delays(released.moments[name], transitions, ENDED)
     final = log.phases()
     idle_lag = lag.difference(idle.after[name][1], idle.before[name][1])
+    release_lag = lag.difference(end.buckets, released.before[name][1])
     return Measured(
         size=fleet.size, interval_seconds=INTERVAL_SECONDS,
         idle_seconds=idle.window.seconds, idle_requests=counted_idle.total(name) if identified else None,
@@ -188,6 +203,7 @@ def _figures(name: str, fleet: Fleet, log: phases.PhaseLog, *, audit_log: Path, 
         failed=sum(1 for n in fleet.names if final.get(n) == "Failed"),
         unfinished=sum(1 for d in endings.values() if d is None),
         lag_p50=lag.quantile(0.5, idle_lag), lag_p99=lag.quantile(0.99, idle_lag),
+        release_lag_p50=lag.quantile(0.5, release_lag), release_lag_p99=lag.quantile(0.99, release_lag),
         idle_kinds=counted_idle.kinds(name), release_kinds=counted.kinds(name))
 
 
@@ -233,22 +249,24 @@ class _Ended:
     wall: dt.datetime
     monotonic: float
     sample: procstat.Sample
+    buckets: lag.Buckets
 
 
 def _release_all(kube: Kube, fleets: Mapping[str, Fleet], logs: Mapping[str, phases.PhaseLog],
-                 clocks: Mapping[str, _Clock], *, audit_log: Path,
-                 timeout: float) -> tuple[_Released, dict[str, _Ended]]:
+                 clocks: Mapping[str, _Clock], *, audit_log: Path, timeout: float,
+                 image: str = NEW_IMAGE) -> tuple[_Released, dict[str, _Ended]]:
     """Change every target at once (interleaved), then wait until each controller's canaries have all ended;
     a controller's window closes, and its process is sampled, when its last canary ends."""
     opened = _open(audit_log, clocks)
     moments: dict[str, dict[str, float]] = {name: {} for name in fleets}
-    pairs = [(name, fleet, fleet.names[index]) for index in range(next(iter(fleets.values())).size)
-             for name, fleet in fleets.items()]
+    longest = max(fleet.size for fleet in fleets.values())
+    pairs = [(name, fleet, fleet.names[index]) for index in range(longest)
+             for name, fleet in fleets.items() if index < fleet.size]
 
     def one(pair: tuple[str, Fleet, str]) -> None:
         name, fleet, canary = pair
         moments[name][canary] = time.monotonic()
-        release(kube, fleet.namespace, NEW_IMAGE, name=canary)
+        release(kube, fleet.namespace, image, name=canary)
 
     with ThreadPoolExecutor(max_workers=8, thread_name_prefix="release") as pool:
         list(pool.map(one, pairs))
@@ -262,7 +280,7 @@ def _release_all(kube: Kube, fleets: Mapping[str, Fleet], logs: Mapping[str, pha
                 continue
             endings = phases.delays(moments[name], log.transitions(), ENDED)
             if all(delay is not None for delay in endings.values()):
-                ends[name] = _Ended(wall=_now(), monotonic=time.monotonic(), sample=clocks[name].read()[0])
+                ends[name] = _Ended(_now(), time.monotonic(), *clocks[name].read())
         return ends
 
     try:
@@ -270,5 +288,43 @@ def _release_all(kube: Kube, fleets: Mapping[str, Fleet], logs: Mapping[str, pha
                    interval=0.5)
     except WaitTimeout:
         for name in fleets:  # the figures of a release that did not end say so (unfinished), not nothing
-            ends.setdefault(name, _Ended(wall=_now(), monotonic=time.monotonic(), sample=clocks[name].read()[0]))
+            ends.setdefault(name, _Ended(_now(), time.monotonic(), *clocks[name].read()))
     return released, ends
+
+
+def _sharded(kube: Kube, local_stack: stack.StackState, fleet: Fleet, log: phases.PhaseLog, *, count: int,
+             folder: Path, audit_log: Path, settings: Settings) -> dict[str, Measured]:
+    """Our fleet again, split across ``count`` controllers (``--shard s0``, ``s1``...): label every ``count``-th
+    canary for each shard, start the shards (the single controller is stopped), wait until each holds its
+    share, then measure an idle window and a release as for one process, each shard on its own."""
+    names = [f"s{index}" for index in range(count)]
+    shares = {name: fleet.share(index, count) for index, name in enumerate(names)}
+    labelled = [(name, canary) for name, share in shares.items() for canary in share.names]
+
+    def label(pair: tuple[str, str]) -> None:
+        shard, canary = pair
+        kube.merge_patch(fleet.api_version, "Canary", canary, {"metadata": {"labels": {SHARD_LABEL: shard}}},
+                         namespace=fleet.namespace)
+
+    with ThreadPoolExecutor(max_workers=8, thread_name_prefix="label") as pool:
+        list(pool.map(label, labelled))
+    processes = {name: OurProcess(local_stack, fleet.namespace, folder, shard=name) for name in names}
+    try:
+        for process in processes.values():
+            process.start()
+        wait_until(lambda: {name: metric_total(process, "canary_total", namespace=fleet.namespace)
+                            for name, process in processes.items()},
+                   lambda held: all(held[name] == shares[name].size for name in names),
+                   what=f"each of {count} shards to hold its canaries", timeout=120, interval=1)
+        time.sleep(settings.settle_seconds)  # a measuring pause, not a wait on a condition: first ticks end
+        clocks = {name: _Clock(process.pid, process.metrics) for name, process in processes.items()}
+        idle = _window(audit_log, clocks, lambda: time.sleep(settings.idle_seconds))
+        released, ends = _release_all(kube, shares, dict.fromkeys(names, log), clocks, audit_log=audit_log,
+                                      timeout=300 + 2 * fleet.size, image=SHARDED_IMAGE)
+        time.sleep(2)  # the audit events of requests still in flight at a window's end
+        clients = {name: controller_agent(name) for name in names}
+        return {name: _figures(name, shares[name], log, audit_log=audit_log, idle=idle, released=released,
+                               end=ends[name], identified=True, clients=clients) for name in names}
+    finally:
+        for process in processes.values():
+            process.stop()

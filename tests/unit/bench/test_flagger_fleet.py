@@ -26,3 +26,13 @@ def test_our_canaries_and_template_validate_as_blue_green_every_10s() -> None:
     template = MetricTemplate.model_validate(fleet.template())
     assert template.spec.provider.address == PROMETHEUS
     assert fleet.names == ["app-0000", "app-0001"]
+
+
+def test_shares_split_the_fleet_so_each_canary_is_in_exactly_one() -> None:
+    fleet = our_fleet(5, PROMETHEUS)
+    shares = [fleet.share(index, 2) for index in range(2)]
+    assert shares[0].names == ["app-0000", "app-0002", "app-0004"]
+    assert shares[1].names == ["app-0001", "app-0003"]
+    assert [share.size for share in shares] == [3, 2]
+    assert sorted(name for share in shares for name in share.names) == fleet.names
+    assert shares[0].canary("app-0002")["spec"] == fleet.canary("app-0002")["spec"]

@@ -2,7 +2,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.flagger.report import MB, Measured, Record, SizeResult, document, kinds, load, plot, rows, save, table
+from bench.flagger.report import (
+    MB,
+    Measured,
+    Record,
+    SizeResult,
+    document,
+    growth,
+    kinds,
+    load,
+    plot,
+    rows,
+    save,
+    shard_table,
+    table,
+)
 
 
 def measured(**overrides: object) -> Measured:
@@ -36,7 +50,7 @@ def test_the_table_sets_both_controllers_side_by_side_with_their_ratio() -> None
     assert found["API requests per canary per tick, idle"] == ("9.00", "0.05", "0.01x")
     assert found["CPU ms per canary per tick, idle"] == ("4.00", "7.00", "1.75x")
     assert found["RSS MB, idle"] == ("57", "160", "2.81x")
-    assert found["tick lag p50 / p99 ms (ours' histogram)"][1] == "4 / 50"
+    assert found["tick lag p50 / p99 ms, idle (ours' histogram)"][1] == "4 / 50"
     assert found["reaction s, change to Progressing, p50 / max"][:2] == ("8.0 / 9.5", "0.7 / 0.9")
     assert found["releases failed / unfinished"][:2] == ("0 / 0", "0 / 0")
 
@@ -47,7 +61,7 @@ def test_missing_figures_read_n_a() -> None:
     found = {name: (flagger, ours) for name, flagger, ours, _ in rows(empty)}
     assert found["reaction s, change to Progressing, p50 / max"][0] == "n/a"
     assert found["API requests per canary per tick, idle"][0] == "n/a"
-    assert found["tick lag p50 / p99 ms (ours' histogram)"][1] == "n/a"
+    assert found["tick lag p50 / p99 ms, idle (ours' histogram)"][1] == "n/a"
 
 
 def test_a_table_is_markdown_with_a_heading_that_names_the_size() -> None:
@@ -93,3 +107,39 @@ def test_a_kept_result_reads_back_the_same(tmp_path: Path) -> None:
     assert again == original
     assert table(again) == table(original)
     assert "commit abc1234 (with uncommitted changes))" in table(again).splitlines()[0]
+
+
+def sharded() -> SizeResult:
+    base = result()
+    shards = {"s0": measured(size=5, idle_cpu_seconds=0.1, lag_p50=0.002, lag_p99=0.02, release_lag_p50=0.003,
+                             release_lag_p99=0.09, rss_idle_bytes=120 * MB),
+              "s1": measured(size=5, failed=1)}
+    return SizeResult(size=base.size, nodes=base.nodes, minutes=base.minutes, measured=base.measured, shards=shards)
+
+
+def test_the_shard_table_sets_each_shard_beside_the_single_process() -> None:
+    lines = shard_table(sharded()).splitlines()
+    assert lines[0].startswith("#### N = 10 across 2 shards")
+    assert lines[2] == "| measure | one process | shard s0 | shard s1 |"
+    assert "| canaries | 10 | 5 | 5 |" in lines
+    assert "| CPU ms per canary per tick, idle | 7.00 | 3.33 | 8.00 |" in lines  # 100 ms / 5 canaries / 6 ticks
+    assert "| tick lag p50 / p99 ms, release | n/a | 3 / 90 | n/a |" in lines
+    assert "| releases failed / unfinished | 0 / 0 | 0 / 0 | 1 / 0 |" in lines
+    assert shard_table(result()) == ""
+
+
+def test_a_sharded_result_is_kept_and_loaded_with_its_shards(tmp_path: Path) -> None:
+    path = tmp_path / "n10.json"
+    save(sharded(), path)
+    assert load(path) == sharded()
+    assert load(path).shards["s0"].release_lag_p99 == 0.09
+
+
+def test_memory_per_canary_is_the_idle_rss_added_from_one_size_to_the_next() -> None:
+    small = result()
+    big = SizeResult(size=100, nodes=4, minutes=5, measured={
+        "flagger": measured(size=100, rss_idle_bytes=57 * MB + 90 * 20 * 1024),
+        "ours": measured(size=100, rss_idle_bytes=160 * MB + 90 * 50 * 1024)})
+    assert growth([big, small]) == ["- N = 10 to 100: Flagger 20.0 KiB, ours 50.0 KiB per canary"]
+    text = document([small, big], Record("d", "c", "m", "v", "cmd", "p.png"))
+    assert "- N = 10 to 100: Flagger 20.0 KiB, ours 50.0 KiB per canary" in text
