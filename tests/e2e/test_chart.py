@@ -35,6 +35,9 @@ VALUE_SETS: dict[str, tuple[str, ...]] = {
                                    "--set", "git.branch=main", "--set", "git.secretName=flux-git-deploy",
                                    "--set", "sync.state=secret"),
     "monitors on": ("--set", "podMonitor.enabled=true", "--set", "serviceMonitor.enabled=true"),
+    "namespaced, dashboard with actions": ("--set", "namespace={namespace}", "--set", "dashboard.enabled=true",
+                                           "--set", "dashboard.actions.enabled=true",
+                                           "--set", "dashboard.actions.tokensSecret=dashboard-tokens"),
 }
 
 

@@ -26,8 +26,10 @@ NAMESPACED = ("--set", "namespace=apps", "--set", "crds.create=false")
 FLUX_GIT = ("--set", "git.url=git@github.com:org/fleet", "--set", "git.path=k8s", "--set", "git.branch=main",
             "--set", "git.secretName=flux-git-deploy", "--set", "sync.state=secret")
 MONITORS = ("--set", "podMonitor.enabled=true", "--set", "serviceMonitor.enabled=true")
+DASHBOARD = ("--set", "dashboard.enabled=true", "--set", "dashboard.actions.enabled=true",
+             "--set", "dashboard.actions.tokensSecret=dashboard-tokens")
 VALUE_SETS = {"default": DEFAULT, "namespaced": NAMESPACED, "git sync with Flux's names": FLUX_GIT,
-              "monitors on": MONITORS}
+              "monitors on": MONITORS, "dashboard with actions": DASHBOARD}
 
 
 def helm_binary() -> str:
@@ -207,7 +209,58 @@ def test_image_resources_selector_labels_and_extra_args_reach_the_controller(tmp
     assert params["stall_after"] == 600
 
 
+EVENTS_RULE = {"apiGroups": [""], "resources": ["events"], "verbs": ["list", "watch"]}
+
+
+def test_the_dashboard_is_off_by_default(tmp_path: Path) -> None:
+    objects = template()
+    params = controller_params(container(objects)["args"], tmp_path)
+    assert (params["dashboard"], params["dashboard_actions"], params["dashboard_tokens"]) == (False, False, None)
+    assert not [o for o in objects if o["kind"] == "Service"]
+    assert EVENTS_RULE not in only(objects, "ClusterRole")["rules"]
+
+
+def test_a_read_only_dashboard_is_served_on_the_controllers_port_behind_a_service_of_its_own(tmp_path: Path) -> None:
+    objects = template("--set", "dashboard.enabled=true")
+    main = container(objects)
+    params = controller_params(main["args"], tmp_path)
+    assert (params["dashboard"], params["dashboard_actions"], params["dashboard_tokens"]) == (True, False, None)
+    assert cli._dashboard_settings(True, False, None).enabled
+    service = only(objects, "Service", "rel-canary-delivery-dashboard")
+    (port,) = service["spec"]["ports"]
+    (served,) = [p for p in main["ports"] if p["name"] == port["targetPort"]]
+    assert served["containerPort"] == params["port"] == 8080, "the Service reaches the controller's --port"
+    pods = only(objects, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= pods.items()
+    assert EVENTS_RULE in only(objects, "ClusterRole")["rules"], "the canary pages list and watch Events"
+    namespaced = template(*NAMESPACED, "--set", "dashboard.enabled=true")
+    assert EVENTS_RULE in only(namespaced, "Role", "rel-canary-delivery")["rules"]
+    assert not [o for o in template("--set", "dashboard.enabled=true", "--set", "dashboard.service.enabled=false")
+                if o["kind"] == "Service"]
+
+
+def test_dashboard_actions_read_their_tokens_from_a_mounted_secret_never_from_values(tmp_path: Path) -> None:
+    objects = template(*DASHBOARD)
+    main = container(objects)
+    params = controller_params(main["args"], tmp_path)
+    assert (params["dashboard"], params["dashboard_actions"]) == (True, True)
+    settings = cli._dashboard_settings(params["dashboard"], params["dashboard_actions"], params["dashboard_tokens"])
+    assert settings.tokens == "/etc/canary/dashboard-tokens"
+    mounts = {m["mountPath"]: m for m in main["volumeMounts"]}
+    assert mounts[settings.tokens]["readOnly"] is True
+    volumes = {v["name"]: v for v in only(objects, "Deployment")["spec"]["template"]["spec"]["volumes"]}
+    assert volumes[mounts[settings.tokens]["name"]]["secret"]["secretName"] == "dashboard-tokens"
+    assert not [o for o in objects if o["kind"] == "Secret"], "the chart makes no token"
+
+
 @pytest.mark.parametrize(("values", "message"), [
+    (("--set", "dashboard.enabled=true", "--set", "dashboard.actions.enabled=true"),
+     "dashboard.actions.enabled: set dashboard.actions.tokensSecret"),
+    (("--set", "dashboard.actions.enabled=true", "--set", "dashboard.actions.tokensSecret=t"),
+     "dashboard.actions.enabled: set dashboard.enabled too"),
+    (("--set", "dashboard.enabled=true", "--set", "dashboard.actions.tokensSecret=t"),
+     "dashboard.actions.tokensSecret: only read with dashboard.actions.enabled=true"),
+    (("--set", "dashboard.token=abc"), "at '/dashboard': additional properties 'token' not allowed"),
     (("--set", "sync.state=git"), "at '/sync/state': value must be one of 'configmap', 'secret'"),
     (("--set", "git.label=flux-sync"), "at '/git': additional properties 'label' not allowed"),
     (("--set", "meshProvider=nginxx"), "at '/meshProvider': value must be one of"),

@@ -1,4 +1,4 @@
-"""The kustomize bases build, and the Git sync component wires what the controller reads."""
+"""The kustomize bases build, and the Git sync and dashboard components wire what the controller reads."""
 
 from __future__ import annotations
 
@@ -8,8 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import typer.main
 import yaml
+from typer.core import TyperGroup
 
+from canary import cli
 from canary.gitsync.config import GitSettings
 from canary.routers.registry import plugin_for
 
@@ -71,3 +74,50 @@ def test_each_router_overlay_sets_a_known_router_and_its_prometheus_over_the_bas
 
 def test_the_overlays_cover_the_main_routers() -> None:
     assert {"gatewayapi", "istio", "linkerd", "nginx"} <= set(OVERLAYS)
+
+
+def _controller_flags(container: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """What `canary controller` makes of the container's arguments and plain environment variables."""
+    for entry in container["env"]:
+        if "value" in entry:
+            monkeypatch.setenv(entry["name"], entry["value"])
+    command = typer.main.get_command(cli.app)
+    assert isinstance(command, TyperGroup)
+    return dict(command.commands["controller"].make_context("controller", list(container["args"][1:])).params)
+
+
+def test_the_dashboard_components_serve_it_read_only_or_with_tokens_from_a_mounted_secret(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    base = _build(tmp_path / "base", "resources: [../overlays/gatewayapi]\n")
+    (deploy,) = [o for o in base if o["kind"] == "Deployment"]
+    (container,) = deploy["spec"]["template"]["spec"]["containers"]
+    assert _controller_flags(container, monkeypatch)["dashboard"] is False, "off without the component"
+    assert "canary-dashboard" not in {o["metadata"]["name"] for o in base}
+
+    objects = _build(tmp_path / "read-only", "resources: [../overlays/gatewayapi]\ncomponents: [../dashboard]\n")
+    (deploy,) = [o for o in objects if o["kind"] == "Deployment"]
+    (container,) = deploy["spec"]["template"]["spec"]["containers"]
+    flags = _controller_flags(container, monkeypatch)
+    assert (flags["dashboard"], flags["dashboard_actions"], flags["mesh_provider"]) == (True, False, "gatewayapi")
+    (service,) = [o for o in objects if o["kind"] == "Service" and o["metadata"]["name"] == "canary-dashboard"]
+    (port,) = service["spec"]["ports"]
+    (served,) = [p for p in container["ports"] if p["name"] == port["targetPort"]]
+    assert served["containerPort"] == flags["port"], "the Service reaches the controller's --port"
+    assert service["spec"]["selector"].items() <= deploy["spec"]["template"]["metadata"]["labels"].items()
+    (role,) = [o for o in objects if o["kind"] == "ClusterRole" and o["metadata"]["name"] == "canary-dashboard"]
+    assert role["rules"] == [{"apiGroups": [""], "resources": ["events"], "verbs": ["list", "watch"]}]
+
+    objects = _build(tmp_path / "actions", "resources: [../overlays/gatewayapi]\n"
+                     "components: [../dashboard, ../dashboard-actions]\n")
+    (deploy,) = [o for o in objects if o["kind"] == "Deployment"]
+    pod = deploy["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    flags = _controller_flags(container, monkeypatch)
+    settings = cli._dashboard_settings(flags["dashboard"], flags["dashboard_actions"], flags["dashboard_tokens"])
+    assert settings.actions
+    mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+    assert mounts[settings.tokens or ""]["readOnly"] is True
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes[mounts[settings.tokens or ""]["name"]]["secret"]["secretName"] == "canary-dashboard-tokens"
+    assert not [o for o in objects if o["kind"] == "Secret"], "no token shipped"
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True, "the base's settings are kept"
