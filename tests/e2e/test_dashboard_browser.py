@@ -182,6 +182,7 @@ def test_the_list_follows_a_release_live_and_the_canary_page_charts_metrics_agai
 
     # A new Event of the canary reaches the open page on its stream: the page cannot re-read its data meanwhile.
     detail = f"**/api/canaries/{namespace}/web"
+    page.evaluate("window.sameDocument = true")
     page.route(detail, lambda route: route.abort())
     kube.create(_canary_event(namespace, "web", "a note the test wrote"))
     page.wait_for_selector("#events tbody tr:has-text('a note the test wrote')", timeout=15_000)
