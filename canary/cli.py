@@ -124,6 +124,9 @@ def local_up(
     apiserver_args: Annotated[list[str] | None, typer.Option(
         "--apiserver-arg", metavar="NAME=VALUE", help="One more kube-apiserver flag (without its dashes), as in "
         "max-requests-inflight=800; repeatable. A flag the stack sets itself is refused.")] = None,
+    simulator: Annotated[bool, typer.Option(
+        "--simulator/--no-simulator", help="Run the traffic simulator (Prometheus's job `simulator`); without it, "
+        "canaries' request metrics have no data. The stack keeps the choice when resumed.")] = True,
     kubeconfig: Annotated[
         Path | None,
         typer.Option("--kubeconfig", exists=True, dir_okay=False,
@@ -136,7 +139,8 @@ def local_up(
     """Start the local stack and print the shell lines that point tools at it."""
     folders = [install.crd_folder(name) for name in with_crds or []]
     options = stack.StackOptions(state_dir=_state_dir(state_dir), nodes=nodes, external_kubeconfig=kubeconfig,
-                                 audit_log=audit_log, apiserver_args=apiserver.parse_extra_args(apiserver_args or []))
+                                 audit_log=audit_log, apiserver_args=apiserver.parse_extra_args(apiserver_args or []),
+                                 simulator=simulator)
     state = stack.up(options, progress=_progress)
     if folders:
         kube = Kube.from_kubeconfig(Path(state.kubeconfig))

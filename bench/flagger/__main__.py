@@ -45,10 +45,10 @@ NOTES = (
     "interval (10 s), more when its workers are busy; ours reacts to the target's watch event.",
     "The idle figures are of canaries that are Initialized (or Succeeded) and waiting for a change: the state most "
     "canaries are in most of the time.",
-    "The stack's own clients (the traffic simulator, kwok, the controller-manager) also load the API server; "
-    "their idle requests are listed under each table, not counted for either controller. The traffic simulator "
-    "follows only our kind's canaries, which is why the MetricTemplate reads Prometheus's own request counters: "
-    "both controllers' queries find data.",
+    "The stack's own clients (kwok, the controller-manager, the scheduler) also load the API server; their idle "
+    "requests are listed under each table, not counted for either controller. The stack runs without its "
+    "traffic simulator (`canary local up --no-simulator`): the MetricTemplate reads Prometheus's own request "
+    "counters, so both controllers' queries find data without it.",
     "Everything shares the machine's cores: both controllers, the API server, etcd, kwok, Prometheus and the bench. "
     "When every canary is released at once the stack is the bottleneck, so release wall times grow with N for "
     "both; compare them side by side, not across sizes.",

@@ -23,7 +23,7 @@ ITERATIONS = 3
 TEMPLATE = "success-rate"
 FIELD_MANAGER = "bench-flagger"
 # Prometheus's own HTTP requests, of which the controllers' queries are most: a success rate that has data
-# in both namespaces (the traffic simulator only serves our kind's canaries). The variables make each
+# in both namespaces without the traffic simulator (the bench runs without it). The variables make each
 # canary's query its own string, rendered by each controller as it renders any template.
 QUERY = ('100 * sum(prometheus_http_requests_total{code=~"2..",handler!="{{ namespace }}/{{ target }}"}) '
          '/ sum(prometheus_http_requests_total{handler!="{{ namespace }}/{{ target }}"})')

@@ -61,6 +61,9 @@ class StackOptions:
     """kube-apiserver writes an audit log (Metadata level, JSON lines) to this file."""
     apiserver_args: Mapping[str, str] = field(default_factory=dict)
     """Further kube-apiserver flags by name (see ``canary.local.apiserver.parse_extra_args``)."""
+    simulator: bool = True
+    """Run the traffic simulator; a benchmark whose metrics do not need its traffic leaves it out (at a
+    thousand canaries it would take a core of its own)."""
 
     def __post_init__(self) -> None:
         if self.nodes is not None and self.nodes < 1:
@@ -81,6 +84,7 @@ class RecordedOptions(BaseModel):
     """None for a stack started before options were recorded."""
     audit_log: str | None = None
     apiserver_args: dict[str, str] = {}
+    simulator: bool = True
 
 
 class StackState(BaseModel):
@@ -174,6 +178,8 @@ def _refuse_other_options(state: StackState, options: StackOptions) -> None:
     if options.apiserver_args and dict(options.apiserver_args) != recorded.apiserver_args:
         given = " ".join(f"--apiserver-arg {n}={v}" for n, v in recorded.apiserver_args.items())
         differences.append(given or "no --apiserver-arg")
+    if not options.simulator and recorded.simulator:
+        differences.append("the traffic simulator")
     if differences:
         raise PermanentError(
             f"the stack in {state.state_dir} was started with {', '.join(differences)}, and `up` resumes it as "
@@ -314,7 +320,7 @@ class _Starter:
             options=RecordedOptions(
                 nodes=None if external else options.nodes or DEFAULT_NODES,
                 audit_log=str(options.audit_log.resolve()) if options.audit_log is not None else None,
-                apiserver_args=dict(options.apiserver_args)),
+                apiserver_args=dict(options.apiserver_args), simulator=options.simulator),
         )
 
     def _note(self, message: str) -> None:
@@ -345,16 +351,19 @@ class _Starter:
         if not self.state.external_cluster:
             self._control_plane()
         prom = self._prometheus(prometheus_binary)
-        simulator = self._simulator()
+        simulator = self._simulator() if self.options.simulator else None
         if not self.state.external_cluster:
             self._wait_nodes_ready()
         wait_until(lambda: self._alive_then(prom, lambda: _http_status(f"{self.state.prometheus_url}/-/ready")),
                    lambda code: code == 200, what="Prometheus to be ready", timeout=_START_TIMEOUT)
         self._note("Prometheus is ready")
-        wait_until(lambda: self._alive_then(simulator, lambda: _http_status(f"{simulator.address}/healthz")),
-                   lambda code: code == 200, what="the traffic simulator to serve", timeout=_START_TIMEOUT)
-        self.state.add_target(job="simulator", address=self.simulator_address)
-        self._note("the traffic simulator serves; Prometheus scrapes it")
+        if simulator is not None:
+            wait_until(lambda: self._alive_then(simulator, lambda: _http_status(f"{simulator.address}/healthz")),
+                       lambda code: code == 200, what="the traffic simulator to serve", timeout=_START_TIMEOUT)
+            self.state.add_target(job="simulator", address=self.simulator_address)
+            self._note("the traffic simulator serves; Prometheus scrapes it")
+        else:
+            self._note("no traffic simulator (--no-simulator)")
         self.state.ready = True
         _save(self.state)
         return self.state

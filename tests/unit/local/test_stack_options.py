@@ -54,6 +54,7 @@ class TestAnExistingStack:
         ({"nodes": 3}, "--nodes 20"),
         ({"audit_log": Path("/var/other.log")}, "--audit-log /var/audit.log"),
         ({"apiserver_args": {"v": "4"}}, "--apiserver-arg v=2"),
+        ({"simulator": False}, "the traffic simulator"),
     ])
     def test_another_value_is_refused_naming_what_the_stack_was_started_with(
         self, tmp_path: Path, options: dict[str, object], recorded: str
@@ -67,6 +68,11 @@ class TestAnExistingStack:
         with pytest.raises(PermanentError, match="was started with no --audit-log, no --apiserver-arg"):
             stack._refuse_other_options(_state(tmp_path, RecordedOptions()), StackOptions(
                 state_dir=tmp_path, audit_log=tmp_path / "a.log", apiserver_args={"v": "2"}))
+
+    def test_a_stack_started_without_the_simulator_resumes_without_it_unasked(self, tmp_path: Path) -> None:
+        state = _state(tmp_path, RecordedOptions(nodes=20, simulator=False))
+        stack._refuse_other_options(state, StackOptions(state_dir=tmp_path))
+        stack._refuse_other_options(state, StackOptions(state_dir=tmp_path, simulator=False))
 
     def test_a_stack_recorded_before_options_were_is_read_with_none(self, tmp_path: Path) -> None:
         legacy = _state(tmp_path, RecordedOptions()).model_dump(mode="json")
