@@ -2,7 +2,7 @@
 
 The side-by-side benchmark (``bench.flagger``) needs a cluster that runs 2N Deployments, which this
 2-core machine cannot do for N = 1000 in a reasonable time. This one takes the cluster out: the real
-reconciler, canary index and scheduler (10 workers, as the controller) run over the in-memory API
+reconciler, canary index and scheduler (10 workers) run over the in-memory API
 server of the unit tests (``tests.fakes.FakeKube``), with N initialised blue/green canaries ticking
 every ``--interval`` seconds. An idle tick makes no API request (e2e tests hold the controller to
 that), so what is measured is the engine's own cost: CPU ms per canary per tick (the process's CPU

@@ -298,8 +298,10 @@ def controller(
     shard: Annotated[str | None, typer.Option(
         envvar="CANARY_SHARD", help="Handle only the Canaries (and annotated Deployments) labelled "
         "canary.dev/shard=<this>, with a Lease of its own; without it, only those without the label.")] = None,
-    workers: Annotated[int, typer.Option(envvar="CANARY_WORKERS", min=1,
-                                         help="Canaries ticked at once (Flagger's -threadiness).")] = 10,
+    workers: Annotated[int, typer.Option(
+        envvar="CANARY_WORKERS", min=1, help="Canaries ticked at once (Flagger's -threadiness). A tick mostly waits "
+        "on the API server, Prometheus and webhooks: allow canaries x tick seconds / interval, more when the API "
+        "server is slow.")] = 32,
     no_cross_namespace_refs: Annotated[bool, typer.Option(
         "--no-cross-namespace-refs", envvar="CANARY_NO_CROSS_NAMESPACE_REFS",
         help="Refuse Canaries whose MetricTemplate or AlertProvider references name another namespace "

@@ -152,8 +152,10 @@ def build(settings: ControllerSettings, *, dashboard: DashboardFactory | None = 
     if settings.dashboard.enabled and dashboard is None:
         raise PermanentError("--dashboard: no dashboard was wired in (canary.cli passes it)")
     # Its caches of routers' kinds retry all the time: one rediscovery per period serves them all.
+    # A connection for every worker besides those the watches hold open and the alert, webhook and Git
+    # threads use.
     kube = Kube.from_kubeconfig(settings.kubeconfig, rediscover_seconds=REDISCOVER_SECONDS,
-                                user_agent=controller_agent(settings.shard))
+                                user_agent=controller_agent(settings.shard), pool_size=settings.workers + 32)
     namespace = settings.namespace
 
     def informer(api_version: str, kind: str, *, lazy: bool = False) -> Informer:

@@ -62,7 +62,7 @@ class ControllerSettings(BaseModel):
     no_cross_namespace_refs: bool = False
     listen_address: str = "0.0.0.0"  # noqa: S104 - all interfaces, as a pod's probes and scrapes need
     log_level: str = "info"
-    workers: int = Field(default=10, ge=1)
+    workers: int = Field(default=32, ge=1)
     shard: str | None = Field(default=None, pattern=r"^[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$")
     git: GitSettings = GitSettings()
     dashboard: DashboardSettings = DashboardSettings()

@@ -35,11 +35,11 @@ RESULTS = binaries.cache_root() / "bench-flagger"
 """Each size's last result, as JSON: the document can show sizes measured in different runs."""
 NOTES = (
     "Each controller runs with its own defaults but for the namespace, the router, Prometheus and info logs: "
-    "Flagger ticks canaries with 2 workers (-threadiness), ours with 10 (--workers). Flagger's client limit "
-    "is raised from its default 100 requests/s (burst 250) to 2000 (burst 4000) with -kubeconfig-qps and "
-    "-kubeconfig-burst: at 9 GETs per canary per tick its default holds it back from N=110 upwards (at N=1000 "
-    "it needs about 900/s), and then its ticks fall behind and its CPU per tick looks lower for work not done. "
-    "Ours has no client limit.",
+    "Flagger ticks each canary on a timer of its own (its 2 -threadiness workers only sync the objects), ours "
+    "with 32 workers (--workers). Flagger's client limit is raised from its default 100 requests/s (burst "
+    "250) to 2000 (burst 4000) with -kubeconfig-qps and -kubeconfig-burst: at 9 GETs per canary per tick its "
+    "default holds it back from N=110 upwards (at N=1000 it needs about 900/s), and then its ticks fall "
+    "behind and its CPU per tick looks lower for work not done. Ours has no client limit.",
     "Flagger runs each canary's tick on a timer of its own and only then looks at the target (9 GETs per canary "
     "per tick: the target, the primary, three Services, the Canary), so its reaction to a change takes up to one "
     "interval (10 s), more when its workers are busy; ours reacts to the target's watch event.",
@@ -91,8 +91,7 @@ def _prometheus_version() -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.flagger", description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=sizes, default=[10, 100], help="canaries per controller, comma-separated "
-                        "(default 10,100, about 10 minutes; at 1000 the stack itself is the limit on 2 cores: "
-                        "2000 primaries' pods were not all running after 11 minutes)")
+                        "(default 10,100, about 10 minutes; 1000 takes about 30 minutes on 2 cores)")
     parser.add_argument("--idle", type=float, default=60, help="seconds of the idle window (default 60)")
     parser.add_argument("--shards", type=int, default=0, help="after each size's side-by-side run, run ours again "
                         "on the same canaries split across this many shards (--shard s0, s1, ...), each measured "

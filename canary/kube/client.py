@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, TypeVar, cast
 
 from kubernetes import config as kube_config
-from kubernetes.client import ApiClient
+from kubernetes.client import ApiClient, rest
 from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import DynamicApiError, NotFoundError, ResourceNotFoundError
@@ -59,9 +59,11 @@ def _reason(exc: HTTPError) -> str:
     return text.split(": ", 1)[1] if "Failed to establish" in text and ": " in text else text
 
 
-def api_client(kubeconfig: Path | None = None, *, user_agent: str = CLI_AGENT) -> ApiClient:
+def api_client(kubeconfig: Path | None = None, *, user_agent: str = CLI_AGENT, pool_size: int = 0) -> ApiClient:
     """An ApiClient for ``kubeconfig``, or the in-cluster config, or the default kubeconfig, that
-    names itself ``user_agent``."""
+    names itself ``user_agent`` and keeps up to ``pool_size`` connections (at least the client's own
+    default, 5 per core): a thread that finds the pool full opens a connection, TLS handshake and all,
+    and drops it afterwards."""
     try:
         if kubeconfig is not None:
             client = cast(ApiClient, kube_config.new_client_from_config(config_file=str(kubeconfig)))
@@ -75,6 +77,10 @@ def api_client(kubeconfig: Path | None = None, *, user_agent: str = CLI_AGENT) -
         where = kubeconfig or "the default kubeconfig (~/.kube/config or KUBECONFIG)"
         raise PermanentError(f"cannot load {where}: {exc}") from exc
     client.user_agent = user_agent
+    if pool_size > client.configuration.connection_pool_maxsize:
+        client.configuration.connection_pool_maxsize = pool_size
+        client.rest_client.pool_manager.clear()
+        client.rest_client = rest.RESTClientObject(client.configuration)
     return client
 
 
@@ -94,10 +100,12 @@ class Kube:
 
     @classmethod
     def from_kubeconfig(cls, kubeconfig: Path | None = None, *, rediscover_seconds: float = 0.0,
-                        user_agent: str = CLI_AGENT) -> Kube:
-        """Connect with ``kubeconfig`` (see ``api_client`` for the fallbacks) as ``user_agent``; a kind the
-        API server does not serve is looked up again at most every ``rediscover_seconds``, for all kinds."""
-        return cls(api_client(kubeconfig, user_agent=user_agent), rediscover_seconds=rediscover_seconds)
+                        user_agent: str = CLI_AGENT, pool_size: int = 0) -> Kube:
+        """Connect with ``kubeconfig`` (see ``api_client`` for the fallbacks and ``pool_size``) as
+        ``user_agent``; a kind the API server does not serve is looked up again at most every
+        ``rediscover_seconds``, for all kinds."""
+        return cls(api_client(kubeconfig, user_agent=user_agent, pool_size=pool_size),
+                   rediscover_seconds=rediscover_seconds)
 
     def close(self) -> None:
         """Release the connection pool."""
