@@ -161,12 +161,14 @@ def _kept_sections() -> str:
 def _write_doc(results: list[SizeResult], *, date: str, idle: float) -> None:
     versions = binaries.pins()
     shown = ",".join(str(r.size) for r in results)
+    shards = max(len(r.shards) for r in results)
+    make_shards, cli_shards = (f" SHARDS={shards}", f" --shards {shards}") if shards > 1 else ("", "")
     record = Record(
         date=date, commit=", ".join(dict.fromkeys(r.commit or "unknown" for r in results)), machine=machine(),
         versions=(f"canary-delivery {__version__}, Flagger {binary.pin()}, Kubernetes {versions['kubernetes']}, "
                   f"etcd {versions['etcd']}, kwok {versions['kwok']}, {_prometheus_version()}"),
-        command=(f"make bench-flagger SIZES={shown}\n# the same, once make setup has run:\n"
-                 f".venv/bin/python -m bench.flagger --sizes {shown} --idle {idle:g}"),
+        command=(f"make bench-flagger SIZES={shown}{make_shards}\n# the same, once make setup has run:\n"
+                 f".venv/bin/python -m bench.flagger --sizes {shown}{cli_shards} --idle {idle:g}"),
         plot=str(PLOT.relative_to(DOC.parent)))
     plot(results, PLOT)
     lagless = all(r.measured["ours"].lag_p50 is None for r in results)
