@@ -517,6 +517,11 @@ def demo(
         raise typer.Exit(1)
 
 
+QueriesMeshProvider = Annotated[str, typer.Option(
+    envvar="CANARY_MESH_PROVIDER", help="With --metrics-server: the router whose built-in queries apply when the "
+    "Canary sets no spec.provider (the controller's --mesh-provider).")]
+
+
 @app.command("report")
 def report(
     name: Name,
@@ -528,10 +533,7 @@ def report(
     metrics_server: Annotated[str | None, typer.Option(
         "--metrics-server", help="A Prometheus URL: also draw each metric's query over the run, as Prometheus "
         "has it.")] = None,
-    mesh_provider: Annotated[str, typer.Option(
-        envvar="CANARY_MESH_PROVIDER", help="With --metrics-server: the router whose built-in queries apply when "
-        "the Canary sets no spec.provider (the controller's --mesh-provider).")
-    ] = ControllerSettings.model_fields["mesh_provider"].default,
+    mesh_provider: QueriesMeshProvider = ControllerSettings.model_fields["mesh_provider"].default,
     kubeconfig: Kubeconfig = None,
 ) -> None:
     """Draw a canary's current or last run: the weight steps, each metric against its range, failed checks,
@@ -634,10 +636,7 @@ def dashboard(
     metrics_server: Annotated[str | None, typer.Option(
         "--metrics-server", help="A Prometheus URL: the metric charts also draw each metric's query over the run, "
         "as Prometheus has it (as canary report --metrics-server).")] = None,
-    mesh_provider: Annotated[str, typer.Option(
-        envvar="CANARY_MESH_PROVIDER", help="With --metrics-server: the router whose built-in queries apply when "
-        "the Canary sets no spec.provider (the controller's --mesh-provider).")
-    ] = ControllerSettings.model_fields["mesh_provider"].default,
+    mesh_provider: QueriesMeshProvider = ControllerSettings.model_fields["mesh_provider"].default,
     kubeconfig: Kubeconfig = None,
 ) -> None:
     """Serve a live web dashboard of the canaries on loopback, with your kubeconfig: phases and weights as they
