@@ -13,6 +13,7 @@ import itertools
 from typing import Any, cast
 
 from canary.errors import Conflict
+from canary.gitsync.inventory import Inventory
 from canary.kube import Obj
 from canary.kube.cache import Informer
 from canary.kube.client import Kube
@@ -109,3 +110,16 @@ def informer(kube: FakeKube, api_version: str, kind: str) -> Informer:
         if found_kind == kind:
             cache.store(copy.deepcopy(obj))
     return cache
+
+
+class MemoryStore:
+    """The Git sync's inventory store, in memory."""
+
+    def __init__(self) -> None:
+        self.saved: dict[str, Inventory] = {}
+
+    def load(self, source: str) -> Inventory | None:
+        return self.saved.get(source)
+
+    def save(self, inventory: Inventory) -> None:
+        self.saved[inventory.source] = inventory

@@ -13,10 +13,22 @@ from canary.gitsync.inventory import Inventory
 from canary.gitsync.loop import GitSync, SyncSettings
 from canary.gitsync.render import Rendered
 from canary.gitsync.source import Checkout, GitError, GitSource
+from tests.fakes import MemoryStore
 
 
 class NoKube:
     """The poll under test never reaches the cluster."""
+
+
+def _remote_at(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, now: list[float], head: list[str]) -> None:
+    """A clock at ``now[0]`` and a remote whose branch is at ``head[0]``, fetched into ``tmp_path`` and
+    rendering nothing."""
+    monkeypatch.setattr(time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(loop, "ls_remote_head", lambda source: head[0])
+    monkeypatch.setattr(loop, "fetch", lambda source, cache: Checkout(
+        path=tmp_path, commit=head[0], ref="refs/heads/main", message="m", author="a", time=datetime.now(UTC),
+        source=source))
+    monkeypatch.setattr(loop, "render", lambda root, paths, charts, cache: Rendered(objects=()))
 
 
 def test_an_unreachable_remote_is_retried_with_growing_backoff(monkeypatch: pytest.MonkeyPatch,
@@ -60,17 +72,6 @@ def test_an_unreachable_remote_is_retried_with_growing_backoff(monkeypatch: pyte
     assert store.saved["app"].last_error is None, "the remote is back: the error is cleared"
 
 
-class MemoryStore:
-    def __init__(self) -> None:
-        self.saved: dict[str, Inventory] = {}
-
-    def load(self, source: str) -> Inventory | None:
-        return self.saved.get(source)
-
-    def save(self, inventory: Inventory) -> None:
-        self.saved[inventory.source] = inventory
-
-
 def _report(source: str, *, errors: tuple[str, ...] = ()) -> SyncReport:
     return SyncReport(source=source, revision="c0ffee" * 6, dry_run=False, created=(), changed=(), unchanged=(),
                       pruned=(), skipped=(), errors=errors, prune_blocked=None, duration=0.1)
@@ -101,12 +102,7 @@ def test_a_commit_that_failed_to_sync_is_retried_with_backoff_and_a_new_commit_a
     now = [1000.0]
     head = ["a" * 40]
     synced: list[str] = []
-    monkeypatch.setattr(time, "monotonic", lambda: now[0])
-    monkeypatch.setattr(loop, "ls_remote_head", lambda source: head[0])
-    monkeypatch.setattr(loop, "fetch", lambda source, cache: Checkout(
-        path=tmp_path, commit=head[0], ref="refs/heads/main", message="m", author="a", time=datetime.now(UTC),
-        source=source))
-    monkeypatch.setattr(loop, "render", lambda root, paths, charts, cache: Rendered(objects=()))
+    _remote_at(monkeypatch, tmp_path, now, head)
 
     def broken_then_fixed(*args: object, **kwargs: object) -> SyncReport:
         synced.append(head[0])
@@ -133,12 +129,7 @@ def test_new_commits_check_only_what_changed_and_a_resync_checks_everything_at_i
     now = [1000.0]
     head = ["a" * 40]
     verified: list[str] = []
-    monkeypatch.setattr(time, "monotonic", lambda: now[0])
-    monkeypatch.setattr(loop, "ls_remote_head", lambda source: head[0])
-    monkeypatch.setattr(loop, "fetch", lambda source, cache: Checkout(
-        path=tmp_path, commit=head[0], ref="refs/heads/main", message="m", author="a", time=datetime.now(UTC),
-        source=source))
-    monkeypatch.setattr(loop, "render", lambda root, paths, charts, cache: Rendered(objects=()))
+    _remote_at(monkeypatch, tmp_path, now, head)
     store = MemoryStore()
 
     def synced(*args: object, verify: str, **kwargs: object) -> SyncReport:

@@ -14,7 +14,7 @@ from canary.gitsync.render import Rendered, RenderedObject, Source
 from canary.kube import Obj
 from canary.kube.client import Kube
 from tests.builders import make_configmap, make_deployment
-from tests.fakes import FakeKube, _merge
+from tests.fakes import FakeKube, MemoryStore, _merge
 
 NS = "apps"
 NAMESPACE = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}
@@ -60,17 +60,6 @@ class ApplyingKube(FakeKube):
         """What a controller's status update does: a new resourceVersion, the same spec and metadata."""
         self._store(_merge(self.objects[kind, NS, name], {"status": {"seen": self.objects[kind, NS, name][
             "metadata"]["resourceVersion"]}}))
-
-
-class MemoryStore:
-    def __init__(self) -> None:
-        self.saved: dict[str, Inventory] = {}
-
-    def load(self, source: str) -> Inventory | None:
-        return self.saved.get(source)
-
-    def save(self, inventory: Inventory) -> None:
-        self.saved[inventory.source] = inventory
 
 
 def tree(**values: str) -> Rendered:
