@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
+
+import requests
 
 from canary.kube import Obj
 from canary.kube.client import Kube
@@ -77,6 +79,32 @@ def follow_release(kube: Kube, namespace: str, read: Callable[[], T | None], *, 
     return seen, phase
 
 
+def prometheus_query(prometheus: str, expr: str) -> list[dict[str, Any]]:
+    """The result vector of an instant query; a refused query fails the test with Prometheus's answer."""
+    answer = requests.get(f"{prometheus}/api/v1/query", params={"query": expr}, timeout=10)
+    assert answer.status_code == 200, f"{expr}: {answer.text}"
+    body = answer.json()
+    assert body["status"] == "success", f"{expr}: {body}"
+    return list(body["data"]["result"])
+
+
+def wait_target_quiet(prometheus: str, namespace: str, *, name: str = "web", window: str = "10s") -> None:
+    """Wait until the last ``window`` holds no request answered by the target's pods.
+
+    The metric checks judge the last ``window`` of the target's series (as Flagger's do), so the first
+    checks of a release begun right after another also count the requests of the run before: a bad
+    release would pass on its predecessor's successes while its own pods' series are too young for
+    a rate. The pods' own series, which the simulator keeps whatever the router, show when that
+    traffic has left the window.
+    """
+    pods = f'{name}-[0-9a-zA-Z]+-[0-9a-zA-Z]+'  # the target's pods, not the primary's (fully anchored)
+    expr = (f'sum(increase(http_request_duration_seconds_count{{kubernetes_namespace="{namespace}",'
+            f'kubernetes_pod_name=~"{pods}"}}[{window}]))')
+    wait_until(lambda: prometheus_query(prometheus, expr), lambda r: not r or float(r[0]["value"][1]) == 0,
+               what=f"the requests of {namespace}/{name}'s last run to leave the {window} metric window",
+               timeout=60, interval=0.5)
+
+
 def judged_canary(namespace: str, provider: str, **analysis: object) -> Obj:
     """Canary ``web`` on ``provider``, judged by its built-in success rate (at least 99%) and duration
     (at most 500 ms) over 10 s, a tick every 2 s, rolled back after two failed checks."""
@@ -88,11 +116,11 @@ def judged_canary(namespace: str, provider: str, **analysis: object) -> Obj:
 
 
 def good_then_bad_release(kube: Kube, namespace: str, weights: Callable[[], tuple[int, int] | None], *,
-                          counted: str) -> None:
+                          counted: str, prometheus: str) -> None:
     """The flow every weighted router's test shows on a ``judged_canary`` with stepWeight 25 and
     maxWeight 50: web:2 steps through the weights, is judged on the router's own series (``counted``
     says whose) and promoted; web:3, with 30% errors, fails on the success rate and is rolled back,
-    the primary keeping web:2."""
+    the primary keeping web:2. ``prometheus`` is the server the controller queries."""
     release(kube, namespace, "web:2")
     seen, phase = follow_release(kube, namespace, weights)
     assert phase == "Succeeded", canary_status(kube, namespace, "web")
@@ -103,6 +131,7 @@ def good_then_bad_release(kube: Kube, namespace: str, weights: Callable[[], tupl
     assert 10 < judged["request-duration"]["value"] < 100
 
     promoted = canary_status(kube, namespace, "web")["lastPromotedSpec"]
+    wait_target_quiet(prometheus, namespace)
     release(kube, namespace, "web:3", annotations={"sim.canary.dev/error-rate": "30"})
     wait_phase(kube, namespace, "web", "Progressing")
     seen, phase = follow_release(kube, namespace, weights)

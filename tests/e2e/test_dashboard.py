@@ -9,14 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 import yaml
 
 from canary.kube.client import Kube
 from canary.local import stack
 from canary.waiting import wait_until
 from tests.builders import make_deployment
-from tests.e2e.canaries import judged_canary, release, wait_phase
+from tests.e2e.canaries import judged_canary, prometheus_query, release, wait_phase, wait_target_quiet
 from tests.e2e.controllers import ControllerProcess
 from tests.e2e.gitrepos import Upstream, upstream  # noqa: F401 - a fixture
 from tests.e2e.receivers import receiver
@@ -35,14 +34,6 @@ def _dashboard_queries() -> list[tuple[str, str]]:
 def _rules() -> dict[str, str]:
     rules = yaml.safe_load((GRAFANA / "prometheus-rules.yaml").read_text())
     return {rule["alert"]: rule["expr"] for group in rules["spec"]["groups"] for rule in group["rules"]}
-
-
-def _query(prometheus: str, expr: str) -> list[dict[str, Any]]:
-    answer = requests.get(f"{prometheus}/api/v1/query", params={"query": expr}, timeout=10)
-    assert answer.status_code == 200, f"{expr}: {answer.text}"
-    body = answer.json()
-    assert body["status"] == "success", f"{expr}: {body}"
-    return list(body["data"]["result"])
 
 
 def _provider(namespace: str, name: str, address: str) -> dict[str, Any]:
@@ -78,22 +69,26 @@ def test_every_dashboard_query_returns_data_and_the_rules_fire_as_they_should(
             wait_phase(kube, namespace, "web", "Initialized")
             release(kube, namespace, "web:2")
             wait_phase(kube, namespace, "web", "Succeeded", timeout=120)
+            wait_target_quiet(local_stack.prometheus_url, namespace)
             bad = make_deployment("web", namespace, replicas=2, image="web:3",
                                   annotations={"sim.canary.dev/error-rate": "30"})
             kube.apply(bad, field_manager="test")
             wait_phase(kube, namespace, "web", "Failed", timeout=120)
 
             prometheus = local_stack.prometheus_url
-            wait_until(lambda: _query(prometheus, f'increase(canary_failures_total{{job="{job}"}}[1h]) > 0'), bool,
+            failures = f'increase(canary_failures_total{{job="{job}"}}[1h]) > 0'
+            wait_until(lambda: prometheus_query(prometheus, failures), bool,
                        what="Prometheus to scrape the rollback", timeout=30)
-            empty = [f"{title}: {expr}" for title, expr in _dashboard_queries() if not _query(prometheus, expr)]
+            empty = [f"{title}: {expr}" for title, expr in _dashboard_queries()
+                     if not prometheus_query(prometheus, expr)]
             assert empty == [], "dashboard queries without data"
             rules = _rules()
             for alert in sorted(FIRING):
-                assert _query(prometheus, rules[alert]), f"{alert} should fire: {rules[alert]}"
+                assert prometheus_query(prometheus, rules[alert]), f"{alert} should fire: {rules[alert]}"
             for alert in sorted(QUIET):
-                assert _query(prometheus, rules[alert]) == [], f"{alert} should be quiet: {rules[alert]}"
-            _query(prometheus, rules["CanaryTicksFailing"])  # valid PromQL; whether it fires depends on conflicts
+                assert prometheus_query(prometheus, rules[alert]) == [], f"{alert} should be quiet: {rules[alert]}"
+            # Valid PromQL; whether it fires depends on conflicts.
+            prometheus_query(prometheus, rules["CanaryTicksFailing"])
         finally:
             local_stack.remove_target(job=job)
             controller.stop()

@@ -28,7 +28,15 @@ from canary.kube.client import Kube
 from canary.local import stack
 from canary.waiting import wait_until
 from tests.builders import make_deployment
-from tests.e2e.canaries import canary_status, deployment, image_of, judged_canary, release, wait_phase
+from tests.e2e.canaries import (
+    canary_status,
+    deployment,
+    image_of,
+    judged_canary,
+    release,
+    wait_phase,
+    wait_target_quiet,
+)
 from tests.e2e.controllers import ControllerProcess
 
 pytestmark = pytest.mark.usefixtures("gateway_api_crds")
@@ -189,10 +197,8 @@ def test_the_list_follows_a_release_live_and_the_canary_page_charts_metrics_agai
     page.unroute(detail)
     assert page.evaluate("window.sameDocument") is True, "shown without a reload"
 
-    # A bad release, watched on the same page: its failing values are drawn red, below the band. Five steps
-    # of analysis leave the traffic simulator time to see the new pods' errors on a loaded machine.
-    kube.merge_patch("canary.dev/v1alpha1", "Canary", "web", {"spec": {"analysis": {"stepWeight": 10}}},
-                     namespace=namespace)
+    # A bad release, watched on the same page: its failing values are drawn red, below the band.
+    wait_target_quiet(local_stack.prometheus_url, namespace)
     release(kube, namespace, "web:3", annotations={"sim.canary.dev/error-rate": "30"})
     _wait_in_page(page, "() => document.querySelector('#phase').dataset.phase === 'Failed'",
                   what="the canary page to show Failed")

@@ -182,7 +182,7 @@ def test_the_image_releases_and_rolls_back_with_only_its_rbac_and_names_a_missin
         kube.create(judged_canary(namespace, "gatewayapi", stepWeight=25, maxWeight=50))
         wait_phase(kube, namespace, "web", "Initialized")
         good_then_bad_release(kube, namespace, lambda: route_weights(kube, namespace, "web"),
-                              counted="the pods' requests")
+                              counted="the pods' requests", prometheus=local_stack.prometheus_url)
 
         # Without services patch, a new Canary cannot get its Services: a condition and a log line
         # that name the permission, and the controller keeps running and answers its liveness probe.

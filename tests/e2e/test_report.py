@@ -19,7 +19,14 @@ from canary.report.draw import pixel_size
 from canary.report.prometheus import with_prometheus
 from canary.report.series import Mark, Run, run_of
 from tests.builders import make_deployment
-from tests.e2e.canaries import follow_release, judged_canary, release, route_weights, wait_phase
+from tests.e2e.canaries import (
+    follow_release,
+    judged_canary,
+    release,
+    route_weights,
+    wait_phase,
+    wait_target_quiet,
+)
 from tests.e2e.controllers import ControllerProcess
 
 pytestmark = pytest.mark.usefixtures("gateway_api_crds")
@@ -83,6 +90,7 @@ def test_the_report_of_a_good_and_a_bad_release_shows_their_weights_metrics_and_
     assert rate.prometheus, f"no Prometheus series of the success rate: {rate.missing}"
     assert min(v for _, v in rate.prometheus) >= 99
 
+    wait_target_quiet(local_stack.prometheus_url, namespace)
     release(kube, namespace, "web:3", annotations={"sim.canary.dev/error-rate": "30"})
     wait_phase(kube, namespace, "web", "Progressing")
     seen, phase = follow_release(kube, namespace, lambda: route_weights(kube, namespace, "web"))

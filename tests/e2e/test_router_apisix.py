@@ -52,4 +52,4 @@ def test_apisix_steps_a_canary_route_and_promotes_a_good_release_then_rolls_back
     assert users["spec"]["http"] == [HTTP_ROUTE], "the user's route is left alone"
 
     good_then_bad_release(kube, namespace, lambda: _weights(kube, namespace),
-                          counted="APISIX's series of the canary route")
+                          counted="APISIX's series of the canary route", prometheus=controller.stack.prometheus_url)

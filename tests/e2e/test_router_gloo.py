@@ -55,7 +55,7 @@ def test_gloo_steps_a_route_table_over_its_upstreams_and_promotes_a_good_release
         assert "static" not in upstream["spec"]
 
     good_then_bad_release(kube, namespace, lambda: _weights(kube, namespace),
-                          counted="Envoy's series of the canary upstream")
+                          counted="Envoy's series of the canary upstream", prometheus=controller.stack.prometheus_url)
 
 
 def test_gloo_ab_testing_sends_matching_requests_to_the_canary_and_keeps_the_rest_on_the_primary(

@@ -44,7 +44,8 @@ def test_kuma_steps_a_traffic_route_promotes_a_good_release_rolls_back_a_bad_one
     assert _weights(kube, namespace) == (100, 0)
 
     good_then_bad_release(kube, namespace, lambda: _weights(kube, namespace),
-                          counted="Envoy's series of the canary's Kuma service")
+                          counted="Envoy's series of the canary's Kuma service",
+                          prometheus=controller.stack.prometheus_url)
 
     kube.delete("canary.dev/v1alpha1", "Canary", "web", namespace=namespace)
     wait_until(lambda: (kube.get(KUMA, "TrafficRoute", "web"),

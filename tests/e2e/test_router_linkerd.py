@@ -44,7 +44,7 @@ def test_linkerd_steps_a_traffic_split_and_promotes_a_good_release_then_rolls_ba
                                                               {"service": "web-primary", "weight": 100}]}
 
     good_then_bad_release(kube, namespace, lambda: _weights(kube, namespace),
-                          counted="Linkerd's series of the canary")
+                          counted="Linkerd's series of the canary", prometheus=controller.stack.prometheus_url)
 
 
 def test_the_converted_crd_takes_flaggers_v1alpha1_quantity_weights_and_serves_every_version(

@@ -17,6 +17,7 @@ from tests.e2e.canaries import (
     judged_canary,
     release,
     wait_phase,
+    wait_target_quiet,
 )
 from tests.e2e.controllers import ControllerProcess
 
@@ -75,6 +76,7 @@ def test_skipper_steps_the_canary_ingress_weights_and_promotes_a_good_release_th
     assert 10 < judged["request-duration"]["value"] < 50, "the simulator answers in about 20 ms"
 
     promoted = canary_status(kube, namespace, "web")["lastPromotedSpec"]
+    wait_target_quiet(controller.stack.prometheus_url, namespace)
     release(kube, namespace, "web:3", annotations={"sim.canary.dev/error-rate": "30"})
     wait_phase(kube, namespace, "web", "Progressing")
     seen, phase = follow_release(kube, namespace, lambda: _weights(kube, namespace))

@@ -17,6 +17,7 @@ from tests.e2e.canaries import (
     judged_canary,
     release,
     wait_phase,
+    wait_target_quiet,
 )
 from tests.e2e.controllers import ControllerProcess
 
@@ -54,6 +55,7 @@ def test_traefik_steps_a_traefik_service_and_promotes_a_good_release_then_rolls_
     assert 10 < judged["request-duration"]["value"] < 100
 
     promoted = canary_status(kube, namespace, "web")["lastPromotedSpec"]
+    wait_target_quiet(controller.stack.prometheus_url, namespace)
     kube.apply(make_deployment("web", namespace, replicas=2, image="web:3",
                                annotations={"sim.canary.dev/error-rate": "30"}), field_manager="test")
     wait_phase(kube, namespace, "web", "Progressing")
