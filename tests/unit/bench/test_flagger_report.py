@@ -43,6 +43,16 @@ def test_figures_are_per_canary_and_per_tick_of_the_interval() -> None:
     assert flagger.idle_cpu_ms_per_tick == 4.0  # 240 ms / 10 canaries / 6 ticks
     assert flagger.release_requests_per_canary == 109
     assert flagger.release_cpu_ms_per_tick == 10.0  # 800 ms / 10 canaries / 8 ticks
+    assert flagger.release_cpu_ms_per_canary == 80.0  # 800 ms / 10 canaries
+
+
+def test_a_release_that_ends_sooner_costs_more_per_tick_for_the_same_work_per_canary() -> None:
+    slow, fast = measured(release_seconds=80), measured(release_seconds=40)
+    assert fast.release_cpu_ms_per_tick == 2 * slow.release_cpu_ms_per_tick
+    assert fast.release_cpu_ms_per_canary == slow.release_cpu_ms_per_canary
+    found = {name: ratio for name, _, _, ratio in rows(SizeResult(size=10, nodes=2, minutes=1,
+                                                                  measured={"flagger": slow, "ours": fast}))}
+    assert (found["CPU ms per canary per tick, release"], found["CPU ms per canary, one release"]) == ("2.00x", "1.00x")
 
 
 def test_the_table_sets_both_controllers_side_by_side_with_their_ratio() -> None:
