@@ -6,6 +6,10 @@ write (``pending``); after each tick it sends the pending alerts this process ha
 removes the delivered ones (``Outbox``). A controller killed anywhere in between finds them in the
 status when it starts and sends them again: nothing is lost, and the only duplicates come from a
 kill between a delivery and the write that removes it.
+
+A canary whose alerts have nowhere to go but the log (no ``spec.analysis.alerts``, no default
+destination) skips all that: its alerts are logged right after the tick's effects (``announce``),
+which saves two status writes per transition that would only record a log line.
 """
 
 from __future__ import annotations
@@ -24,18 +28,38 @@ Key = tuple[str, str]
 """A canary, as (namespace, name)."""
 
 
-def pending(decision: Act, *, revision: str, phase: str) -> Act:
-    """``decision`` with its ``Alert`` effects recorded as pending alerts of its (first) status write."""
+def split(decision: Act, *, revision: str, phase: str) -> tuple[Act, tuple[PendingAlert, ...]]:
+    """``decision`` without its ``Alert`` effects, and those effects as records."""
     alerts = [e for e in decision.effects if isinstance(e, Alert)]
     if not alerts:
-        return decision
+        return decision, ()
     records = tuple(PendingAlert(id=secrets.token_hex(8), severity=a.severity, message=a.message,
                                  revision=revision, phase=phase,
                                  details=[MetricDetail(name=n, value=v) for n, v in a.details] or None)
                     for a in alerts)
     kept = Act(effects=tuple(e for e in decision.effects if not isinstance(e, Alert)), summary=decision.summary,
                hold=decision.hold)
-    return kept.with_status(SetStatus(alerts=records))
+    return kept, records
+
+
+def pending(decision: Act, *, revision: str, phase: str) -> Act:
+    """``decision`` with its ``Alert`` effects recorded as pending alerts of its (first) status write."""
+    kept, records = split(decision, revision=revision, phase=phase)
+    return kept.with_status(SetStatus(alerts=records)) if records else decision
+
+
+def notice(canary: Canary, alert: PendingAlert) -> Notice:
+    """The notice of one of the canary's alerts, routed by its ``spec.analysis.alerts``."""
+    return Notice(canary=canary.metadata.name, namespace=canary.metadata.namespace or "", severity=alert.severity,
+                  message=alert.message, phase=alert.phase, revision=alert.revision,
+                  alerts=routes(canary.spec.analysis.alerts),
+                  details=tuple((d.name, d.value) for d in alert.details or ()))
+
+
+def announce(notifier: Notifier, canary: Canary, alerts: tuple[PendingAlert, ...]) -> None:
+    """Hand alerts that are not kept pending straight to the notifier (which logs them)."""
+    for alert in alerts:
+        notifier.notify(notice(canary, alert))
 
 
 @dataclass
@@ -68,12 +92,8 @@ class Outbox:
             sent.in_flight.update(a.id for a in new)
         if not new:
             return 0  # the usual case, after every tick
-        alert_routes = routes(canary.spec.analysis.alerts)
         for alert in new:
-            notice = Notice(canary=key[1], namespace=key[0], severity=alert.severity, message=alert.message,
-                            phase=alert.phase, revision=alert.revision, alerts=alert_routes,
-                            details=tuple((d.name, d.value) for d in alert.details or ()))
-            self._notifier.notify(notice, self._settled(key, alert.id))
+            self._notifier.notify(notice(canary, alert), self._settled(key, alert.id))
         return len(new)
 
     def done(self, namespace: str, name: str) -> frozenset[str]:

@@ -30,8 +30,8 @@ from canary.kube import Obj
 from canary.kube.client import Kube
 from canary.kube.events import EventRecorder
 from canary.models.base import API_VERSION
-from canary.models.canary import Canary, CanaryHead, CanaryStatus, ConditionStatus, HookType, Phase
-from canary.notify.base import Notifier
+from canary.models.canary import Canary, CanaryHead, CanaryStatus, ConditionStatus, HookType, PendingAlert, Phase
+from canary.notify.base import Notifier, routes
 from canary.routers import services
 from canary.routers.affinity import Cookies, next_cookies
 from canary.routers.base import Router, RouteTarget, Weights, unsupported_fields
@@ -74,6 +74,7 @@ class Reconciler:
         self._event_hooks = event_hooks
         # Why references to other namespaces are refused (the flag that says so), or None when they are read.
         self._cross_namespace_refusal = cross_namespace_refusal
+        self._notifier = notifier
         self._outbox = alerts.Outbox(notifier, self._alert_done)
         # A delivered alert is removed from the status from this thread, not the notifier's, which a
         # slow API server would otherwise hold; tests settle in the caller's thread, to be deterministic.
@@ -331,7 +332,11 @@ class Reconciler:
             _record_metrics(canary, canary.status.phase, weights)
             return f"waiting: {exc}"
         decision, tick = _with_cookies(decision, tick)
-        decision = alerts.pending(decision, revision=state.revision, phase=str(canary.status.phase))
+        logged: tuple[PendingAlert, ...] = ()
+        if self._notifier.delivers(routes(canary.spec.analysis.alerts)):
+            decision = alerts.pending(decision, revision=state.revision, phase=str(canary.status.phase))
+        else:  # only the log would hear them: no pending record, no status write to remove it
+            decision, logged = alerts.split(decision, revision=state.revision, phase=str(canary.status.phase))
         phase = canary.status.phase
         for effect in decision.effects:
             self._apply(tick, effect)
@@ -345,6 +350,7 @@ class Reconciler:
         if decision.effects:
             log.info("tick", canary=canary.metadata.name, namespace=canary.metadata.namespace,
                      phase=canary.status.phase, revision=state.revision, action=decision.summary)
+        alerts.announce(self._notifier, canary, logged)
         return decision.summary
 
     def _apply(self, tick: TickContext, effect: Effect) -> None:

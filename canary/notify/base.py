@@ -78,6 +78,10 @@ class Notifier(Protocol):
         """Queue ``notice`` for delivery; ``settled`` hears how it ended."""
         ...
 
+    def delivers(self, alerts: tuple[AlertRoute, ...]) -> bool:
+        """Whether a notice routed by ``alerts`` goes anywhere but the log (worth delivering at least once)."""
+        ...
+
 
 class LogNotifier:
     """Writes alerts to the log: where a notice goes when it has no destination."""
@@ -89,3 +93,7 @@ class LogNotifier:
                  details=dict(notice.details))
         if settled is not None:
             settled(True)
+
+    def delivers(self, alerts: tuple[AlertRoute, ...]) -> bool:
+        """Never: it only logs."""
+        return False

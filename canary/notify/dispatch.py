@@ -196,6 +196,10 @@ class AlertDispatcher:
         for delivery in deliveries:
             self._enqueue(replace(delivery, countdown=countdown))
 
+    def delivers(self, alerts: tuple[AlertRoute, ...]) -> bool:
+        """Whether a notice routed by ``alerts`` has a destination: its routes, else a default one."""
+        return bool(alerts) or self._default_url is not None or self._default_provider is not None
+
     def _deliveries(self, notice: Notice) -> list[Delivery]:
         """One delivery per destination that admits ``notice`` and resolves (the others are counted as dropped)."""
         found: list[Delivery | None] = []

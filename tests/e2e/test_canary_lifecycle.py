@@ -12,8 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from canary.kube import Obj
+from canary.kube.cache import Informer
 from canary.kube.client import Kube
 from canary.local import stack
+from canary.models.base import API_VERSION
 from canary.waiting import wait_until
 from tests.builders import make_canary, make_deployment
 from tests.e2e.canaries import canary_status, deployment, events, image_of, release, route_weights, wait_phase
@@ -185,6 +188,28 @@ def test_a_controller_killed_mid_run_resumes_and_finishes_the_run(
     assert done["lastPromotedSpec"] == done["lastAppliedSpec"]
     assert image_of(deployment(kube, namespace, "web-primary")) == "web:2"
     assert frozen[1] < 100
+
+
+def test_an_alert_with_nowhere_to_go_but_the_log_is_logged_and_never_written_into_the_status(
+    kube: Kube, namespace: str, controller: ControllerProcess  # no --slack-url, no default AlertProvider
+) -> None:
+    initialised = "New Deployment detected, initialization completed."
+    statuses: list[Obj] = []  # every version of the Canary's status, from a watch
+    canaries = Informer(kube, API_VERSION, "Canary", namespace=namespace)
+    canaries.subscribe(lambda event, obj: statuses.append(dict(obj.get("status") or {})))
+    canaries.start()
+    try:
+        kube.create(make_deployment("web", namespace, replicas=1, image="web:1"))
+        kube.create(make_canary("web", namespace, analysis={"interval": "1s", "threshold": 2, "stepWeight": 50}))
+        wait_phase(kube, namespace, "web", "Initialized")
+        wait_until(lambda: controller.log.read_text(errors="replace"), lambda text: initialised in text,
+                   what="the alert in the controller's log", timeout=10, interval=0.1)
+        wait_until(lambda: statuses, lambda seen: any(s.get("phase") == "Initialized" for s in seen),
+                   what="the watch to see the Canary Initialized", timeout=10, interval=0.1)
+    finally:
+        canaries.stop()
+    assert [s["pendingAlerts"] for s in statuses if s.get("pendingAlerts")] == [], \
+        "an alert only the log hears is not kept for delivery"
 
 
 def test_an_alert_whose_delivery_a_kill_interrupted_is_sent_by_the_next_controller(

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from prometheus_client import REGISTRY
+from structlog.testing import capture_logs
 
 from canary.engine.canaries import Canaries
 from canary.engine.checks import CheckRunner
@@ -21,7 +22,7 @@ from canary.kube import Obj
 from canary.kube.events import EventRecorder
 from canary.models.base import API_VERSION
 from canary.models.canary import Canary, MetricResult, Phase
-from canary.notify.base import LogNotifier, Notice, Notifier, Settled
+from canary.notify.base import AlertRoute, LogNotifier, Notice, Notifier, Settled
 from canary.routers.base import RouterContext
 from canary.routers.registry import RouterRegistry
 from canary.webhooks import WebhookCaller
@@ -267,6 +268,9 @@ class HeldNotifier:
     def notify(self, notice: Notice, settled: Settled | None = None) -> None:
         self.notices.append((notice, settled))
 
+    def delivers(self, alerts: tuple[AlertRoute, ...]) -> bool:
+        return True  # a chat, as far as the reconciler can tell
+
     def deliver_all(self) -> None:
         held, self.notices = self.notices, []
         for _, settled in held:
@@ -301,6 +305,28 @@ def test_a_transitions_alert_is_pending_in_its_status_write_until_delivered_and_
     held.deliver_all()
     assert _pending(cluster) == [], "removed once delivered"
     assert cluster.canary()["status"]["lastTransitionTime"] == "2026-01-01T00:00:00Z"
+
+
+def test_an_alert_with_only_the_log_to_go_to_is_logged_after_its_transition_and_never_pending() -> None:
+    initialised = "New Deployment detected, initialization completed."
+    chat, log_only = Cluster(make_deployment("web", "apps", image="web:1"), _canary(), notifier=HeldNotifier()), \
+        Cluster(make_deployment("web", "apps", image="web:1"), _canary())  # no alerts, no default destination
+    for cluster in (chat, log_only):
+        cluster.tick()
+        cluster.ready("web-primary")
+    with capture_logs() as logs:
+        log_only.tick()
+    assert log_only.canary()["status"]["phase"] == "Initialized"
+    assert _pending(log_only) == [], "nothing to deliver at least once"
+    assert [(e["message"], e["revision"]) for e in logs if e["event"] == "alert"] == \
+        [(initialised, log_only.canary()["status"]["lastAppliedSpec"])]
+    assert [e["event"] for e in logs if e["event"] in ("tick", "alert")] == ["tick", "alert"], "after the transition"
+    assert log_only.kube.writes().count("patch Canary web/status") == 1, "the transition's write, and no other"
+
+    chat.tick()
+    chat.kube.calls.clear()
+    chat.reconciler_notifier().deliver_all()
+    assert chat.kube.writes() == ["patch Canary web/status"], "a chat's alert is pending, then removed"
 
 
 def test_an_alert_not_handed_over_is_sent_again_at_the_next_tick() -> None:
