@@ -8,8 +8,8 @@ status when it starts and sends them again: nothing is lost, and the only duplic
 kill between a delivery and the write that removes it.
 
 A canary whose alerts have nowhere to go but the log (no ``spec.analysis.alerts``, no default
-destination) skips all that: its alerts are logged right after the tick's effects (``announce``),
-which saves two status writes per transition that would only record a log line.
+destination) skips all that: its alerts are logged once the transition's status is written
+(``announce``), which saves two status writes per transition that would only record a log line.
 """
 
 from __future__ import annotations

@@ -342,15 +342,18 @@ class Reconciler:
             self._apply(tick, effect)
             if isinstance(effect, SetStatus):
                 _record_run(canary, effect, now)
+                # Logged once the transition is written, so that nothing failing later in the tick loses it.
+                alerts.announce(self._notifier, canary, logged)
+                logged = ()
             if isinstance(effect, SetStatus) and effect.phase is not None:
                 phase = effect.phase
             if isinstance(effect, SetRoutes):
                 weights = _weights(canary, effect)
+        alerts.announce(self._notifier, canary, logged)
         _record_metrics(canary, phase, weights)
         if decision.effects:
             log.info("tick", canary=canary.metadata.name, namespace=canary.metadata.namespace,
                      phase=canary.status.phase, revision=state.revision, action=decision.summary)
-        alerts.announce(self._notifier, canary, logged)
         return decision.summary
 
     def _apply(self, tick: TickContext, effect: Effect) -> None:
