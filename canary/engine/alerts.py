@@ -1,8 +1,8 @@
 """Alerts at least once: a transition's alerts are written into the Canary's status as pending, in
 the same write as the transition, and removed only after their delivery.
 
-The reconciler turns a decision's ``Alert`` effects into ``PendingAlert`` entries of its status
-write (``pending``); after each tick it sends the pending alerts this process has not sent yet and
+The reconciler turns a decision's ``Alert`` effects into ``PendingAlert`` entries (``split``) of
+its status write; after each tick it sends the pending alerts this process has not sent yet and
 removes the delivered ones (``Outbox``). A controller killed anywhere in between finds them in the
 status when it starts and sends them again: nothing is lost, and the only duplicates come from a
 kill between a delivery and the write that removes it.
@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from canary.engine.decide import Act
-from canary.engine.effects import Alert, SetStatus
+from canary.engine.effects import Alert
 from canary.models.canary import Canary, MetricDetail, PendingAlert
 from canary.notify.base import Notice, Notifier, routes
 
@@ -40,12 +40,6 @@ def split(decision: Act, *, revision: str, phase: str) -> tuple[Act, tuple[Pendi
     kept = Act(effects=tuple(e for e in decision.effects if not isinstance(e, Alert)), summary=decision.summary,
                hold=decision.hold)
     return kept, records
-
-
-def pending(decision: Act, *, revision: str, phase: str) -> Act:
-    """``decision`` with its ``Alert`` effects recorded as pending alerts of its (first) status write."""
-    kept, records = split(decision, revision=revision, phase=phase)
-    return kept.with_status(SetStatus(alerts=records)) if records else decision
 
 
 def notice(canary: Canary, alert: PendingAlert) -> Notice:

@@ -30,7 +30,7 @@ from canary.kube import Obj
 from canary.kube.client import Kube
 from canary.kube.events import EventRecorder
 from canary.models.base import API_VERSION
-from canary.models.canary import Canary, CanaryHead, CanaryStatus, ConditionStatus, HookType, PendingAlert, Phase
+from canary.models.canary import Canary, CanaryHead, CanaryStatus, ConditionStatus, HookType, Phase
 from canary.notify.base import Notifier, routes
 from canary.routers import services
 from canary.routers.affinity import Cookies, next_cookies
@@ -332,11 +332,10 @@ class Reconciler:
             _record_metrics(canary, canary.status.phase, weights)
             return f"waiting: {exc}"
         decision, tick = _with_cookies(decision, tick)
-        logged: tuple[PendingAlert, ...] = ()
-        if self._notifier.delivers(routes(canary.spec.analysis.alerts)):
-            decision = alerts.pending(decision, revision=state.revision, phase=str(canary.status.phase))
-        else:  # only the log would hear them: no pending record, no status write to remove it
-            decision, logged = alerts.split(decision, revision=state.revision, phase=str(canary.status.phase))
+        decision, logged = alerts.split(decision, revision=state.revision, phase=str(canary.status.phase))
+        if logged and self._notifier.delivers(routes(canary.spec.analysis.alerts)):
+            # Pending in the transition's own status write until delivered (at least once).
+            decision, logged = decision.with_status(SetStatus(alerts=logged)), ()
         phase = canary.status.phase
         for effect in decision.effects:
             self._apply(tick, effect)
